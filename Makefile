@@ -1,0 +1,46 @@
+# ecom-pipeline: the two entry points are `make demo` and `make test`.
+# Build artefacts and downloads live outside the repository so repeated runs are fast.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/ecom-pipeline/target
+CARGO ?= cargo
+# One build profile everywhere (demo, tests, benchmarks, CI): release.
+CARGO_FLAGS := --release --locked
+ECOM := $(CARGO_TARGET_DIR)/release/ecom
+DEMO_ARGS ?=
+
+.PHONY: setup build demo test unit-test lint fmt bench-clean help
+
+help:
+	@echo "make demo        run the whole pipeline on embedded stand-ins and serve the dashboard"
+	@echo "make test        lint, unit and integration tests (starts the real services)"
+	@echo "make bench-clean cleaning benchmark against PySpark and polars-python"
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build $(CARGO_FLAGS) --bin ecom
+
+demo: build
+	$(ECOM) demo $(DEMO_ARGS)
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+unit-test: setup
+	$(CARGO) test $(CARGO_FLAGS) --workspace --exclude ecom-itests
+
+test: lint unit-test itest-if-present
+
+bench-clean: build
+	scripts/bench-clean.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+-include mk/services.mk
+
+.PHONY: itest-if-present
+itest-if-present:
+	@if [ -f mk/services.mk ]; then $(MAKE) --no-print-directory itest; fi

@@ -1,0 +1,252 @@
+//! `ecom`: the one binary of ecom-pipeline.
+
+mod demo;
+mod progress;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use ecom_jobs::clean::{CleanConfig, Cleaner, CLEAN_PART, REPORT_FILE};
+use ecom_jobs::generate::{Dirt, GenerateConfig, Generator, TimestampMode};
+use ecom_jobs::rules::{Fix, Rule};
+
+/// Real-time e-commerce analytics pipeline: generate, clean, load and explore
+/// transaction data, on one machine (embedded) or on Kafka, HDFS and HBase.
+#[derive(Debug, Parser)]
+#[command(name = "ecom", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write deterministic transaction data (TSV with header) with controllable dirt.
+    Generate(GenerateArgs),
+    /// Clean raw TSV into Parquet plus a data-quality report (report.json).
+    Clean(CleanArgs),
+    /// Run the whole pipeline on embedded stand-ins and serve the dashboard.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Timestamps {
+    /// Ascending over about 90 days.
+    Spread,
+    /// Every row at one instant.
+    Constant,
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// Number of data rows (the header line is extra).
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Seed: the same seed and flags always give the same bytes.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fraction of rows with one kind of dirt, split evenly over the kinds without --rate.
+    #[arg(long, default_value_t = 0.05)]
+    dirty_rate: f64,
+    /// Per-kind dirt fraction, e.g. `--rate invalid_utf8=0.01` (repeatable). Kinds:
+    /// missing_field, unparseable_amount, credit_card_typo, debit_card_typo,
+    /// nonpositive_amount, unparseable_timestamp, duplicate_order_id, case_variant,
+    /// too_few_fields, too_many_fields, invalid_utf8.
+    #[arg(long = "rate", value_name = "KIND=FRACTION")]
+    rates: Vec<String>,
+    /// How timestamps advance from row to row.
+    #[arg(long, value_enum, default_value = "spread")]
+    timestamps: Timestamps,
+    /// Leave out the header line.
+    #[arg(long)]
+    no_header: bool,
+    /// Output file, or `-` for standard output.
+    #[arg(long, default_value = "-")]
+    out: String,
+    /// Also write the ground truth (what cleaning must drop and fix) as JSON to this file.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Print the ground truth as JSON on standard error.
+    #[arg(long)]
+    print_truth: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CleanArgs {
+    /// A raw TSV file, or a directory of them (read in name order).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output directory: receives part-00000.parquet and report.json.
+    #[arg(long)]
+    output: PathBuf,
+    /// Reproduce the seed's Spark step exactly: its null drop and typo fixes only.
+    #[arg(long)]
+    seed_compat: bool,
+    /// Switch a drop rule off (repeatable): invalid_utf8, too_few_fields,
+    /// too_many_fields, missing_field, unparseable_amount, unparseable_id,
+    /// nonpositive_amount, unparseable_timestamp, duplicate_order_id.
+    #[arg(long = "disable-rule", value_name = "RULE")]
+    disable_rules: Vec<String>,
+    /// Switch a fix off (repeatable): credit_card_typo, debit_card_typo, normalized_value.
+    #[arg(long = "disable-fix", value_name = "FIX")]
+    disable_fixes: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate(args),
+        Command::Clean(args) => clean(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_rates(rates: &[String]) -> Result<BTreeMap<Dirt, f64>> {
+    rates
+        .iter()
+        .map(|r| {
+            let (kind, value) = r
+                .split_once('=')
+                .with_context(|| format!("--rate {r}: expected KIND=FRACTION"))?;
+            let dirt = Dirt::from_name(kind)
+                .with_context(|| format!("--rate {r}: unknown dirt kind {kind:?}"))?;
+            let value: f64 = value
+                .parse()
+                .with_context(|| format!("--rate {r}: {value:?} is not a number"))?;
+            Ok((dirt, value))
+        })
+        .collect()
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let cfg = GenerateConfig {
+        rows: args.rows,
+        seed: args.seed,
+        dirty_rate: args.dirty_rate,
+        kind_rates: parse_rates(&args.rates)?,
+        timestamps: match args.timestamps {
+            Timestamps::Spread => TimestampMode::Spread,
+            Timestamps::Constant => TimestampMode::Constant,
+        },
+        header: !args.no_header,
+    };
+    let generator = Generator::new(cfg)?;
+    let truth = if args.out == "-" {
+        let stdout = std::io::stdout();
+        let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+        generator.write_all(&mut w, "standard output")?
+    } else {
+        let path = Path::new(&args.out);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("creating directory {}", parent.display()))?;
+        }
+        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        generator.write_all(&mut w, &args.out)?
+    };
+    let json = serde_json::to_string_pretty(&truth)?;
+    if let Some(path) = args.truth {
+        fs::write(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.print_truth {
+        eprintln!("{json}");
+    }
+    Ok(())
+}
+
+pub(crate) fn clean_config(
+    seed_compat: bool,
+    disable_rules: &[String],
+    disable_fixes: &[String],
+) -> Result<CleanConfig> {
+    let disabled_rules = disable_rules
+        .iter()
+        .map(|r| Rule::from_name(r).with_context(|| format!("--disable-rule: unknown rule {r:?}")))
+        .collect::<Result<BTreeSet<_>>>()?;
+    let disabled_fixes = disable_fixes
+        .iter()
+        .map(|f| Fix::from_name(f).with_context(|| format!("--disable-fix: unknown fix {f:?}")))
+        .collect::<Result<BTreeSet<_>>>()?;
+    Ok(CleanConfig {
+        seed_compat,
+        disabled_rules,
+        disabled_fixes,
+    })
+}
+
+/// Raw input files of `input`: the file itself, or a directory's visible files in name order.
+fn input_files(input: &Path) -> Result<Vec<PathBuf>> {
+    let meta = fs::metadata(input).with_context(|| format!("reading input {}", input.display()))?;
+    if meta.is_file() {
+        return Ok(vec![input.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in fs::read_dir(input).with_context(|| format!("listing {}", input.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", input.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && !name.starts_with('_') && entry.path().is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        bail!("input directory {} holds no files", input.display());
+    }
+    Ok(files)
+}
+
+fn clean(args: CleanArgs) -> Result<()> {
+    let cfg = clean_config(args.seed_compat, &args.disable_rules, &args.disable_fixes)?;
+    let files = input_files(&args.input)?;
+    fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating output directory {}", args.output.display()))?;
+    let part = args.output.join(CLEAN_PART);
+    let tmp = args
+        .output
+        .join(format!(".{CLEAN_PART}.{}.tmp", std::process::id()));
+    let total: u64 = files
+        .iter()
+        .map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let bar = progress::bytes_bar("clean", total);
+    let out = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut cleaner = Cleaner::new(cfg, out, &part.display().to_string())?;
+    for f in &files {
+        let reader = BufReader::with_capacity(
+            1 << 20,
+            File::open(f).with_context(|| format!("opening {}", f.display()))?,
+        );
+        cleaner.clean_reader(reader, &f.display().to_string(), |n| bar.inc(n))?;
+    }
+    let report = cleaner.finish()?;
+    bar.finish_and_clear();
+    fs::rename(&tmp, &part).with_context(|| format!("renaming into {}", part.display()))?;
+    let report_path = args.output.join(REPORT_FILE);
+    let json = serde_json::to_string_pretty(&report)?;
+    let report_tmp = args.output.join(format!(".{REPORT_FILE}.tmp"));
+    fs::write(&report_tmp, &json).with_context(|| format!("writing {}", report_tmp.display()))?;
+    fs::rename(&report_tmp, &report_path)
+        .with_context(|| format!("renaming into {}", report_path.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
+    Ok(())
+}

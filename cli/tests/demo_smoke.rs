@@ -1,0 +1,218 @@
+//! End-to-end checks of the `ecom` binary: generate, clean and a demo whose
+//! dashboard API is queried over HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn ecom() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecom"))
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to dashboard");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("http response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (status, body.to_string())
+}
+
+fn json(addr: &str, path: &str) -> Value {
+    let (status, body) = http_get(addr, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Starts `ecom demo`, waits for the dashboard line, returns the child and address.
+fn start_demo(data_dir: &Path, rows: u64) -> (std::process::Child, String, Value) {
+    let mut child = ecom()
+        .args([
+            "demo",
+            "--rows",
+            &rows.to_string(),
+            "--port",
+            "0",
+            "--dirty-rate",
+            "0.2",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ecom demo");
+    let mut stdout = String::new();
+    let stderr = child.stderr.take().expect("stderr");
+    let mut addr = None;
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        if let Some(rest) = line.strip_prefix("dashboard: http://") {
+            addr = rest.split('/').next().map(str::to_string);
+            break;
+        }
+    }
+    let addr = addr.expect("demo printed its dashboard address");
+    // Keep draining stderr so the demo never writes into a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    // The report was printed before the dashboard line.
+    let mut out = child.stdout.take().expect("stdout");
+    let mut buf = [0u8; 65536];
+    while serde_json::from_str::<Value>(&stdout).is_err() {
+        let n = out.read(&mut buf).expect("read stdout");
+        assert!(n > 0, "stdout closed before the report: {stdout}");
+        stdout.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    (child, addr, serde_json::from_str(&stdout).expect("report"))
+}
+
+fn stop(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "demo exits cleanly on SIGTERM: {exit:?}");
+}
+
+#[test]
+fn demo_serves_counts_equal_to_the_quality_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, addr, report) = start_demo(dir.path(), 30_000);
+    let truth: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("input/truth.json")).expect("truth"),
+    )
+    .expect("truth json");
+    let summary = json(&addr, "/api/summary");
+    assert_eq!(summary["orders"], report["rows_out"]);
+    assert_eq!(summary["orders"], truth["full"]["rows_out"]);
+    assert_eq!(summary["rows_in"], 30_000);
+    let revenue = summary["revenue"].as_f64().expect("revenue");
+    let expected = truth["clean_revenue_cents"].as_i64().expect("cents") as f64 / 100.0;
+    assert!(
+        (revenue - expected).abs() < 0.005,
+        "{revenue} vs {expected}"
+    );
+    for (rule, n) in truth["full"]["dropped"].as_object().expect("dropped") {
+        assert_eq!(&summary["dropped"][rule], n, "{rule}");
+    }
+    let cats = json(&addr, "/api/categories");
+    let orders: u64 = cats
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| c["orders"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(Some(orders), summary["orders"].as_u64());
+    let status = json(&addr, "/api/status");
+    assert_eq!(status.as_array().expect("array").len(), 4);
+    let (code, page) = http_get(&addr, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("ecom-pipeline"));
+    stop(child);
+
+    // Re-running on the same data dir replaces the state: no duplicated rows.
+    let (child, addr, _) = start_demo(dir.path(), 30_000);
+    let again = json(&addr, "/api/summary");
+    assert_eq!(again["orders"], summary["orders"]);
+    assert_eq!(again["revenue"], summary["revenue"]);
+    stop(child);
+}
+
+#[test]
+fn generate_is_deterministic_and_clean_reports_add_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.tsv");
+    let b = dir.path().join("raw/b.tsv");
+    for out in [&a, &b] {
+        let st = ecom()
+            .args([
+                "generate",
+                "--rows",
+                "5000",
+                "--seed",
+                "9",
+                "--dirty-rate",
+                "0.3",
+                "--out",
+            ])
+            .arg(out)
+            .arg("--truth")
+            .arg(dir.path().join("truth.json"))
+            .status()
+            .expect("generate");
+        assert!(st.success());
+    }
+    assert_eq!(std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
+    let out = dir.path().join("clean");
+    let run = ecom()
+        .args(["clean", "--input"])
+        .arg(dir.path().join("raw"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .expect("clean");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let last = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let summary: Value = serde_json::from_str(&last).expect("JSON summary as last line");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report"))
+            .expect("json");
+    assert_eq!(summary, report);
+    let truth: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("truth.json")).expect("truth"),
+    )
+    .expect("json");
+    assert_eq!(report["rows_out"], truth["full"]["rows_out"]);
+    let dropped: u64 = report["dropped"]
+        .as_object()
+        .expect("map")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(
+        report["rows_in"].as_u64(),
+        Some(report["rows_out"].as_u64().unwrap_or(0) + dropped)
+    );
+    assert!(out.join("part-00000.parquet").exists());
+
+    // Bad input names its cause.
+    let bad = ecom()
+        .args(["clean", "--input", "/nonexistent/input.tsv", "--output"])
+        .arg(&out)
+        .output()
+        .expect("clean");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/input.tsv"));
+    let bad = ecom()
+        .args(["generate", "--rows", "1", "--rate", "bogus=0.1"])
+        .output()
+        .expect("generate");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bogus"));
+}

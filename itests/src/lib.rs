@@ -1,0 +1,1 @@
+//! Integration tests live in `tests/`; they need the services from `scripts/services.sh up`.

@@ -1,0 +1,12 @@
+//! The data side of ecom-pipeline: the record model, the generator, cleaning,
+//! the storage seams with their embedded backends, and the pipeline stages.
+
+pub mod aggregates;
+pub mod clean;
+pub mod generate;
+pub mod load;
+pub mod produce;
+pub mod record;
+pub mod rules;
+pub mod sink;
+pub mod store;

@@ -1,0 +1,331 @@
+//! The serving table on HBase, over the Thrift 1 `Hbase` service.
+//!
+//! The client is synchronous; one connection is kept per store behind a mutex
+//! and re-opened after a transport failure. Every call is retried with
+//! exponential backoff until a deadline, then fails naming the address.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hbase_thrift::hbase::{
+    BatchMutation, ColumnDescriptor, HbaseSyncClient, Mutation, THbaseSyncClient,
+};
+use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+use thrift::transport::{
+    ReadHalf, TBufferedReadTransport, TBufferedWriteTransport, TIoChannel, TTcpChannel, WriteHalf,
+};
+
+use super::table::{Cells, Row, Table, TableError, TableStore};
+
+type Client = HbaseSyncClient<
+    TBinaryInputProtocol<TBufferedReadTransport<ReadHalf<TTcpChannel>>>,
+    TBinaryOutputProtocol<TBufferedWriteTransport<WriteHalf<TTcpChannel>>>,
+>;
+
+/// Connection settings of the Thrift server.
+#[derive(Debug, Clone)]
+pub struct HbaseConfig {
+    /// `host:port` of the HBase Thrift server.
+    pub address: String,
+    /// Timeout of one connect, read or write.
+    pub io_timeout: Duration,
+    /// Give up on a call (with retries) after this long.
+    pub deadline: Duration,
+}
+
+impl HbaseConfig {
+    /// Defaults for `address`: 10 s per I/O, 60 s per call including retries.
+    pub fn new(address: impl Into<String>) -> Self {
+        HbaseConfig {
+            address: address.into(),
+            io_timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+struct Conn {
+    cfg: HbaseConfig,
+    client: Mutex<Option<Client>>,
+}
+
+impl Conn {
+    fn connect(&self) -> Result<Client, String> {
+        let addrs: Vec<_> = self
+            .cfg
+            .address
+            .to_socket_addrs()
+            .map_err(|e| format!("resolving: {e}"))?
+            .collect();
+        let mut last = String::from("no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.cfg.io_timeout) {
+                Ok(stream) => {
+                    stream
+                        .set_read_timeout(Some(self.cfg.io_timeout))
+                        .and_then(|_| stream.set_write_timeout(Some(self.cfg.io_timeout)))
+                        .and_then(|_| stream.set_nodelay(true))
+                        .map_err(|e| format!("configuring socket: {e}"))?;
+                    let (i, o) = TTcpChannel::with_stream(stream)
+                        .split()
+                        .map_err(|e| format!("splitting channel: {e}"))?;
+                    return Ok(HbaseSyncClient::new(
+                        TBinaryInputProtocol::new(TBufferedReadTransport::new(i), true),
+                        TBinaryOutputProtocol::new(TBufferedWriteTransport::new(o), true),
+                    ));
+                }
+                Err(e) => last = format!("connecting: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Runs `f` on a connected client, reconnecting and retrying transient failures.
+    fn call<T>(
+        &self,
+        table: &str,
+        mut f: impl FnMut(&mut Client) -> thrift::Result<T>,
+    ) -> Result<T, TableError> {
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let message = {
+                let mut guard = self
+                    .client
+                    .lock()
+                    .map_err(|_| self.err(table, "client lock poisoned".into()))?;
+                let connected = match guard.take() {
+                    Some(c) => Ok(c),
+                    None => self.connect(),
+                };
+                match connected {
+                    Err(e) => e,
+                    Ok(mut client) => match f(&mut client) {
+                        Ok(v) => {
+                            *guard = Some(client);
+                            return Ok(v);
+                        }
+                        Err(thrift::Error::Application(e)) => {
+                            *guard = Some(client);
+                            return Err(
+                                self.err(table, format!("server refused the call: {}", e.message))
+                            );
+                        }
+                        // IOError, IllegalArgument, AlreadyExists: the server's answer, not a fault.
+                        Err(thrift::Error::User(e)) => {
+                            *guard = Some(client);
+                            return Err(self.err(table, format!("server error: {e}")));
+                        }
+                        // Transport or protocol trouble: drop the connection, retry on a new one.
+                        Err(e) => e.to_string(),
+                    },
+                }
+            };
+            if start.elapsed() + backoff > self.cfg.deadline {
+                return Err(self.err(
+                    table,
+                    format!(
+                        "{message} (gave up after {:.1}s)",
+                        start.elapsed().as_secs_f64()
+                    ),
+                ));
+            }
+            tracing::warn!(address = %self.cfg.address, table, error = %message, "HBase call failed, retrying");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn err(&self, table: &str, message: String) -> TableError {
+        TableError::Remote {
+            address: self.cfg.address.clone(),
+            table: table.to_string(),
+            message,
+        }
+    }
+}
+
+/// Tables of one HBase cluster, reached through its Thrift server.
+#[derive(Clone)]
+pub struct HbaseTables {
+    conn: Arc<Conn>,
+}
+
+impl HbaseTables {
+    /// A store that connects lazily to `cfg.address`.
+    pub fn new(cfg: HbaseConfig) -> Self {
+        HbaseTables {
+            conn: Arc::new(Conn {
+                cfg,
+                client: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Whether the server answers (lists tables once, with retries).
+    pub fn ping(&self) -> Result<(), TableError> {
+        self.conn.call("", |c| c.get_table_names()).map(|_| ())
+    }
+
+    /// Disables and deletes `name` if it exists.
+    pub fn drop_table(&self, name: &str) -> Result<(), TableError> {
+        let exists = self
+            .conn
+            .call(name, |c| c.get_table_names())?
+            .iter()
+            .any(|t| t == name.as_bytes());
+        if exists {
+            self.conn.call(name, |c| c.disable_table(name.into()))?;
+            self.conn.call(name, |c| c.delete_table(name.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A column family with the Thrift IDL defaults spelled out (the generated
+/// `Default` leaves them unset, which the server reads as zero versions).
+pub fn family_descriptor(family: &str) -> ColumnDescriptor {
+    ColumnDescriptor {
+        name: Some(format!("{family}:").into_bytes()),
+        max_versions: Some(1),
+        compression: Some("NONE".into()),
+        in_memory: Some(false),
+        bloom_filter_type: Some("ROW".into()),
+        bloom_filter_vector_size: Some(0),
+        bloom_filter_nb_hashes: Some(0),
+        block_cache_enabled: Some(true),
+        time_to_live: Some(i32::MAX),
+    }
+}
+
+impl TableStore for HbaseTables {
+    fn ensure_table(&self, name: &str, families: &[&str]) -> Result<(), TableError> {
+        let names = self.conn.call(name, |c| c.get_table_names())?;
+        if names.iter().any(|t| t == name.as_bytes()) {
+            return Ok(());
+        }
+        let descriptors: Vec<ColumnDescriptor> =
+            families.iter().map(|f| family_descriptor(f)).collect();
+        match self
+            .conn
+            .call(name, |c| c.create_table(name.into(), descriptors.clone()))
+        {
+            Ok(()) => Ok(()),
+            // Another loader created it in between.
+            Err(e)
+                if e.to_string().contains("AlreadyExists")
+                    || e.to_string().contains("already exists") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn table(&self, name: &str) -> Result<Arc<dyn Table>, TableError> {
+        let names = self.conn.call(name, |c| c.get_table_names())?;
+        if !names.iter().any(|t| t == name.as_bytes()) {
+            return Err(TableError::NoTable(name.into()));
+        }
+        Ok(Arc::new(HbaseTable {
+            conn: self.conn.clone(),
+            name: name.to_string(),
+        }))
+    }
+}
+
+struct HbaseTable {
+    conn: Arc<Conn>,
+    name: String,
+}
+
+fn to_row(r: hbase_thrift::hbase::TRowResult) -> Row {
+    let cells: Cells = r
+        .columns
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, cell)| {
+            (
+                String::from_utf8_lossy(&k).into_owned(),
+                cell.value.unwrap_or_default(),
+            )
+        })
+        .collect();
+    Row {
+        key: r.row.unwrap_or_default(),
+        cells,
+    }
+}
+
+impl Table for HbaseTable {
+    fn put(&self, rows: &[Row]) -> Result<(), TableError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batches: Vec<BatchMutation> = rows
+            .iter()
+            .map(|row| BatchMutation {
+                row: Some(row.key.clone()),
+                mutations: Some(
+                    row.cells
+                        .iter()
+                        .map(|(column, value)| Mutation {
+                            is_delete: Some(false),
+                            column: Some(column.clone().into_bytes()),
+                            value: Some(value.clone()),
+                            write_to_w_a_l: Some(true),
+                        })
+                        .collect(),
+                ),
+            })
+            .collect();
+        self.conn.call(&self.name, |c| {
+            c.mutate_rows(
+                self.name.clone().into_bytes(),
+                batches.clone(),
+                Default::default(),
+            )
+        })
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Row>, TableError> {
+        let rows = self.conn.call(&self.name, |c| {
+            c.get_row(
+                self.name.clone().into_bytes(),
+                key.to_vec(),
+                Default::default(),
+            )
+        })?;
+        Ok(rows.into_iter().next().map(to_row))
+    }
+
+    fn scan(&self, start: &[u8], stop: &[u8], limit: usize) -> Result<Vec<Row>, TableError> {
+        let table = self.name.clone().into_bytes();
+        let id = self.conn.call(&self.name, |c| {
+            c.scanner_open_with_stop(
+                table.clone(),
+                start.to_vec(),
+                stop.to_vec(),
+                Vec::new(),
+                Default::default(),
+            )
+        })?;
+        let mut out = Vec::new();
+        let result = loop {
+            let want = (limit - out.len()).min(1000) as i32;
+            if want == 0 {
+                break Ok(());
+            }
+            match self.conn.call(&self.name, |c| c.scanner_get_list(id, want)) {
+                Ok(batch) if batch.is_empty() => break Ok(()),
+                Ok(batch) => out.extend(batch.into_iter().map(to_row)),
+                Err(e) => break Err(e),
+            }
+        };
+        let closed = self.conn.call(&self.name, |c| c.scanner_close(id));
+        result?;
+        closed?;
+        Ok(out)
+    }
+}

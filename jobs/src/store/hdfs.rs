@@ -1,0 +1,222 @@
+//! The raw/clean file store on HDFS, through the native `hdfs-native` client.
+//!
+//! The client is async; this backend owns a small runtime and blocks on it,
+//! so the stages stay synchronous. Store paths are relative to the path of the
+//! `hdfs://host:port/base` URL it was opened with.
+
+use std::time::Duration;
+
+use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+
+use super::files::{FileEntry, FileStore, FileStoreError};
+
+/// Files under a base directory of one HDFS cluster.
+pub struct HdfsFiles {
+    client: Client,
+    rt: tokio::runtime::Runtime,
+    /// `hdfs://host:port`, for messages.
+    authority: String,
+    /// Base directory, without trailing slash (`""` for the root).
+    base: String,
+    timeout: Duration,
+}
+
+fn hdfs_err(op: &'static str, path: &str, e: impl std::fmt::Display) -> FileStoreError {
+    FileStoreError::Io {
+        op,
+        path: path.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Splits `hdfs://host:port/some/dir` into (`hdfs://host:port`, `/some/dir`).
+pub fn split_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("hdfs://")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some((
+        format!("hdfs://{host}"),
+        path.trim_end_matches('/').to_string(),
+    ))
+}
+
+impl HdfsFiles {
+    /// Connects to the NameNode of `url` (`hdfs://host:port/base`); every call
+    /// fails after `timeout` naming the address.
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, FileStoreError> {
+        let (authority, base) = split_url(url)
+            .ok_or_else(|| hdfs_err("parsing HDFS URL", url, "expected hdfs://host:port/path"))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| hdfs_err("starting runtime for", url, e))?;
+        let client = {
+            let _guard = rt.enter();
+            ClientBuilder::new()
+                .with_url(authority.clone())
+                .build()
+                .map_err(|e| hdfs_err("connecting to", &authority, e))?
+        };
+        Ok(HdfsFiles {
+            client,
+            rt,
+            authority,
+            base,
+            timeout,
+        })
+    }
+
+    fn full(&self, path: &str) -> String {
+        let rel = path.trim_matches('/');
+        if rel.is_empty() {
+            if self.base.is_empty() {
+                "/".into()
+            } else {
+                self.base.clone()
+            }
+        } else {
+            format!("{}/{rel}", self.base)
+        }
+    }
+
+    /// `hdfs://host:port/full/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.authority, self.full(path))
+    }
+
+    fn run<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        fut: impl std::future::Future<Output = Result<T, HdfsError>>,
+    ) -> Result<T, FileStoreError> {
+        match self.rt.block_on(tokio::time::timeout(self.timeout, fut)) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(hdfs_err(op, &self.url(path), e)),
+            Err(_) => Err(hdfs_err(
+                op,
+                &self.url(path),
+                format!(
+                    "no answer from {} within {:?}",
+                    self.authority, self.timeout
+                ),
+            )),
+        }
+    }
+
+    /// Renames `from` to `to` (overwriting), both store-relative.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), FileStoreError> {
+        let (f, t) = (self.full(from), self.full(to));
+        self.run("renaming", from, self.client.rename(&f, &t, true))
+    }
+}
+
+impl FileStore for HdfsFiles {
+    fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+        let full = self.full(dir);
+        let statuses = match self.rt.block_on(tokio::time::timeout(
+            self.timeout,
+            self.client.list_status(&full, false),
+        )) {
+            Ok(Ok(s)) => s,
+            Ok(Err(HdfsError::FileNotFound(_))) => return Ok(Vec::new()),
+            Ok(Err(e)) => return Err(hdfs_err("listing", &self.url(dir), e)),
+            Err(_) => return Err(hdfs_err("listing", &self.url(dir), "timed out")),
+        };
+        let mut out: Vec<FileEntry> = statuses
+            .into_iter()
+            .filter(|s| !s.isdir)
+            .filter_map(|s| {
+                let name = s.path.rsplit('/').next().unwrap_or(&s.path).to_string();
+                if name.starts_with('.') || name.starts_with('_') {
+                    return None;
+                }
+                let path = if dir.trim_matches('/').is_empty() {
+                    name
+                } else {
+                    format!("{}/{name}", dir.trim_end_matches('/'))
+                };
+                Some(FileEntry {
+                    path,
+                    len: s.length as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
+        let full = self.full(path);
+        self.run("reading", path, async {
+            let reader = self.client.read(&full).await?;
+            let len = reader.file_length();
+            Ok(reader.read_range(0, len).await?.to_vec())
+        })
+    }
+
+    fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
+        let full = self.full(path);
+        let (dir, name) = full.rsplit_once('/').unwrap_or(("", &full));
+        let tmp = format!("{dir}/.{name}.{}.tmp", std::process::id());
+        let options = WriteOptions {
+            overwrite: true,
+            create_parent: true,
+            ..Default::default()
+        };
+        let bytes = bytes::Bytes::copy_from_slice(data);
+        self.run("writing", path, async {
+            let mut w = self.client.create(&tmp, options).await?;
+            w.write_bytes(bytes).await?;
+            w.close().await?;
+            self.client.rename(&tmp, &full, true).await
+        })
+    }
+
+    fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
+        let full = self.full(path);
+        match self.rt.block_on(tokio::time::timeout(
+            self.timeout,
+            self.client.get_file_info(&full),
+        )) {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(HdfsError::FileNotFound(_))) => Ok(false),
+            Ok(Err(e)) => Err(hdfs_err("checking", &self.url(path), e)),
+            Err(_) => Err(hdfs_err("checking", &self.url(path), "timed out")),
+        }
+    }
+
+    fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
+        let full = self.full(dir);
+        self.run("removing", dir, self.client.delete(&full, true))
+            .map(|_| ())
+    }
+
+    fn describe(&self, path: &str) -> String {
+        self.url(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_authority_and_base() {
+        assert_eq!(
+            split_url("hdfs://127.0.0.1:9000/ecom/raw/"),
+            Some(("hdfs://127.0.0.1:9000".into(), "/ecom/raw".into()))
+        );
+        assert_eq!(
+            split_url("hdfs://nn:9000"),
+            Some(("hdfs://nn:9000".into(), "".into()))
+        );
+        assert_eq!(split_url("file:///tmp"), None);
+        assert_eq!(split_url("hdfs:///x"), None);
+    }
+}
