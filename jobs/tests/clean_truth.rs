@@ -155,6 +155,7 @@ fn seed_compat_fixture() {
         b"1\t10\tBooks\t12.5\tCash\tPending\t2024-01-01 00:00:00\n",    // duplicate id, kept
         b"9\t10\tToys\t 1e3 \tPayPal\tShipped\t2024-01-01 00:00:06\n",  // Java double grammar
         b"10\t10\tToys\t12,5\tPayPal\tShipped\t2024-01-01 00:00:07\n",  // not a double -> dropped
+        b"11\t10\tToys\tNaN\tPayPal\tShipped\t2024-01-01 00:00:08\n",   // na.drop() drops NaN
         b"\n",                                                          // blank line
     ];
     let data: Vec<u8> = rows.concat();
@@ -172,10 +173,10 @@ fn seed_compat_fixture() {
     let df = ParquetReader::new(Cursor::new(bytes))
         .finish()
         .expect("parquet");
-    assert_eq!(report.rows_in, 11);
+    assert_eq!(report.rows_in, 12);
     assert_eq!(report.rows_out, 7);
     assert_eq!(report.dropped["missing_field"], 1);
-    assert_eq!(report.dropped["unparseable_amount"], 2);
+    assert_eq!(report.dropped["unparseable_amount"], 3);
     assert_eq!(report.dropped["too_few_fields"], 1);
     assert_eq!(report.fixed["credit_card_typo"], 1);
     assert_eq!(report.fixed["debit_card_typo"], 1);

@@ -1,0 +1,248 @@
+//! Phase one of cleaning: one block of raw lines parsed into typed polars
+//! columns, without a per-field allocation.
+//!
+//! Structural problems (encoding, field count) are counted here, because a
+//! line that has them has no columns to speak of. Every grammar that matters
+//! (amount, ids, timestamp) is parsed here too, and known categorical values are
+//! normalised, so the polars plan only combines flags and values.
+
+use std::borrow::Cow;
+
+use polars::prelude::*;
+
+use super::CleanConfig;
+use crate::record::{
+    self, canonical_value, col as c, parse_amount, parse_id, parse_java_double, trim_terminator,
+    valid_timestamp, COLUMNS, FIELD_COUNT, HEADER,
+};
+use crate::rules::{Fix, Rule};
+
+/// Counts of lines that never reach the polars plan.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LineCounts {
+    /// Data rows (structural drops included; header and blank lines excluded).
+    pub rows_in: u64,
+    /// Header lines.
+    pub header_lines: u64,
+    /// Blank lines.
+    pub blank_lines: u64,
+    /// Dropped as invalid UTF-8.
+    pub invalid_utf8: u64,
+    /// Dropped for too few fields.
+    pub too_few_fields: u64,
+    /// Dropped for too many fields.
+    pub too_many_fields: u64,
+}
+
+impl LineCounts {
+    /// The structural drops as (rule, count).
+    pub fn drops(&self) -> [(Rule, u64); 3] {
+        [
+            (Rule::InvalidUtf8, self.invalid_utf8),
+            (Rule::TooFewFields, self.too_few_fields),
+            (Rule::TooManyFields, self.too_many_fields),
+        ]
+    }
+}
+
+/// Column builders of one block.
+struct Columns {
+    text: Vec<StringChunkedBuilder>,
+    amount: PrimitiveChunkedBuilder<Float64Type>,
+    order_num: PrimitiveChunkedBuilder<Int64Type>,
+    user_num: PrimitiveChunkedBuilder<Int64Type>,
+    id_ok: BooleanChunkedBuilder,
+    ts_ok: BooleanChunkedBuilder,
+    normalized: BooleanChunkedBuilder,
+}
+
+impl Columns {
+    fn new(capacity: usize) -> Self {
+        Columns {
+            text: COLUMNS
+                .iter()
+                .map(|n| StringChunkedBuilder::new((*n).into(), capacity))
+                .collect(),
+            amount: PrimitiveChunkedBuilder::new("amount_value".into(), capacity),
+            order_num: PrimitiveChunkedBuilder::new("order_num".into(), capacity),
+            user_num: PrimitiveChunkedBuilder::new("user_num".into(), capacity),
+            id_ok: BooleanChunkedBuilder::new("id_ok".into(), capacity),
+            ts_ok: BooleanChunkedBuilder::new("ts_ok".into(), capacity),
+            normalized: BooleanChunkedBuilder::new("normalized".into(), capacity),
+        }
+    }
+
+    fn finish(self, height: usize) -> PolarsResult<DataFrame> {
+        let mut columns: Vec<Column> = self
+            .text
+            .into_iter()
+            .map(|b| b.finish().into_column())
+            .collect();
+        columns.push(self.amount.finish().into_column());
+        columns.push(self.order_num.finish().into_column());
+        columns.push(self.user_num.finish().into_column());
+        columns.push(self.id_ok.finish().into_column());
+        columns.push(self.ts_ok.finish().into_column());
+        columns.push(self.normalized.finish().into_column());
+        DataFrame::new(height, columns)
+    }
+}
+
+/// The value to store for a categorical field, and whether it was normalised.
+fn categorical<'a>(column: usize, value: &'a str, normalize: bool) -> (&'a str, bool) {
+    let known: &[&str] = match column {
+        c::CATEGORY => &record::CATEGORIES,
+        c::PAYMENT_METHOD => &record::PAYMENT_METHODS,
+        _ => &record::STATUSES,
+    };
+    if !normalize || value.is_empty() || known.contains(&value) {
+        return (value, false);
+    }
+    match canonical_value(column, value) {
+        Some(canon) => (canon, true),
+        None => (value, false),
+    }
+}
+
+/// Parses every line of `block` (complete lines; the last may lack `\n`).
+pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, LineCounts)> {
+    let estimate = block.len() / 64 + 16;
+    let mut cols = Columns::new(estimate);
+    let mut counts = LineCounts::default();
+    let normalize = cfg.fix_on(Fix::NormalizedValue);
+    let (drop_utf8, drop_few, drop_many) = (
+        cfg.rule_on(Rule::InvalidUtf8),
+        cfg.rule_on(Rule::TooFewFields),
+        cfg.rule_on(Rule::TooManyFields),
+    );
+    let mut height = 0usize;
+    let mut start = 0usize;
+    while start < block.len() {
+        let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i + 1);
+        let line = trim_terminator(&block[start..end]);
+        start = end;
+        if line.is_empty() {
+            counts.blank_lines += 1;
+            continue;
+        }
+        let text: Cow<'_, str> = match std::str::from_utf8(line) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) if drop_utf8 => {
+                counts.rows_in += 1;
+                counts.invalid_utf8 += 1;
+                continue;
+            }
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        if text == HEADER {
+            counts.header_lines += 1;
+            continue;
+        }
+        counts.rows_in += 1;
+        let mut fields: [Option<&str>; FIELD_COUNT] = [None; FIELD_COUNT];
+        let mut n = 0usize;
+        for part in text.split('\t') {
+            if n < FIELD_COUNT {
+                fields[n] = Some(part);
+            }
+            n += 1;
+        }
+        if n < FIELD_COUNT && drop_few {
+            counts.too_few_fields += 1;
+            continue;
+        }
+        if n > FIELD_COUNT && drop_many {
+            counts.too_many_fields += 1;
+            continue;
+        }
+        height += 1;
+        let mut normalized = false;
+        for (i, (builder, value)) in cols.text.iter_mut().zip(fields).enumerate() {
+            match value {
+                None => builder.append_null(),
+                Some(v) if matches!(i, c::CATEGORY | c::PAYMENT_METHOD | c::STATUS) => {
+                    let (out, changed) = categorical(i, v, normalize);
+                    normalized |= changed;
+                    builder.append_value(out);
+                }
+                Some(v) => builder.append_value(v),
+            }
+        }
+        let amount_text = fields[c::AMOUNT].unwrap_or("");
+        let amount = if cfg.seed_compat {
+            // Spark's na.drop() treats NaN like null.
+            parse_java_double(amount_text).filter(|v| !v.is_nan())
+        } else {
+            parse_amount(amount_text)
+        };
+        cols.amount.append_option(amount);
+        let order = fields[c::ORDER_ID].and_then(parse_id);
+        let user = fields[c::USER_ID].and_then(parse_id);
+        cols.order_num.append_option(order);
+        cols.user_num.append_option(user);
+        cols.id_ok.append_value(order.is_some() && user.is_some());
+        cols.ts_ok
+            .append_value(fields[c::TIMESTAMP].is_some_and(valid_timestamp));
+        cols.normalized.append_value(normalized);
+    }
+    Ok((cols.finish(height)?, counts))
+}
+
+/// Splits `data` into blocks of whole lines, each at most `max_lines` lines and
+/// (unless a single line is longer) `max_bytes` bytes.
+pub fn split_blocks(data: &[u8], max_lines: usize, max_bytes: usize) -> Vec<&[u8]> {
+    let mut blocks = Vec::new();
+    let mut start = 0usize;
+    while start < data.len() {
+        let mut end = start;
+        let mut lines = 0usize;
+        while end < data.len() && lines < max_lines {
+            let next = memchr::memchr(b'\n', &data[end..]).map_or(data.len(), |i| end + i + 1);
+            if lines > 0 && next - start > max_bytes {
+                break;
+            }
+            end = next;
+            lines += 1;
+        }
+        blocks.push(&data[start..end]);
+        start = end;
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_hold_whole_lines() {
+        let data = b"a\nbb\nccc\nd";
+        let blocks = split_blocks(data, 2, 1 << 20);
+        assert_eq!(blocks, [&b"a\nbb\n"[..], &b"ccc\nd"[..]]);
+        let blocks = split_blocks(data, 100, 4);
+        assert_eq!(
+            blocks,
+            [&b"a\n"[..], &b"bb\n"[..], &b"ccc\n"[..], &b"d"[..]]
+        );
+        assert!(split_blocks(b"", 10, 10).is_empty());
+    }
+
+    #[test]
+    fn parses_and_classifies() {
+        let cfg = CleanConfig::default();
+        let data = format!(
+            "{HEADER}\n1\t2\t books \t3.5\tCash\tPending\t2024-01-01 00:00:00\n\n1\t2\n1\t2\t\u{e9}\t4\t5\t6\t7\t8\n"
+        );
+        let (df, counts) = parse_block(&cfg, data.as_bytes()).expect("parse");
+        assert_eq!(df.height(), 1);
+        assert_eq!(
+            (counts.rows_in, counts.header_lines, counts.blank_lines),
+            (3, 1, 1)
+        );
+        assert_eq!((counts.too_few_fields, counts.too_many_fields), (1, 1));
+        let cat = df.column("category").expect("col").str().expect("str");
+        assert_eq!(cat.get(0), Some("Books"));
+        let norm = df.column("normalized").expect("col").bool().expect("bool");
+        assert_eq!(norm.get(0), Some(true));
+    }
+}

@@ -1,0 +1,500 @@
+//! Cleaning: raw TSV lines in, clean Parquet and a data-quality report out.
+//!
+//! Input is read in large pieces and cut into blocks of whole lines that are
+//! cleaned in parallel, in two phases. [`block`] parses each line once: it
+//! counts structural problems (encoding, field count), parses the grammars
+//! that matter (amount, ids, timestamp) and normalises known values, straight
+//! into polars columns. A polars lazy plan then attributes each row to the first
+//! rule it fails and applies the payment typo fixes. Blocks are finally
+//! de-duplicated on `order_id` across the whole run and appended to Parquet in
+//! input order.
+//!
+//! `seed_compat` reproduces the seed's Spark step: a typed TSV read (Java double
+//! grammar for `amount`, lossy UTF-8, extra fields dropped, missing ones null),
+//! `na.drop()` (NaN counts as null), and the two payment typo replacements.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use rayon::prelude::*;
+
+use crate::record::COLUMNS;
+use crate::rules::{Fix, Rule};
+
+mod block;
+mod store;
+
+use block::LineCounts;
+pub use store::{
+    clean_store, clean_to_memory, CleanStoreError, SharedBuf, CLEAN_PART, REPORT_FILE,
+};
+
+/// Errors of the cleaner.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanError {
+    /// Reading an input failed.
+    #[error("reading {input}: {source}")]
+    Read {
+        /// The input being read.
+        input: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A polars operation failed.
+    #[error("cleaning {input} with polars: {source}")]
+    Polars {
+        /// The input being cleaned.
+        input: String,
+        /// The polars error.
+        source: PolarsError,
+    },
+    /// Writing the output failed.
+    #[error("writing {output}: {source}")]
+    Write {
+        /// The output being written.
+        output: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Which rules and fixes run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanConfig {
+    /// Reproduce the seed's Spark semantics exactly (its rules and fixes only).
+    pub seed_compat: bool,
+    /// Rules switched off.
+    pub disabled_rules: BTreeSet<Rule>,
+    /// Fixes switched off.
+    pub disabled_fixes: BTreeSet<Fix>,
+}
+
+impl CleanConfig {
+    /// Whether `rule` drops rows in this configuration.
+    pub fn rule_on(&self, rule: Rule) -> bool {
+        !self.disabled_rules.contains(&rule) && (!self.seed_compat || Rule::SEED.contains(&rule))
+    }
+
+    /// Whether `fix` rewrites values in this configuration.
+    pub fn fix_on(&self, fix: Fix) -> bool {
+        !self.disabled_fixes.contains(&fix) && (!self.seed_compat || fix != Fix::NormalizedValue)
+    }
+
+    /// The enabled rules, in checking order.
+    pub fn rules(&self) -> Vec<Rule> {
+        Rule::ALL.into_iter().filter(|r| self.rule_on(*r)).collect()
+    }
+
+    /// The enabled fixes.
+    pub fn fixes(&self) -> Vec<Fix> {
+        Fix::ALL.into_iter().filter(|f| self.fix_on(*f)).collect()
+    }
+}
+
+/// The data-quality report of one cleaning run. `rows_in = rows_out + Σ dropped`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QualityReport {
+    /// `full` or `seed_compat`.
+    pub mode: String,
+    /// Data rows read (header and blank lines excluded).
+    pub rows_in: u64,
+    /// Rows written.
+    pub rows_out: u64,
+    /// Rows dropped per rule (every enabled rule is listed, zero included).
+    pub dropped: BTreeMap<String, u64>,
+    /// Rows fixed per fix (every enabled fix is listed).
+    pub fixed: BTreeMap<String, u64>,
+    /// Header lines skipped.
+    pub header_lines: u64,
+    /// Empty lines skipped (they carry no data).
+    pub blank_lines: u64,
+    /// Inputs, in the order they were read.
+    pub input_files: Vec<String>,
+    /// Outputs written.
+    pub output_files: Vec<String>,
+    /// Wall-clock time of the run.
+    pub elapsed_ms: u64,
+}
+
+impl QualityReport {
+    /// Whether the counts add up.
+    pub fn is_consistent(&self) -> bool {
+        self.rows_in == self.rows_out + self.dropped.values().sum::<u64>()
+    }
+}
+
+/// Lines per block at most (a block is parsed and planned as one polars frame).
+pub const DEFAULT_CHUNK_ROWS: usize = 256 * 1024;
+/// Bytes per block at most.
+const BLOCK_BYTES: usize = 4 << 20;
+/// Bytes read from the input at a time (split into blocks cleaned in parallel).
+const READ_BYTES: usize = 16 << 20;
+
+/// Order ids seen in this run, compact for numeric ids.
+#[derive(Default)]
+struct SeenIds {
+    numeric: HashSet<i64>,
+    other: HashSet<String>,
+}
+
+/// A streaming cleaner writing one Parquet file.
+pub struct Cleaner<W: Write> {
+    cfg: CleanConfig,
+    chunk_rows: usize,
+    seen: SeenIds,
+    report: QualityReport,
+    writer: polars::io::parquet::write::BatchedWriter<W>,
+    output: String,
+    started: Instant,
+}
+
+/// The schema of clean Parquet output for a configuration.
+pub fn output_schema(cfg: &CleanConfig) -> Schema {
+    let id_type = if cfg.seed_compat {
+        DataType::String
+    } else {
+        DataType::Int64
+    };
+    Schema::from_iter([
+        Field::new("order_id".into(), id_type.clone()),
+        Field::new("user_id".into(), id_type),
+        Field::new("category".into(), DataType::String),
+        Field::new("amount".into(), DataType::Float64),
+        Field::new("payment_method".into(), DataType::String),
+        Field::new("status".into(), DataType::String),
+        Field::new("timestamp".into(), DataType::String),
+    ])
+}
+
+/// A planned block, or why it could not be planned.
+type Planned = PolarsResult<(DataFrame, LineCounts)>;
+
+/// Reads `input` in large pieces, cuts them into blocks of whole lines, parses
+/// and plans the blocks in parallel and sends them, in order, to `tx`. Stops
+/// early (without error) when the receiver is gone.
+fn read_and_plan<R: Read>(
+    cfg: &CleanConfig,
+    chunk_rows: usize,
+    mut input: R,
+    name: &str,
+    mut progress: impl FnMut(u64),
+    tx: &std::sync::mpsc::SyncSender<Planned>,
+) -> Result<(), CleanError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BYTES + (1 << 16));
+    loop {
+        let before = buf.len();
+        let n = (&mut input)
+            .take(READ_BYTES as u64)
+            .read_to_end(&mut buf)
+            .map_err(|source| CleanError::Read {
+                input: name.to_string(),
+                source,
+            })?;
+        progress(n as u64);
+        let eof = n == 0;
+        let cut = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf[before..]) {
+                Some(i) => before + i + 1,
+                // No line end in this piece yet: read more.
+                None => continue,
+            }
+        };
+        let blocks = block::split_blocks(&buf[..cut], chunk_rows, BLOCK_BYTES);
+        let planned: Vec<Planned> = blocks
+            .par_iter()
+            .map(|b| {
+                let (df, counts) = block::parse_block(cfg, b)?;
+                Ok((plan(cfg, df).collect()?, counts))
+            })
+            .collect();
+        for p in planned {
+            if tx.send(p).is_err() {
+                return Ok(());
+            }
+        }
+        buf.drain(..cut);
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
+impl<W: Write + Send> Cleaner<W> {
+    /// A cleaner writing Parquet to `writer` (named `output` in errors and the report).
+    pub fn new(cfg: CleanConfig, writer: W, output: &str) -> Result<Self, CleanError> {
+        let schema = output_schema(&cfg);
+        let writer = ParquetWriter::new(writer)
+            .with_compression(ParquetCompression::Snappy)
+            .batched(&schema)
+            .map_err(|source| CleanError::Polars {
+                input: output.to_string(),
+                source,
+            })?;
+        let mut report = QualityReport {
+            mode: if cfg.seed_compat {
+                "seed_compat"
+            } else {
+                "full"
+            }
+            .into(),
+            ..Default::default()
+        };
+        for r in cfg.rules() {
+            report.dropped.insert(r.name().into(), 0);
+        }
+        for f in cfg.fixes() {
+            report.fixed.insert(f.name().into(), 0);
+        }
+        Ok(Cleaner {
+            cfg,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            seen: SeenIds::default(),
+            report,
+            writer,
+            output: output.to_string(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Changes the lines per block (mainly for tests of block boundaries).
+    pub fn with_chunk_rows(mut self, rows: usize) -> Self {
+        self.chunk_rows = rows.max(1);
+        self
+    }
+
+    /// Cleans every line of `input` (named `name` in the report); `progress`
+    /// receives the number of bytes consumed as they are.
+    ///
+    /// Reading and parsing (this thread, blocks in parallel) overlap with
+    /// de-duplicating and writing (a second thread), in input order.
+    pub fn clean_reader<R: Read>(
+        &mut self,
+        input: R,
+        name: &str,
+        progress: impl FnMut(u64),
+    ) -> Result<(), CleanError> {
+        self.report.input_files.push(name.to_string());
+        let cfg = self.cfg.clone();
+        let chunk_rows = self.chunk_rows;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Planned>(4);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| -> Result<(), CleanError> {
+                for planned in rx {
+                    let (df, counts) = planned.map_err(|source| CleanError::Polars {
+                        input: name.to_string(),
+                        source,
+                    })?;
+                    self.finish_block(df, &counts, name)?;
+                }
+                Ok(())
+            });
+            let produced = read_and_plan(&cfg, chunk_rows, input, name, progress, &tx);
+            drop(tx);
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(CleanError::Write {
+                    output: name.to_string(),
+                    source: std::io::Error::other("the writer thread panicked"),
+                })
+            });
+            // A writer failure explains a producer that stopped early: report it first.
+            written.and(produced)
+        })
+    }
+
+    /// Counts, de-duplicates and writes one planned block.
+    fn finish_block(
+        &mut self,
+        df: DataFrame,
+        counts: &LineCounts,
+        input: &str,
+    ) -> Result<(), CleanError> {
+        let pe = |source| CleanError::Polars {
+            input: input.to_string(),
+            source,
+        };
+        let r = &mut self.report;
+        r.rows_in += counts.rows_in;
+        r.header_lines += counts.header_lines;
+        r.blank_lines += counts.blank_lines;
+        for (rule, n) in counts.drops() {
+            if n > 0 {
+                *r.dropped.entry(rule.name().into()).or_default() += n;
+            }
+        }
+        let height = df.height();
+        if height == 0 {
+            return Ok(());
+        }
+        let reasons = df.column("drop_reason").and_then(|c| c.str()).map_err(pe)?;
+        let order_text = df.column("order_id").and_then(|c| c.str()).map_err(pe)?;
+        let order_num = df.column("order_num").and_then(|c| c.i64()).map_err(pe)?;
+        let flag = |name: &str| -> Result<BooleanChunked, CleanError> {
+            Ok(df.column(name).and_then(|c| c.bool()).map_err(pe)?.clone())
+        };
+        let flags = [flag("fix_credit")?, flag("fix_debit")?, flag("normalized")?];
+        let dedup = self.cfg.rule_on(Rule::DuplicateOrderId);
+        let mut keep = Vec::with_capacity(height);
+        let mut dropped: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut fixed = [0u64; 3];
+        for i in 0..height {
+            let reason = reasons.get(i).unwrap_or("");
+            let drop = if !reason.is_empty() {
+                Some(reason)
+            } else if dedup
+                && !self
+                    .seen
+                    .insert(order_num.get(i), order_text.get(i).unwrap_or(""))
+            {
+                Some(Rule::DuplicateOrderId.name())
+            } else {
+                None
+            };
+            match drop {
+                Some(rule) => {
+                    *dropped.entry(rule).or_default() += 1;
+                    keep.push(false);
+                }
+                None => {
+                    keep.push(true);
+                    for (n, f) in fixed.iter_mut().zip(&flags) {
+                        *n += u64::from(f.get(i).unwrap_or(false));
+                    }
+                }
+            }
+        }
+        for (rule, n) in dropped {
+            *self.report.dropped.entry(rule.to_string()).or_default() += n;
+        }
+        for (fix, n) in [
+            Fix::CreditCardTypo,
+            Fix::DebitCardTypo,
+            Fix::NormalizedValue,
+        ]
+        .into_iter()
+        .zip(fixed)
+        {
+            if self.cfg.fix_on(fix) {
+                *self.report.fixed.entry(fix.name().into()).or_default() += n;
+            }
+        }
+        let mask = BooleanChunked::from_slice("keep".into(), &keep);
+        let (order, user) = if self.cfg.seed_compat {
+            (col("order_id"), col("user_id"))
+        } else {
+            (
+                col("order_num").alias("order_id"),
+                col("user_num").alias("user_id"),
+            )
+        };
+        let mut out = df
+            .filter(&mask)
+            .map_err(pe)?
+            .lazy()
+            .select([
+                order,
+                user,
+                col("category"),
+                col("amount_value").alias("amount"),
+                col("payment_out").alias("payment_method"),
+                col("status"),
+                col("timestamp"),
+            ])
+            .collect()
+            .map_err(pe)?;
+        self.report.rows_out += out.height() as u64;
+        out.rechunk_mut();
+        self.writer
+            .write_batch(&out)
+            .map_err(|source| CleanError::Polars {
+                input: self.output.clone(),
+                source,
+            })
+    }
+
+    /// Finishes the Parquet file and returns the report.
+    pub fn finish(mut self) -> Result<QualityReport, CleanError> {
+        self.writer.finish().map_err(|source| CleanError::Polars {
+            input: self.output.clone(),
+            source,
+        })?;
+        self.report.output_files.push(self.output.clone());
+        self.report.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        Ok(self.report)
+    }
+}
+
+impl SeenIds {
+    /// Records an id; `false` when it was seen before.
+    fn insert(&mut self, numeric: Option<i64>, text: &str) -> bool {
+        match numeric {
+            Some(n) => self.numeric.insert(n),
+            None => self.other.insert(text.to_string()),
+        }
+    }
+}
+
+/// The polars plan that attributes each row to the first rule it fails and
+/// applies the payment typo fixes.
+fn plan(cfg: &CleanConfig, df: DataFrame) -> LazyFrame {
+    let missing = COLUMNS
+        .iter()
+        .map(|name| col(*name).is_null().or(col(*name).eq(lit(""))))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
+    let checks = [
+        (missing, Rule::MissingField),
+        (col("amount_value").is_null(), Rule::UnparseableAmount),
+        (col("id_ok").not(), Rule::UnparseableId),
+        (col("amount_value").lt_eq(lit(0.0)), Rule::NonpositiveAmount),
+        (col("ts_ok").not(), Rule::UnparseableTimestamp),
+    ];
+    let arms = checks
+        .into_iter()
+        .filter(|(_, rule)| cfg.rule_on(*rule))
+        .map(|(cond, rule)| (cond, lit(rule.name())))
+        .collect();
+    // Typos are fixed on the raw payment value; normalisation never maps them.
+    let typo = |typo: &str, on: bool| {
+        col("payment_method")
+            .eq(lit(typo))
+            .fill_null(lit(false))
+            .and(lit(on))
+    };
+    let payment = case_chain(
+        vec![
+            (col("fix_credit"), lit("Credit Card")),
+            (col("fix_debit"), lit("Debit Card")),
+        ],
+        col("payment_method"),
+    );
+    df.lazy()
+        .with_columns([
+            case_chain(arms, lit("")).alias("drop_reason"),
+            typo("Credit Car", cfg.fix_on(Fix::CreditCardTypo)).alias("fix_credit"),
+            typo("Debit Car", cfg.fix_on(Fix::DebitCardTypo)).alias("fix_debit"),
+        ])
+        .with_column(payment.alias("payment_out"))
+}
+
+/// `when(c1).then(v1).when(c2).then(v2)…otherwise(default)`; `default` alone when no arm.
+fn case_chain(arms: Vec<(Expr, Expr)>, default: Expr) -> Expr {
+    let mut arms = arms.into_iter();
+    let Some((c0, v0)) = arms.next() else {
+        return default;
+    };
+    let first = when(c0).then(v0);
+    let Some((c1, v1)) = arms.next() else {
+        return first.otherwise(default);
+    };
+    let mut chain = first.when(c1).then(v1);
+    for (c, v) in arms {
+        chain = chain.when(c).then(v);
+    }
+    chain.otherwise(default)
+}
