@@ -89,7 +89,7 @@ impl Columns {
 }
 
 /// The value to store for a categorical field, and whether it was normalised.
-fn categorical<'a>(column: usize, value: &'a str, normalize: bool) -> (&'a str, bool) {
+fn categorical(column: usize, value: &str, normalize: bool) -> (&str, bool) {
     let known: &[&str] = match column {
         c::CATEGORY => &record::CATEGORIES,
         c::PAYMENT_METHOD => &record::PAYMENT_METHODS,

@@ -79,12 +79,15 @@ impl Write for SharedBuf {
 }
 
 /// Cleans `inputs` (name, bytes) into in-memory Parquet; returns the report and the bytes.
-pub fn clean_to_memory<'a>(
+pub fn clean_to_memory<'a, I>(
     cfg: CleanConfig,
-    inputs: impl IntoIterator<Item = (String, &'a [u8])>,
+    inputs: I,
     output: &str,
     mut progress: impl FnMut(u64),
-) -> Result<(QualityReport, Vec<u8>), CleanError> {
+) -> Result<(QualityReport, Vec<u8>), CleanError>
+where
+    I: IntoIterator<Item = (String, &'a [u8])>,
+{
     let buf = SharedBuf::default();
     let mut cleaner = Cleaner::new(cfg, buf.clone(), output)?;
     for (name, data) in inputs {
