@@ -104,6 +104,27 @@ fn categorical(column: usize, value: &str, normalize: bool) -> (&str, bool) {
     }
 }
 
+/// The first seven tab-separated fields of a line and the total field count,
+/// in one pass over the bytes (tabs are ASCII, so every cut is a char boundary).
+fn split_tabs(text: &str) -> ([Option<&str>; FIELD_COUNT], usize) {
+    let mut fields: [Option<&str>; FIELD_COUNT] = [None; FIELD_COUNT];
+    let mut n = 0usize;
+    let mut start = 0usize;
+    for (i, b) in text.bytes().enumerate() {
+        if b == b'\t' {
+            if n < FIELD_COUNT {
+                fields[n] = text.get(start..i);
+            }
+            n += 1;
+            start = i + 1;
+        }
+    }
+    if n < FIELD_COUNT {
+        fields[n] = text.get(start..);
+    }
+    (fields, n + 1)
+}
+
 /// Parses every line of `block` (complete lines; the last may lack `\n`).
 pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, LineCounts)> {
     let estimate = block.len() / 64 + 16;
@@ -139,14 +160,7 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
             continue;
         }
         counts.rows_in += 1;
-        let mut fields: [Option<&str>; FIELD_COUNT] = [None; FIELD_COUNT];
-        let mut n = 0usize;
-        for part in text.split('\t') {
-            if n < FIELD_COUNT {
-                fields[n] = Some(part);
-            }
-            n += 1;
-        }
+        let (fields, n) = split_tabs(&text);
         if n < FIELD_COUNT && drop_few {
             counts.too_few_fields += 1;
             continue;
@@ -225,6 +239,17 @@ mod tests {
             [&b"a\n"[..], &b"bb\n"[..], &b"ccc\n"[..], &b"d"[..]]
         );
         assert!(split_blocks(b"", 10, 10).is_empty());
+    }
+
+    #[test]
+    fn splits_on_tabs_only() {
+        let (f, n) = split_tabs("a\t\tc d\t");
+        assert_eq!(n, 4);
+        assert_eq!(&f[..4], [Some("a"), Some(""), Some("c d"), Some("")]);
+        assert_eq!(f[4], None);
+        let (f, n) = split_tabs("1\t2\t3\t4\t5\t6\t7\t8\t9");
+        assert_eq!((n, f[6]), (9, Some("7")));
+        assert_eq!(split_tabs("").1, 1);
     }
 
     #[test]
