@@ -8,12 +8,13 @@ CARGO_FLAGS := --release --locked
 ECOM := $(CARGO_TARGET_DIR)/release/ecom
 DEMO_ARGS ?=
 
-.PHONY: setup build demo test unit-test lint fmt bench-clean help
+.PHONY: setup build demo test unit-test lint fmt bench-clean help crds crd-check
 
 help:
 	@echo "make demo        run the whole pipeline on embedded stand-ins and serve the dashboard"
 	@echo "make test        lint, unit and integration tests (starts the real services)"
 	@echo "make bench-clean cleaning benchmark against PySpark and polars-python"
+	@echo "make crds        regenerate crds/ecompipelines.yaml from the Rust types"
 
 setup:
 	@scripts/setup.sh
@@ -27,6 +28,15 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+	$(MAKE) --no-print-directory crd-check
+
+# The committed CRD must equal what the Rust types generate (`make crds` regenerates it).
+crd-check: build
+	$(ECOM) crd | diff -u crds/ecompipelines.yaml - \
+		|| { echo "crds/ecompipelines.yaml is stale: run 'make crds'" >&2; exit 1; }
+
+crds: build
+	$(ECOM) crd > crds/ecompipelines.yaml
 
 unit-test: setup
 	$(CARGO) test $(CARGO_FLAGS) --workspace --exclude ecom-itests

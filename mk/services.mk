@@ -18,9 +18,12 @@ services-status:
 services-logs:
 	$(SERVICES_SH) logs
 
-# Brings the services up (or reuses running ones), loads their environment, runs the smoke tests.
+# Brings the services up (or reuses running ones), loads their environment, builds `ecom`
+# (the pipeline tests run it as ECOM_BIN), runs the smoke and pipeline tests.
 itest: services-up
 	$(SERVICES_SH) deps
 	eval "$$($(SERVICES_SH) env)" && \
-	CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(ITEST_CARGO_TARGET_DIR)}" \
+	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(ITEST_CARGO_TARGET_DIR)}" && \
+	cargo build --release --locked --bin ecom && \
+	ECOM_BIN="$$CARGO_TARGET_DIR/release/ecom" \
 	cargo test --release --locked -p ecom-itests

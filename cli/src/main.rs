@@ -1,7 +1,10 @@
 //! `ecom`: the one binary of ecom-pipeline.
 
+mod dashboard_cmd;
 mod demo;
+mod operator_cmd;
 mod progress;
+mod stages;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -31,6 +34,18 @@ enum Command {
     Clean(CleanArgs),
     /// Run the whole pipeline on embedded stand-ins and serve the dashboard.
     Demo(demo::DemoArgs),
+    /// Serve the analytics dashboard from HBase (or an embedded demo store).
+    Dashboard(dashboard_cmd::DashboardArgs),
+    /// Send TSV records (a file or generated rows) to a Kafka topic.
+    Produce(stages::ProduceArgs),
+    /// Copy a Kafka topic into raw TSV files on HDFS, exactly once.
+    Sink(stages::SinkArgs),
+    /// Load clean Parquet from HDFS into HBase (fact table and aggregates).
+    Load(stages::LoadArgs),
+    /// Print the CustomResourceDefinition of EcomPipeline (YAML) for `kubectl apply -f -`.
+    Crd,
+    /// Run the Kubernetes operator: reconcile EcomPipelines into stage Jobs and a dashboard.
+    Operator(operator_cmd::OperatorArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,6 +109,11 @@ pub(crate) struct CleanArgs {
     /// Switch a fix off (repeatable): credit_card_typo, debit_card_typo, normalized_value.
     #[arg(long = "disable-fix", value_name = "FIX")]
     disable_fixes: Vec<String>,
+    /// Flags that apply when --input or --output is an hdfs:// URL: then only
+    /// raw files not cleaned yet are read (tracked in OUTPUT/_manifest), and
+    /// each run writes part-RUN.parquet and report-RUN.json.
+    #[command(flatten)]
+    stage: stages::CleanStageArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -109,6 +129,12 @@ fn main() -> std::process::ExitCode {
         Command::Generate(args) => generate(args),
         Command::Clean(args) => clean(args),
         Command::Demo(args) => demo::run(args),
+        Command::Dashboard(args) => dashboard_cmd::run(args),
+        Command::Produce(args) => stages::produce(args),
+        Command::Sink(args) => stages::sink(args),
+        Command::Load(args) => stages::load(args),
+        Command::Crd => print_crd(),
+        Command::Operator(args) => operator_cmd::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -216,6 +242,14 @@ fn input_files(input: &Path) -> Result<Vec<PathBuf>> {
 
 fn clean(args: CleanArgs) -> Result<()> {
     let cfg = clean_config(args.seed_compat, &args.disable_rules, &args.disable_fixes)?;
+    if stages::clean_is_remote(&args.input, &args.output) {
+        return stages::clean_remote(
+            &args.input.to_string_lossy(),
+            &args.output.to_string_lossy(),
+            cfg,
+            &args.stage,
+        );
+    }
     let files = input_files(&args.input)?;
     fs::create_dir_all(&args.output)
         .with_context(|| format!("creating output directory {}", args.output.display()))?;
@@ -248,5 +282,12 @@ fn clean(args: CleanArgs) -> Result<()> {
         .with_context(|| format!("renaming into {}", report_path.display()))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
+    Ok(())
+}
+
+fn print_crd() -> Result<()> {
+    let yaml = ecom_operator::crd_yaml().context("serializing the EcomPipeline CRD")?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(yaml.as_bytes())?;
     Ok(())
 }

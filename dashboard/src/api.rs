@@ -24,8 +24,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn read(state: &AppState) -> Result<Snapshot, ApiError> {
-    snapshot(state.aggregates.as_ref()).map_err(ApiError)
+/// Reads the snapshot on the blocking pool (table clients may block on I/O).
+async fn read(state: &AppState) -> Result<Snapshot, ApiError> {
+    let table = state.aggregates.clone();
+    tokio::task::spawn_blocking(move || snapshot(table.as_ref()))
+        .await
+        .map_err(|e| ApiError(ReadError::Task(e.to_string())))?
+        .map_err(ApiError)
 }
 
 fn money(cents: i64) -> f64 {
@@ -71,7 +76,7 @@ pub struct Summary {
 
 /// `GET /api/summary`.
 pub async fn summary(State(state): State<AppState>) -> Result<Json<Summary>, ApiError> {
-    let s = read(&state)?;
+    let s = read(&state).await?;
     let a = &s.aggregates;
     Ok(Json(Summary {
         orders: a.total.orders,
@@ -127,7 +132,7 @@ fn groups(
 
 /// `GET /api/categories`: total and average amount per category.
 pub async fn categories(State(state): State<AppState>) -> Result<Json<Vec<Group>>, ApiError> {
-    let s = read(&state)?;
+    let s = read(&state).await?;
     Ok(Json(groups(
         &s.aggregates.by_category,
         s.aggregates.total.orders,
@@ -136,7 +141,7 @@ pub async fn categories(State(state): State<AppState>) -> Result<Json<Vec<Group>
 
 /// `GET /api/status`: order status distribution.
 pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<Group>>, ApiError> {
-    let s = read(&state)?;
+    let s = read(&state).await?;
     Ok(Json(groups(
         &s.aggregates.by_status,
         s.aggregates.total.orders,
@@ -145,7 +150,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<Group>>, A
 
 /// `GET /api/payments`: total amount per payment method.
 pub async fn payments(State(state): State<AppState>) -> Result<Json<Vec<Group>>, ApiError> {
-    let s = read(&state)?;
+    let s = read(&state).await?;
     Ok(Json(groups(
         &s.aggregates.by_payment,
         s.aggregates.total.orders,

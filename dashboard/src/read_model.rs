@@ -14,6 +14,9 @@ pub enum ReadError {
     /// The table failed.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// The blocking read task failed.
+    #[error("reading aggregates: {0}")]
+    Task(String),
     /// A stored document did not decode.
     #[error("aggregates row {key}: {source}")]
     Decode {

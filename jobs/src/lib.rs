@@ -4,6 +4,7 @@
 pub mod aggregates;
 pub mod clean;
 pub mod generate;
+pub mod incremental;
 pub mod load;
 pub mod produce;
 pub mod record;

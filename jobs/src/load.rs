@@ -2,6 +2,8 @@
 //! dashboard reads (one row per clean file, so re-loading is idempotent).
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -9,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregates::Aggregates;
 use crate::clean::QualityReport;
 use crate::store::log::partition_for;
-use crate::store::{Cells, FileStore, FileStoreError, Row, TableError, TableStore};
+use crate::store::{Cells, FileStore, FileStoreError, Row, Table, TableError, TableStore};
 
 /// Column families of the fact table, as in the seed.
 pub const FAMILIES: [&str; 4] = [
@@ -114,98 +116,208 @@ pub fn load_store(
     tables: &dyn TableStore,
     cfg: &LoadConfig,
     report: Option<&QualityReport>,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64) + Send,
+) -> Result<LoadSummary, LoadError> {
+    let inputs: Vec<LoadInput> = files
+        .list(clean_dir)?
+        .into_iter()
+        .filter(|e| e.path.ends_with(".parquet"))
+        .map(|e| LoadInput {
+            agg_key: e.path.clone(),
+            path: e.path,
+        })
+        .collect();
+    let summary = load_files(files, &inputs, tables, cfg, 1, progress)?;
+    if let Some(report) = report {
+        put_report(tables, cfg, clean_dir, report)?;
+    }
+    Ok(summary)
+}
+
+/// Records a quality report in the aggregates table under `report/{key}`.
+pub fn put_report(
+    tables: &dyn TableStore,
+    cfg: &LoadConfig,
+    key: &str,
+    report: &QualityReport,
+) -> Result<(), LoadError> {
+    let agg_table = tables.table(&cfg.agg_table())?;
+    let mut cells = Cells::new();
+    cells.insert(format!("{AGG_FAMILY}:json"), serde_json::to_vec(report)?);
+    agg_table.put(&[Row {
+        key: format!("{REPORT_PREFIX}{key}").into_bytes(),
+        cells,
+    }])?;
+    Ok(())
+}
+
+/// One clean Parquet file to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadInput {
+    /// Path in the file store.
+    pub path: String,
+    /// Stable id of the file: its aggregates row is `batch/{agg_key}`.
+    pub agg_key: String,
+}
+
+/// Creates the fact and aggregates tables if missing, then loads `inputs`:
+/// fact rows in batches of `cfg.batch_rows`, written by `concurrency`
+/// threads, and one aggregates row per file, written after all its fact
+/// rows. Re-loading a file writes the same cells.
+pub fn load_files(
+    files: &dyn FileStore,
+    inputs: &[LoadInput],
+    tables: &dyn TableStore,
+    cfg: &LoadConfig,
+    concurrency: usize,
+    mut progress: impl FnMut(u64) + Send,
 ) -> Result<LoadSummary, LoadError> {
     tables.ensure_table(&cfg.table, &FAMILIES)?;
     tables.ensure_table(&cfg.agg_table(), &[AGG_FAMILY])?;
     let fact = tables.table(&cfg.table)?;
     let agg_table = tables.table(&cfg.agg_table())?;
     let mut summary = LoadSummary::default();
-    for entry in files.list(clean_dir)? {
-        if !entry.path.ends_with(".parquet") {
-            continue;
-        }
-        let name = files.describe(&entry.path);
-        let pe = |source| LoadError::Parquet {
-            file: name.clone(),
-            source,
-        };
-        let bytes = files.read(&entry.path)?;
-        let df = ParquetReader::new(Cursor::new(bytes))
-            .finish()
-            .map_err(pe)?;
-        let text = df
-            .lazy()
-            .select([
-                col("order_id").cast(DataType::String),
-                col("user_id").cast(DataType::String),
-                col("category"),
-                col("amount"),
-                col("amount").cast(DataType::String).alias("amount_text"),
-                col("payment_method"),
-                col("status"),
-                col("timestamp"),
-            ])
-            .collect()
-            .map_err(pe)?;
-        let s = |c: &str| text.column(c).and_then(|c| c.str()).map_err(pe);
-        let (order, user, cat, amount_text, pay, status, ts) = (
-            s("order_id")?,
-            s("user_id")?,
-            s("category")?,
-            s("amount_text")?,
-            s("payment_method")?,
-            s("status")?,
-            s("timestamp")?,
-        );
-        let amount = text.column("amount").and_then(|c| c.f64()).map_err(pe)?;
-        let mut agg = Aggregates::default();
-        let mut batch = Vec::with_capacity(cfg.batch_rows);
-        for i in 0..text.height() {
-            let mut cells = Cells::new();
-            cell(&mut cells, "order_details:user_id", at(user, i));
-            cell(&mut cells, "order_details:category", at(cat, i));
-            cell(&mut cells, "order_details:amount", at(amount_text, i));
-            cell(&mut cells, "payment_info:payment_method", at(pay, i));
-            cell(&mut cells, "status_info:status", at(status, i));
-            cell(&mut cells, "timestamp_info:timestamp", at(ts, i));
-            agg.add(
-                at(cat, i),
-                amount.get(i).unwrap_or(0.0),
-                at(pay, i),
-                at(status, i),
-                at(ts, i),
-            );
-            batch.push(Row {
-                key: row_key(at(order, i), cfg.salt_buckets).into_bytes(),
-                cells,
-            });
-            if batch.len() >= cfg.batch_rows {
-                fact.put(&batch)?;
-                progress(batch.len() as u64);
-                batch.clear();
-            }
-        }
-        fact.put(&batch)?;
-        progress(batch.len() as u64);
-        summary.rows += text.height() as u64;
+    for input in inputs {
+        let (batches, agg, rows) = read_clean(files, &input.path, cfg)?;
+        put_concurrently(&*fact, batches, concurrency, &mut progress)?;
+        summary.rows += rows;
         summary.files += 1;
         let mut cells = Cells::new();
         cells.insert(format!("{AGG_FAMILY}:json"), serde_json::to_vec(&agg)?);
         agg_table.put(&[Row {
-            key: format!("{AGG_PREFIX}{}", entry.path).into_bytes(),
-            cells,
-        }])?;
-    }
-    if let Some(report) = report {
-        let mut cells = Cells::new();
-        cells.insert(format!("{AGG_FAMILY}:json"), serde_json::to_vec(report)?);
-        agg_table.put(&[Row {
-            key: format!("{REPORT_PREFIX}{clean_dir}").into_bytes(),
+            key: format!("{AGG_PREFIX}{}", input.agg_key).into_bytes(),
             cells,
         }])?;
     }
     Ok(summary)
+}
+
+/// Writes `batches` with `concurrency` threads; the first error stops the rest.
+fn put_concurrently(
+    table: &dyn Table,
+    batches: Vec<Vec<Row>>,
+    concurrency: usize,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<(), LoadError> {
+    let queue = Mutex::new(batches.into_iter());
+    let failed = AtomicBool::new(false);
+    let progress = Mutex::new(progress);
+    let results: Vec<Result<(), TableError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..concurrency.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<(), TableError> {
+                    loop {
+                        if failed.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let Some(batch) = next else {
+                            return Ok(());
+                        };
+                        if let Err(e) = table.put(&batch) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        if let Ok(mut p) = progress.lock() {
+                            (*p)(batch.len() as u64);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(TableError::Remote {
+                        address: String::new(),
+                        table: String::new(),
+                        message: "a load thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
+
+/// Reads one clean Parquet file into fact-row batches and its aggregates.
+fn read_clean(
+    files: &dyn FileStore,
+    path: &str,
+    cfg: &LoadConfig,
+) -> Result<(Vec<Vec<Row>>, Aggregates, u64), LoadError> {
+    let name = files.describe(path);
+    let pe = |source| LoadError::Parquet {
+        file: name.clone(),
+        source,
+    };
+    let bytes = files.read(path)?;
+    let df = ParquetReader::new(Cursor::new(bytes))
+        .finish()
+        .map_err(pe)?;
+    let text = df
+        .lazy()
+        .select([
+            col("order_id").cast(DataType::String),
+            col("user_id").cast(DataType::String),
+            col("category"),
+            col("amount"),
+            col("amount").cast(DataType::String).alias("amount_text"),
+            col("payment_method"),
+            col("status"),
+            col("timestamp"),
+        ])
+        .collect()
+        .map_err(pe)?;
+    let s = |c: &str| text.column(c).and_then(|c| c.str()).map_err(pe);
+    let (order, user, cat, amount_text, pay, status, ts) = (
+        s("order_id")?,
+        s("user_id")?,
+        s("category")?,
+        s("amount_text")?,
+        s("payment_method")?,
+        s("status")?,
+        s("timestamp")?,
+    );
+    let amount = text.column("amount").and_then(|c| c.f64()).map_err(pe)?;
+    let mut agg = Aggregates::default();
+    let batch_rows = cfg.batch_rows.max(1);
+    let mut batches = Vec::new();
+    let mut batch = Vec::with_capacity(batch_rows);
+    for i in 0..text.height() {
+        let mut cells = Cells::new();
+        cell(&mut cells, "order_details:user_id", at(user, i));
+        cell(&mut cells, "order_details:category", at(cat, i));
+        cell(&mut cells, "order_details:amount", at(amount_text, i));
+        cell(&mut cells, "payment_info:payment_method", at(pay, i));
+        cell(&mut cells, "status_info:status", at(status, i));
+        cell(&mut cells, "timestamp_info:timestamp", at(ts, i));
+        agg.add(
+            at(cat, i),
+            amount.get(i).unwrap_or(0.0),
+            at(pay, i),
+            at(status, i),
+            at(ts, i),
+        );
+        batch.push(Row {
+            key: row_key(at(order, i), cfg.salt_buckets).into_bytes(),
+            cells,
+        });
+        if batch.len() >= batch_rows {
+            batches.push(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(batch_rows),
+            ));
+        }
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    Ok((batches, agg, text.height() as u64))
 }
 
 #[cfg(test)]

@@ -44,16 +44,58 @@ pub fn key_of(line: &[u8]) -> &[u8] {
 
 const BATCH: usize = 10_000;
 
+/// How fast records are sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pacing {
+    /// At most this many records per second.
+    pub rate: Option<f64>,
+    /// Replay the records' own timestamps, this many times faster than real time.
+    pub replay: Option<f64>,
+}
+
+/// Seconds since 1970 of a `YYYY-MM-DD HH:MM:SS` text (no validation beyond shape).
+pub fn epoch_seconds(ts: &[u8]) -> Option<i64> {
+    let t = std::str::from_utf8(ts).ok()?;
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    if t.len() != 19 {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from civil (proleptic Gregorian).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 /// Sends every data line of `input` (header and blank lines skipped, bytes kept
 /// as they are, invalid UTF-8 included) and flushes the log.
 pub fn produce<R: BufRead>(
+    input: R,
+    name: &str,
+    log: &mut dyn MessageLog,
+    progress: impl FnMut(u64),
+) -> Result<ProduceSummary, ProduceError> {
+    produce_paced(input, name, log, Pacing::default(), progress)
+}
+
+/// [`produce`] at a bounded rate or replaying the records' timestamps.
+pub fn produce_paced<R: BufRead>(
     mut input: R,
     name: &str,
     log: &mut dyn MessageLog,
+    pacing: Pacing,
     mut progress: impl FnMut(u64),
 ) -> Result<ProduceSummary, ProduceError> {
     let mut summary = ProduceSummary::default();
     let mut batch = Vec::with_capacity(BATCH);
+    let start = std::time::Instant::now();
+    let mut first_ts: Option<i64> = None;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -76,6 +118,23 @@ pub fn produce<R: BufRead>(
             summary.header_lines += 1;
             continue;
         }
+        let due = match (pacing.rate, pacing.replay) {
+            (Some(rate), _) if rate > 0.0 => Some(summary.records as f64 / rate),
+            (_, Some(speed)) if speed > 0.0 => value
+                .rsplit(|b| *b == b'\t')
+                .next()
+                .and_then(epoch_seconds)
+                .map(|ts| (ts - *first_ts.get_or_insert(ts)).max(0) as f64 / speed),
+            _ => None,
+        };
+        if let Some(due) = due {
+            let wait = due - start.elapsed().as_secs_f64();
+            if wait > 0.0 {
+                log.append(&batch)?;
+                batch.clear();
+                std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+            }
+        }
         summary.records += 1;
         summary.bytes += value.len() as u64;
         batch.push(Message {
@@ -90,4 +149,17 @@ pub fn produce<R: BufRead>(
     log.append(&batch)?;
     log.flush()?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_of_timestamps() {
+        assert_eq!(epoch_seconds(b"1970-01-01 00:00:00"), Some(0));
+        assert_eq!(epoch_seconds(b"2024-01-01 00:00:00"), Some(1_704_067_200));
+        assert_eq!(epoch_seconds(b"2024-03-01 01:02:03"), Some(1_709_254_923));
+        assert_eq!(epoch_seconds(b"garbage"), None);
+    }
 }

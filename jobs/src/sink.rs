@@ -7,6 +7,8 @@
 //! any point neither loses nor repeats a message.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,11 @@ pub struct SinkConfig {
     pub roll_rows: usize,
     /// Bytes per file at most (a file holds at least one message).
     pub roll_bytes: usize,
+    /// Commit a file this long after its first message even if it is not
+    /// full (0: never; only rows and bytes roll, so file boundaries are
+    /// deterministic).
+    #[serde(default)]
+    pub roll_interval_ms: u64,
 }
 
 /// What the sink stage did.
@@ -107,11 +114,83 @@ pub fn resume_offsets(
     Ok(next)
 }
 
+/// When the sink stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SinkMode {
+    /// Stop once the end offsets seen at start are written (batch Jobs).
+    UntilCaughtUp,
+    /// Keep consuming until the stop flag is raised.
+    Continuous,
+}
+
+/// Messages of one partition read but not yet committed to a file.
+struct Pending {
+    partition: u32,
+    /// Next offset to read.
+    next_read: u64,
+    first: u64,
+    last: u64,
+    count: usize,
+    data: Vec<u8>,
+    started: Option<Instant>,
+}
+
+impl Pending {
+    fn commit(
+        &mut self,
+        files: &dyn FileStore,
+        cfg: &SinkConfig,
+        summary: &mut SinkSummary,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), SinkError> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let name = RawFileName {
+            topic: cfg.topic.clone(),
+            partition: self.partition,
+            first: self.first,
+            last: self.last,
+        };
+        files.write_atomic(&format!("{}/{}", cfg.dir, name.render()), &self.data)?;
+        tracing::debug!(file = %name.render(), records = self.count, "committed raw file");
+        summary.records += self.count as u64;
+        summary.files += 1;
+        progress(self.count as u64);
+        self.count = 0;
+        self.data.clear();
+        self.started = None;
+        Ok(())
+    }
+}
+
 /// Copies everything up to the current end of every partition into raw files.
 pub fn sink_until_caught_up(
     log: &mut dyn MessageLog,
     files: &dyn FileStore,
     cfg: &SinkConfig,
+    progress: impl FnMut(u64),
+) -> Result<SinkSummary, SinkError> {
+    run_sink(
+        log,
+        files,
+        cfg,
+        SinkMode::UntilCaughtUp,
+        &AtomicBool::new(false),
+        progress,
+    )
+}
+
+/// Copies the log into raw files, exactly once: each partition resumes after
+/// its highest committed file; files roll by rows, bytes and (if set) a
+/// wall-clock interval since their first message. In [`SinkMode::Continuous`]
+/// it runs until `stop` is raised, then commits what it holds and returns.
+pub fn run_sink(
+    log: &mut dyn MessageLog,
+    files: &dyn FileStore,
+    cfg: &SinkConfig,
+    mode: SinkMode,
+    stop: &AtomicBool,
     mut progress: impl FnMut(u64),
 ) -> Result<SinkSummary, SinkError> {
     let resume = resume_offsets(files, cfg)?;
@@ -120,39 +199,76 @@ pub fn sink_until_caught_up(
         topic: cfg.topic.clone(),
         source,
     };
+    let roll_rows = cfg.roll_rows.max(1);
+    let interval = (cfg.roll_interval_ms > 0).then(|| Duration::from_millis(cfg.roll_interval_ms));
+    let mut parts = Vec::new();
+    let mut targets = Vec::new();
     for partition in 0..log.partitions() {
-        let mut next = resume.get(&partition).copied().unwrap_or(0);
+        let next = resume.get(&partition).copied().unwrap_or(0);
         summary.resumed_from.insert(partition, next);
-        let end = log.end_offset(partition).map_err(log_err)?;
-        while next < end {
+        if mode == SinkMode::UntilCaughtUp {
+            targets.push(log.end_offset(partition).map_err(log_err)?);
+        }
+        parts.push(Pending {
+            partition,
+            next_read: next,
+            first: next,
+            last: next,
+            count: 0,
+            data: Vec::new(),
+            started: None,
+        });
+    }
+    loop {
+        let mut done = true;
+        for part in parts.iter_mut() {
+            let target = targets.get(part.partition as usize).copied();
+            if target.is_some_and(|t| part.next_read >= t) {
+                part.commit(files, cfg, &mut summary, &mut progress)?;
+                continue;
+            }
+            done = false;
+            let mut want = roll_rows - part.count;
+            if let Some(t) = target {
+                want = want.min((t - part.next_read).min(usize::MAX as u64) as usize);
+            }
             let batch = log
-                .read(partition, next, cfg.roll_rows.max(1))
+                .read(part.partition, part.next_read, want.max(1))
                 .map_err(log_err)?;
-            let mut data = Vec::new();
-            let mut last = next;
-            for (offset, msg) in &batch {
-                if !data.is_empty() && data.len() + msg.value.len() + 1 > cfg.roll_bytes {
+            for (offset, msg) in batch {
+                if target.is_some_and(|t| offset >= t) {
                     break;
                 }
-                data.extend_from_slice(&msg.value);
-                data.push(b'\n');
-                last = *offset;
+                if part.count > 0 && part.data.len() + msg.value.len() + 1 > cfg.roll_bytes {
+                    part.commit(files, cfg, &mut summary, &mut progress)?;
+                }
+                if part.count == 0 {
+                    part.first = offset;
+                    part.started = Some(Instant::now());
+                }
+                part.data.extend_from_slice(&msg.value);
+                part.data.push(b'\n');
+                part.last = offset;
+                part.count += 1;
+                part.next_read = offset + 1;
+                if part.count >= roll_rows {
+                    part.commit(files, cfg, &mut summary, &mut progress)?;
+                }
             }
-            if batch.is_empty() {
-                break;
+            let expired =
+                matches!((interval, part.started), (Some(i), Some(s)) if s.elapsed() >= i);
+            if expired || target.is_some_and(|t| part.next_read >= t) {
+                part.commit(files, cfg, &mut summary, &mut progress)?;
             }
-            let name = RawFileName {
-                topic: cfg.topic.clone(),
-                partition,
-                first: next,
-                last,
-            };
-            files.write_atomic(&format!("{}/{}", cfg.dir, name.render()), &data)?;
-            let written = last - next + 1;
-            summary.records += written;
-            summary.files += 1;
-            progress(written);
-            next = last + 1;
+        }
+        if stop.load(Ordering::Relaxed) {
+            for part in parts.iter_mut() {
+                part.commit(files, cfg, &mut summary, &mut progress)?;
+            }
+            break;
+        }
+        if mode == SinkMode::UntilCaughtUp && done {
+            break;
         }
     }
     Ok(summary)
@@ -169,6 +285,7 @@ mod tests {
             dir: "raw".into(),
             roll_rows,
             roll_bytes: 1 << 20,
+            roll_interval_ms: 0,
         }
     }
 

@@ -5,7 +5,8 @@
 //! exponential backoff until a deadline, then fails naming the address.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hbase_thrift::hbase::{
@@ -32,22 +33,28 @@ pub struct HbaseConfig {
     pub io_timeout: Duration,
     /// Give up on a call (with retries) after this long.
     pub deadline: Duration,
+    /// Connections kept open (calls from that many threads run in parallel).
+    pub connections: usize,
 }
 
 impl HbaseConfig {
-    /// Defaults for `address`: 10 s per I/O, 60 s per call including retries.
+    /// Defaults for `address`: 10 s per I/O, 60 s per call including retries,
+    /// 4 connections.
     pub fn new(address: impl Into<String>) -> Self {
         HbaseConfig {
             address: address.into(),
             io_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(60),
+            connections: 4,
         }
     }
 }
 
 struct Conn {
     cfg: HbaseConfig,
-    client: Mutex<Option<Client>>,
+    /// A small pool: each slot holds one connection (or none after a failure).
+    clients: Vec<Mutex<Option<Client>>>,
+    next: AtomicUsize,
 }
 
 impl Conn {
@@ -91,10 +98,7 @@ impl Conn {
         let mut backoff = Duration::from_millis(100);
         loop {
             let message = {
-                let mut guard = self
-                    .client
-                    .lock()
-                    .map_err(|_| self.err(table, "client lock poisoned".into()))?;
+                let mut guard = self.slot(table)?;
                 let connected = match guard.take() {
                     Some(c) => Ok(c),
                     None => self.connect(),
@@ -137,6 +141,20 @@ impl Conn {
         }
     }
 
+    /// A free pool slot if there is one, else waits for the next in turn.
+    fn slot(&self, table: &str) -> Result<MutexGuard<'_, Option<Client>>, TableError> {
+        let n = self.clients.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(guard) = self.clients[(start + i) % n].try_lock() {
+                return Ok(guard);
+            }
+        }
+        self.clients[start % n]
+            .lock()
+            .map_err(|_| self.err(table, "client lock poisoned".into()))
+    }
+
     fn err(&self, table: &str, message: String) -> TableError {
         TableError::Remote {
             address: self.cfg.address.clone(),
@@ -157,8 +175,11 @@ impl HbaseTables {
     pub fn new(cfg: HbaseConfig) -> Self {
         HbaseTables {
             conn: Arc::new(Conn {
+                clients: (0..cfg.connections.max(1))
+                    .map(|_| Mutex::new(None))
+                    .collect(),
+                next: AtomicUsize::new(0),
                 cfg,
-                client: Mutex::new(None),
             }),
         }
     }

@@ -1,7 +1,10 @@
 //! The raw/clean file store on HDFS, through the native `hdfs-native` client.
 //!
-//! The client is async; this backend owns a small runtime and blocks on it,
-//! so the stages stay synchronous. Store paths are relative to the path of the
+//! The client is async; every store in the process blocks on one shared
+//! multi-threaded runtime, so the stages stay synchronous. (One runtime, not
+//! one per store: hdfs-native keeps a process-wide cache of DataNode
+//! connections, and a connection cached by a store whose runtime is idle
+//! would never be driven when another store picks it up.) Store paths are relative to the path of the
 //! `hdfs://host:port/base` URL it was opened with.
 
 use std::time::Duration;
@@ -13,7 +16,7 @@ use super::files::{FileEntry, FileStore, FileStoreError};
 /// Files under a base directory of one HDFS cluster.
 pub struct HdfsFiles {
     client: Client,
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     /// `hdfs://host:port`, for messages.
     authority: String,
     /// Base directory, without trailing slash (`""` for the root).
@@ -27,6 +30,22 @@ fn hdfs_err(op: &'static str, path: &str, e: impl std::fmt::Display) -> FileStor
         path: path.to_string(),
         source: std::io::Error::other(e.to_string()),
     }
+}
+
+/// The runtime all HDFS stores of the process share.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RT: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hdfs-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// Splits `hdfs://host:port/some/dir` into (`hdfs://host:port`, `/some/dir`).
@@ -51,10 +70,7 @@ impl HdfsFiles {
     pub fn open(url: &str, timeout: Duration) -> Result<Self, FileStoreError> {
         let (authority, base) = split_url(url)
             .ok_or_else(|| hdfs_err("parsing HDFS URL", url, "expected hdfs://host:port/path"))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| hdfs_err("starting runtime for", url, e))?;
+        let rt = runtime().map_err(|e| hdfs_err("starting runtime for", url, e))?;
         let client = {
             let _guard = rt.enter();
             ClientBuilder::new()
@@ -95,7 +111,10 @@ impl HdfsFiles {
         path: &str,
         fut: impl std::future::Future<Output = Result<T, HdfsError>>,
     ) -> Result<T, FileStoreError> {
-        match self.rt.block_on(tokio::time::timeout(self.timeout, fut)) {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(self.timeout, fut).await })
+        {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(hdfs_err(op, &self.url(path), e)),
             Err(_) => Err(hdfs_err(
@@ -119,10 +138,9 @@ impl HdfsFiles {
 impl FileStore for HdfsFiles {
     fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
         let full = self.full(dir);
-        let statuses = match self.rt.block_on(tokio::time::timeout(
-            self.timeout,
-            self.client.list_status(&full, false),
-        )) {
+        let statuses = match self.rt.block_on(async {
+            tokio::time::timeout(self.timeout, self.client.list_status(&full, false)).await
+        }) {
             Ok(Ok(s)) => s,
             Ok(Err(HdfsError::FileNotFound(_))) => return Ok(Vec::new()),
             Ok(Err(e)) => return Err(hdfs_err("listing", &self.url(dir), e)),
@@ -180,10 +198,9 @@ impl FileStore for HdfsFiles {
 
     fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
         let full = self.full(path);
-        match self.rt.block_on(tokio::time::timeout(
-            self.timeout,
-            self.client.get_file_info(&full),
-        )) {
+        match self.rt.block_on(async {
+            tokio::time::timeout(self.timeout, self.client.get_file_info(&full)).await
+        }) {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(HdfsError::FileNotFound(_))) => Ok(false),
             Ok(Err(e)) => Err(hdfs_err("checking", &self.url(path), e)),

@@ -18,6 +18,9 @@ pub enum LogError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A remote log (Kafka) failed; the message names its address.
+    #[error("{0}")]
+    Remote(String),
     /// A partition that the log does not have.
     #[error("partition {partition} does not exist (the log has {partitions})")]
     NoPartition {

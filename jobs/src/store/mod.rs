@@ -6,6 +6,7 @@
 pub mod files;
 pub mod hbase;
 pub mod hdfs;
+pub mod kafka;
 pub mod log;
 pub mod table;
 

@@ -1,0 +1,229 @@
+//! Helpers of the pipeline tests: the `ecom` binary, unique names, HDFS and HBase access.
+
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ecom_jobs::incremental::committed_runs;
+use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
+use ecom_jobs::store::hdfs::HdfsFiles;
+use ecom_jobs::store::FileStore;
+use polars::prelude::*;
+
+/// Value of an environment variable exported by `scripts/services.sh env`.
+pub fn service_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => panic!(
+            "environment variable {name} is not set: these tests need the real services and \
+             the ecom binary. Run `make itest`, or `make services-up`, \
+             `eval \"$(scripts/services.sh env)\"` and set ECOM_BIN to a release build of ecom."
+        ),
+    }
+}
+
+/// A command running the `ecom` binary named by `ECOM_BIN`.
+pub fn ecom_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(service_env("ECOM_BIN"));
+    c.args(args).env("ECOM_SUMMARY_FILE", "/dev/null");
+    c
+}
+
+/// Runs `ecom` and asserts success; returns standard output.
+pub fn ecom_ok(args: &[&str]) -> String {
+    let out = ecom_cmd(args).output().expect("run ecom");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ecom {args:?} failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs a stage and returns its JSON summary (the last line of standard output).
+pub fn ecom_json(args: &[&str]) -> serde_json::Value {
+    let stdout = ecom_ok(args);
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("summary of {args:?}: {e}: {last}"));
+    assert_eq!(v["ok"], true, "{v}");
+    v
+}
+
+/// A lowercase name fragment unique to this run and call.
+pub fn unique_suffix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock before 1970")
+        .as_nanos();
+    format!(
+        "{}{:x}{}",
+        std::process::id(),
+        nanos % 0xffff_ffff_ffff,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One clean row, as text (amount as a number).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanRow {
+    pub order_id: String,
+    pub user_id: String,
+    pub category: String,
+    pub amount: f64,
+    pub payment: String,
+    pub status: String,
+    pub timestamp: String,
+}
+
+/// Unique topic, HDFS directory and table of one test.
+pub struct Run {
+    pub topic: String,
+    pub table: String,
+    /// HDFS directory of this run (absolute path).
+    pub base: String,
+    /// `hdfs://host:port`.
+    pub hdfs: String,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn new(prefix: &str) -> Run {
+        let id = format!("{prefix}{}", unique_suffix());
+        Run {
+            topic: format!("it-{id}"),
+            table: format!("it_{id}"),
+            base: format!("/ecom-itests/{id}"),
+            hdfs: service_env("HDFS_URL").trim_end_matches('/').to_string(),
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn raw_url(&self) -> String {
+        format!("{}{}/raw", self.hdfs, self.base)
+    }
+
+    pub fn clean_url(&self) -> String {
+        format!("{}{}/clean", self.hdfs, self.base)
+    }
+
+    pub fn produce_args(&self, input: &str) -> Vec<&str> {
+        let input: &'static str = Box::leak(input.to_string().into_boxed_str());
+        vec!["produce", "--input", input, "--topic", self.topic.as_str()]
+    }
+
+    pub fn sink_args(&self, roll_rows: usize) -> Vec<&str> {
+        let raw: &'static str = Box::leak(self.raw_url().into_boxed_str());
+        let rows: &'static str = Box::leak(roll_rows.to_string().into_boxed_str());
+        vec![
+            "sink",
+            "--topic",
+            self.topic.as_str(),
+            "--output",
+            raw,
+            "--until-caught-up",
+            "--roll-rows",
+            rows,
+        ]
+    }
+
+    pub fn clean_args(&self) -> Vec<&str> {
+        let raw: &'static str = Box::leak(self.raw_url().into_boxed_str());
+        let clean: &'static str = Box::leak(self.clean_url().into_boxed_str());
+        vec!["clean", "--input", raw, "--output", clean]
+    }
+
+    pub fn load_args(&self) -> Vec<&str> {
+        let clean: &'static str = Box::leak(self.clean_url().into_boxed_str());
+        vec!["load", "--input", clean, "--table", self.table.as_str()]
+    }
+
+    /// The HDFS cluster root as a file store.
+    pub fn hdfs_store(&self) -> HdfsFiles {
+        HdfsFiles::open(&self.hdfs, Duration::from_secs(60)).expect("connect to HDFS")
+    }
+
+    pub fn hbase(&self) -> HbaseTables {
+        HbaseTables::new(HbaseConfig::new(service_env("HBASE_THRIFT")))
+    }
+
+    /// Raw files of this run (name, content), in name order.
+    pub fn raw_files(&self) -> Vec<(String, Vec<u8>)> {
+        let store = self.hdfs_store();
+        store
+            .list(&format!("{}/raw", self.base))
+            .expect("list raw")
+            .into_iter()
+            .map(|e| {
+                let name = e.path.rsplit('/').next().unwrap_or_default().to_string();
+                (name, store.read(&e.path).expect("read raw"))
+            })
+            .collect()
+    }
+
+    /// Every row of the committed clean Parquet files.
+    pub fn clean_rows(&self) -> Vec<CleanRow> {
+        let store = self.hdfs_store();
+        let mut out = Vec::new();
+        for run in committed_runs(&store, &format!("{}/clean", self.base)).expect("manifests") {
+            let bytes = store.read(&run.parquet).expect("read parquet");
+            let df = ParquetReader::new(Cursor::new(bytes))
+                .finish()
+                .expect("parquet")
+                .lazy()
+                .select([
+                    col("order_id").cast(DataType::String),
+                    col("user_id").cast(DataType::String),
+                    col("category"),
+                    col("amount"),
+                    col("payment_method"),
+                    col("status"),
+                    col("timestamp"),
+                ])
+                .collect()
+                .expect("select");
+            let s = |c: &str| df.column(c).expect(c).str().expect(c).clone();
+            let (o, u, c, p, st, t) = (
+                s("order_id"),
+                s("user_id"),
+                s("category"),
+                s("payment_method"),
+                s("status"),
+                s("timestamp"),
+            );
+            let a = df
+                .column("amount")
+                .expect("amount")
+                .f64()
+                .expect("f64")
+                .clone();
+            for i in 0..df.height() {
+                let g = |x: &StringChunked| x.get(i).unwrap_or_default().to_string();
+                out.push(CleanRow {
+                    order_id: g(&o),
+                    user_id: g(&u),
+                    category: g(&c),
+                    amount: a.get(i).unwrap_or_default(),
+                    payment: g(&p),
+                    status: g(&st),
+                    timestamp: g(&t),
+                });
+            }
+        }
+        out
+    }
+
+    /// Removes the HDFS directory and the tables (the topic stays).
+    pub fn cleanup(&self) {
+        let store = self.hdfs_store();
+        let _ = store.remove_all(&self.base);
+        let tables = self.hbase();
+        let _ = tables.drop_table(&self.table);
+        let _ = tables.drop_table(&format!("{}_agg", self.table));
+    }
+}

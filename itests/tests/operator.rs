@@ -1,0 +1,1380 @@
+//! Integration tests of the operator against the real kube-apiserver of the services harness,
+//! with `ecom operator` running as a process. There is no kubelet or controller-manager: a
+//! test-side stand-in plays the kubelet and the Job controller, creating each Job's pods and
+//! writing pod and Job status (termination messages included) through the API.
+//!
+//! Needs `KUBECONFIG` (from `eval "$(scripts/services.sh env)"`) and the `ecom` binary:
+//! `ECOM_BIN`, or `$CARGO_TARGET_DIR/release/ecom` (`make itest` builds it first).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ecom_operator::crd::EcomPipeline;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Pod, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::{Client, ResourceExt};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn service_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => panic!(
+            "environment variable {name} is not set: start the services with `make services-up` \
+             and load them with `eval \"$(scripts/services.sh env)\"` (or run `make itest`)"
+        ),
+    }
+}
+
+fn ecom_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ECOM_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/ecom-pipeline/target", service_env("HOME")));
+    let p = PathBuf::from(target).join("release/ecom");
+    assert!(
+        p.is_file(),
+        "{} missing: build it with `cargo build --release --bin ecom` or set ECOM_BIN",
+        p.display()
+    );
+    p
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() % 100_000_000)
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{t}-{}-{}",
+        std::process::id() % 1000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn client() -> Client {
+    let kubeconfig = service_env("KUBECONFIG");
+    Client::try_default()
+        .await
+        .unwrap_or_else(|e| panic!("kube client from KUBECONFIG={kubeconfig}: {e}"))
+}
+
+/// Applies the CRD (server-side) and waits until it is Established and served.
+async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = ecom_operator::crd();
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply("ecom-itests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+    wait_for("CRD established", || async {
+        let c = crds.get(&name).await.ok()?;
+        c.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    let any: Api<EcomPipeline> = Api::all(client.clone());
+    wait_for("EcomPipelines served", || async {
+        any.list(&ListParams::default().limit(1))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// A fresh namespace with the `default` ServiceAccount (no controller-manager creates it).
+async fn namespace(client: &Client, prefix: &str) -> String {
+    let ns = unique(prefix);
+    let api: Api<Namespace> = Api::all(client.clone());
+    let obj: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let obj: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("sa");
+    sa.create(&PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("create ServiceAccount in {ns}: {e}"));
+    ns
+}
+
+/// Polls `f` every 200 ms until it gives `Some`, for at most [`WAIT`].
+async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An `ecom operator` process; SIGKILLed on drop.
+struct Operator {
+    child: Child,
+    port: u16,
+    identity: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Operator {
+    fn start(ns: &str, identity: &str) -> Operator {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{identity}.log"));
+        let log_file = std::fs::File::create(&log).expect("operator log file");
+        let child = Command::new(ecom_bin())
+            .args([
+                "operator",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--namespace",
+                ns,
+                "--lease-name",
+                "ecom-operator",
+                "--lease-namespace",
+                ns,
+                "--identity",
+                identity,
+                "--lease-duration",
+                "4",
+                "--renew-every",
+                "1",
+            ])
+            .env("KUBECONFIG", service_env("KUBECONFIG"))
+            .env("RUST_LOG", "info,ecom_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", ecom_bin().display()));
+        Operator {
+            child,
+            port,
+            identity: identity.to_string(),
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operator did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let port = self.port;
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || http_get(port, &path))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET: status code and body.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// A valid EcomPipeline manifest (generated source, parallel clean).
+fn pipeline(name: &str, extra: Value) -> Value {
+    let mut v = json!({
+        "apiVersion": "pipelines.ecom-pipeline.io/v1alpha1",
+        "kind": "EcomPipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "ecom:test",
+            "kafka": {"bootstrap": "127.0.0.1:9092", "topic": "transactions"},
+            "hdfs": {"url": "hdfs://127.0.0.1:9000", "rawPath": "/itest/raw", "cleanPath": "/itest/clean"},
+            "hbase": {"thriftHost": "127.0.0.1"},
+            "source": {"generated": {"rows": 1000, "seed": 7, "dirtyRate": 0.1}},
+            "stages": {"clean": {"parallelism": 2}}
+        }
+    });
+    merge(&mut v["spec"], &extra);
+    v
+}
+
+fn merge(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                if v.is_null() {
+                    a.remove(k);
+                } else {
+                    merge(a.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+/// Creates a manifest as raw JSON (so even specs the Rust types reject reach the API server).
+async fn create_raw(
+    client: &Client,
+    ns: &str,
+    manifest: &Value,
+) -> Result<DynamicObject, kube::Error> {
+    let ar = ApiResource::erase::<EcomPipeline>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let obj: DynamicObject = serde_json::from_value(manifest.clone()).expect("manifest");
+    api.create(&PostParams::default(), &obj).await
+}
+
+async fn create(api: &Api<EcomPipeline>, manifest: &Value) -> Result<EcomPipeline, kube::Error> {
+    let obj: EcomPipeline = serde_json::from_value(manifest.clone()).expect("manifest");
+    api.create(&PostParams::default(), &obj).await
+}
+
+/// Jobs of `ns` by name.
+async fn jobs(client: &Client, ns: &str) -> BTreeMap<String, Job> {
+    let api: Api<Job> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .expect("list Jobs")
+        .items
+        .into_iter()
+        .map(|j| (j.name_any(), j))
+        .collect()
+}
+
+fn component(job: &Job) -> String {
+    job.labels()
+        .get("app.kubernetes.io/component")
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits for the Job of `stage` of the pipeline `instance` and returns it.
+async fn wait_job_of(client: &Client, ns: &str, instance: &str, stage: &str) -> Job {
+    wait_for(&format!("the {stage} Job of {instance}"), || async {
+        jobs(client, ns).await.into_values().find(|j| {
+            component(j) == stage
+                && j.labels()
+                    .get("app.kubernetes.io/instance")
+                    .map(String::as_str)
+                    == Some(instance)
+        })
+    })
+    .await
+}
+
+/// Waits for the Job of `stage` and returns it.
+async fn wait_job(client: &Client, ns: &str, stage: &str) -> Job {
+    wait_for(&format!("the {stage} Job"), || async {
+        jobs(client, ns)
+            .await
+            .into_values()
+            .find(|j| component(j) == stage)
+    })
+    .await
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// The kubelet and Job controller stand-in: creates one pod per completion index of `job`,
+/// marks each terminated with `messages[index]` as termination message, and marks the Job
+/// Complete (or Failed when `fail` is set).
+async fn finish_job(client: &Client, ns: &str, job: &Job, messages: &[&str], fail: bool) {
+    let name = job.name_any();
+    let spec = job.spec.clone().expect("job spec");
+    let completions = spec.completions.unwrap_or(1);
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let template = spec.template.clone();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let t = now();
+    for i in 0..completions {
+        let mut labels = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        labels.insert("batch.kubernetes.io/job-name".into(), name.clone());
+        labels.insert("job-name".into(), name.clone());
+        let mut annotations = BTreeMap::new();
+        if indexed {
+            annotations.insert(
+                "batch.kubernetes.io/job-completion-index".to_string(),
+                i.to_string(),
+            );
+        }
+        let pod_name = format!(
+            "{name}-{i}-{}",
+            unique("p").rsplit('-').next().unwrap_or("0")
+        );
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": pod_name,
+                "labels": labels,
+                "annotations": annotations,
+                "ownerReferences": [{
+                    "apiVersion": "batch/v1", "kind": "Job", "name": name,
+                    "uid": job.uid().expect("job uid"), "controller": true, "blockOwnerDeletion": true
+                }]
+            },
+            "spec": template.spec.clone().expect("pod spec"),
+        }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .unwrap_or_else(|e| panic!("create pod {pod_name}: {e}"));
+        let message = messages.get(i as usize).copied().unwrap_or("");
+        let container = template
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].name.clone())
+            .unwrap_or_default();
+        let (phase, code) = if fail {
+            ("Failed", 1)
+        } else {
+            ("Succeeded", 0)
+        };
+        let status = json!({"status": {
+            "phase": phase,
+            "startTime": t,
+            "containerStatuses": [{
+                "name": container, "image": "ecom:test", "imageID": "", "ready": false,
+                "restartCount": 0, "started": false,
+                "state": {"terminated": {
+                    "exitCode": code, "reason": if fail {"Error"} else {"Completed"},
+                    "message": message, "startedAt": t, "finishedAt": t
+                }}
+            }]
+        }});
+        pods.patch_status(&pod_name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap_or_else(|e| panic!("pod status {pod_name}: {e}"));
+    }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let status = if fail {
+        json!({"status": {
+            "startTime": t, "failed": completions, "active": 0, "ready": 0,
+            "conditions": [
+                {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": t, "lastProbeTime": t},
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": t, "lastProbeTime": t}
+            ]
+        }})
+    } else {
+        let mut s = json!({"status": {
+            "startTime": t, "completionTime": t, "succeeded": completions, "active": 0, "ready": 0,
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastTransitionTime": t, "lastProbeTime": t},
+                {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastTransitionTime": t, "lastProbeTime": t}
+            ]
+        }});
+        if indexed {
+            s["status"]["completedIndexes"] = json!(if completions == 1 {
+                "0".to_string()
+            } else {
+                format!("0-{}", completions - 1)
+            });
+        }
+        s
+    };
+    jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("Job status {name}: {e}"));
+}
+
+/// Marks the dashboard Deployment available (the Deployment controller's part).
+async fn dashboard_available(client: &Client, ns: &str, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = wait_for("the dashboard Deployment", || async {
+        api.get_opt(name).await.ok().flatten()
+    })
+    .await;
+    let generation = d.metadata.generation.unwrap_or(1);
+    let status = json!({"status": {
+        "observedGeneration": generation, "replicas": 1, "readyReplicas": 1,
+        "availableReplicas": 1, "updatedReplicas": 1
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("Deployment status {name}: {e}"));
+}
+
+async fn status_of(
+    api: &Api<EcomPipeline>,
+    name: &str,
+) -> Option<ecom_operator::crd::EcomPipelineStatus> {
+    api.get(name).await.ok()?.status
+}
+
+fn condition(s: &ecom_operator::crd::EcomPipelineStatus, type_: &str) -> Option<(String, String)> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+fn kubectl(args: &[&str]) -> String {
+    let out = Command::new(service_env("KUBECTL"))
+        .args(args)
+        .env("KUBECONFIG", service_env("KUBECONFIG"))
+        .output()
+        .unwrap_or_else(|e| panic!("run kubectl: {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// ------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_refuses_invalid_pipelines() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-invalid").await;
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "no-source",
+            json!({"source": null}),
+            "spec.source: Required value",
+        ),
+        (
+            "two-sources",
+            json!({"source": {"url": "https://example.com/data.tsv"}}),
+            "exactly one of source.generated, source.file or source.url must be set",
+        ),
+        (
+            "zero-partitions",
+            json!({"kafka": {"partitions": 0}}),
+            "spec.kafka.partitions: Invalid value",
+        ),
+        (
+            "bad-mode",
+            json!({"mode": "continuous"}),
+            "supported values: \"batch\", \"streaming\"",
+        ),
+        (
+            "dirty-rate",
+            json!({"source": {"generated": {"dirtyRate": 1.5}}}),
+            "spec.source.generated.dirtyRate",
+        ),
+        (
+            "nested-paths",
+            json!({"hdfs": {"cleanPath": "/itest/raw/clean"}}),
+            "rawPath and cleanPath must be different and not inside each other",
+        ),
+        (
+            "hdfs-scheme",
+            json!({"hdfs": {"url": "http://namenode:9000"}}),
+            "spec.hdfs.url: Invalid value",
+        ),
+        (
+            "node-port",
+            json!({"dashboard": {"nodePort": 30080}}),
+            "nodePort requires serviceType NodePort or LoadBalancer",
+        ),
+        (
+            "sasl-missing",
+            json!({"kafka": {"security": {"protocol": "SASL_SSL"}}}),
+            "sasl is required exactly when protocol is SASL_PLAINTEXT or SASL_SSL",
+        ),
+        (
+            "tls-plaintext",
+            json!({"kafka": {"security": {"tls": {"caSecretName": "ca"}}}}),
+            "tls requires protocol SSL or SASL_SSL",
+        ),
+        (
+            "parallelism",
+            json!({"stages": {"load": {"parallelism": 100}}}),
+            "spec.stages.load.parallelism: Invalid value",
+        ),
+        (
+            "thrift-port",
+            json!({"hbase": {"thriftPort": 70000}}),
+            "spec.hbase.thriftPort: Invalid value",
+        ),
+        (
+            "cleanup-policy",
+            json!({"cleanupPolicy": "Purge"}),
+            "supported values: \"Retain\", \"Delete\"",
+        ),
+        (
+            "streaming-in-batch",
+            json!({"streaming": {"intervalSeconds": 60}}),
+            "spec.streaming requires mode: streaming",
+        ),
+        (
+            "topic-chars",
+            json!({"kafka": {"topic": "bad topic!"}}),
+            "spec.kafka.topic: Invalid value",
+        ),
+        (
+            "dotted.name",
+            json!({}),
+            "metadata.name must be a DNS-1035 label",
+        ),
+        (
+            "no-bootstrap",
+            json!({"kafka": {"bootstrap": null}}),
+            "spec.kafka.bootstrap: Required value",
+        ),
+        (
+            "file-dotdot",
+            json!({"source": {"generated": null, "file": {"claimName": "c", "path": "a/../b"}}}),
+            "path must not contain '..'",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, patch, expected) in &cases {
+        match create_raw(&client, &ns, &pipeline(name, patch.clone())).await {
+            Ok(_) => failures.push(format!("{name}: accepted")),
+            Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains(expected) => {}
+            Err(e) => failures.push(format!("{name}: expected {expected:?}, got {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // runId may only grow (a transition rule).
+    let created = create(&api, &pipeline("runid", json!({"runId": 2})))
+        .await
+        .expect("valid pipeline");
+    let patch = json!({"spec": {"runId": 1}});
+    let err = api
+        .patch(
+            &created.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect_err("runId decrease refused");
+    assert!(
+        err.to_string().contains("runId can only be increased"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_shows_columns_and_explains_fields() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-kubectl").await;
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    create(&api, &pipeline("shown", json!({"suspend": true})))
+        .await
+        .expect("create");
+    let status = json!({"status": {"phase": "Running", "counts": {"produced": 1000, "loaded": 900},
+        "conditions": [{"type": "Ready", "status": "False", "reason": "InProgress", "message": "", "lastTransitionTime": now()}]}});
+    api.patch_status("shown", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status");
+    let table = kubectl(&["get", "ecp", "-n", &ns]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "PHASE", "READY", "PRODUCED", "LOADED", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..5],
+        ["shown", "Running", "False", "1000", "900"],
+        "{table}"
+    );
+    let wide = kubectl(&["get", "ecp", "-n", &ns, "-o", "wide"]);
+    assert!(wide.lines().next().unwrap_or("").contains("MODE"), "{wide}");
+
+    // kubectl explain reads the published OpenAPI, which lags the CRD by a moment.
+    let explain = wait_for("kubectl explain ecp.spec", || async {
+        let out = Command::new(service_env("KUBECTL"))
+            .args(["explain", "ecp.spec"])
+            .env("KUBECONFIG", service_env("KUBECONFIG"))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .await;
+    for expected in [
+        "Desired state of an e-commerce analytics pipeline",
+        "kafka\t<Object> -required-",
+        "Kafka connection and topic.",
+        "cleanupPolicy",
+        "Increase to run the whole pipeline again on purpose",
+    ] {
+        assert!(
+            explain.contains(expected),
+            "missing {expected:?} in:\n{explain}"
+        );
+    }
+    let sasl = kubectl(&["explain", "ecp.spec.kafka.security.sasl"]);
+    assert!(
+        sasl.contains("Secret (in the resource's namespace) holding the username and password."),
+        "{sasl}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_runs_in_order_and_reaches_ready_with_counts() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-ready").await;
+    let op = Operator::start(&ns, &unique("op-ready"));
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    create(&api, &pipeline("demo", json!({})))
+        .await
+        .expect("create");
+
+    // Producer and sink first; the sink waits (suspended) for the producer.
+    let produce = wait_job(&client, &ns, "produce").await;
+    let sink = wait_job(&client, &ns, "sink").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = jobs(&client, &ns).await;
+    let stages: BTreeSet<_> = all.values().map(component).collect();
+    assert_eq!(
+        stages,
+        BTreeSet::from(["produce".to_string(), "sink".to_string()])
+    );
+    assert_eq!(sink.spec.as_ref().and_then(|s| s.suspend), Some(true));
+    let owner = &produce.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("EcomPipeline", "demo", Some(true))
+    );
+    let args = produce
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers[0].args.clone());
+    assert!(format!("{args:?}").contains("--generate-rows"), "{args:?}");
+
+    finish_job(
+        &client,
+        &ns,
+        &produce,
+        &[r#"{"records":1000,"header_lines":0,"blank_lines":0,"bytes":70000}"#],
+        false,
+    )
+    .await;
+    let sink_name = sink.name_any();
+    wait_for("the sink resumed", || async {
+        let j = jobs(&client, &ns).await.remove(&sink_name)?;
+        (j.spec?.suspend == Some(false)).then_some(())
+    })
+    .await;
+    assert!(
+        jobs(&client, &ns)
+            .await
+            .values()
+            .all(|j| component(j) != "clean"),
+        "clean before the sink finished"
+    );
+    finish_job(
+        &client,
+        &ns,
+        &sink,
+        &[r#"{"records":1000,"files":2,"resumed_from":{"0":0}}"#],
+        false,
+    )
+    .await;
+
+    let clean = wait_job(&client, &ns, "clean").await;
+    let cspec = clean.spec.clone().expect("spec");
+    assert_eq!(
+        (cspec.completion_mode.as_deref(), cspec.completions),
+        (Some("Indexed"), Some(2))
+    );
+    finish_job(
+        &client,
+        &ns,
+        &clean,
+        &[
+            r#"{"run":"r1","shard":"0/2","report":{"rows_in":600,"rows_out":540,"dropped":{"missing_field":40,"duplicate_order_id":20}}}"#,
+            r#"{"run":"r1","shard":"1/2","report":{"rows_in":400,"rows_out":370,"dropped":{"missing_field":30,"duplicate_order_id":0}}}"#,
+        ],
+        false,
+    )
+    .await;
+    let load = wait_job(&client, &ns, "load").await;
+    finish_job(&client, &ns, &load, &[r#"{"rows":910,"files":2}"#], false).await;
+
+    dashboard_available(&client, &ns, "demo-dashboard").await;
+    let status = wait_for("Ready", || async {
+        let s = status_of(&api, "demo").await?;
+        (s.phase.as_deref() == Some("Ready")).then_some(s)
+    })
+    .await;
+    let counts = status.counts.clone().expect("counts");
+    assert_eq!(
+        (
+            counts.produced,
+            counts.sunk,
+            counts.clean_input,
+            counts.cleaned,
+            counts.loaded
+        ),
+        (Some(1000), Some(1000), Some(1000), Some(910), Some(910))
+    );
+    assert_eq!(counts.dropped["missing_field"], 70);
+    assert_eq!(counts.dropped["duplicate_order_id"], 20);
+    for c in [
+        "Ingested",
+        "Cleaned",
+        "Loaded",
+        "DashboardAvailable",
+        "Ready",
+    ] {
+        assert_eq!(
+            condition(&status, c).map(|c| c.0),
+            Some("True".to_string()),
+            "{c}: {:?}",
+            status.conditions
+        );
+    }
+    assert_eq!(
+        condition(&status, "Degraded").map(|c| c.0),
+        Some("False".to_string())
+    );
+    assert_eq!(status.stages["clean"].succeeded, 2);
+    let dash = status.dashboard.clone().expect("dashboard status");
+    assert_eq!(
+        dash.port_forward,
+        format!("kubectl -n {ns} port-forward svc/demo-dashboard 8080:8080")
+    );
+    assert_eq!(status.observed_generation, Some(1));
+
+    let table = kubectl(&["get", "ecp", "-n", &ns]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..5],
+        ["demo", "Ready", "True", "1000", "910"],
+        "{table}"
+    );
+
+    // Exactly one Job per stage was ever created.
+    assert_eq!(jobs(&client, &ns).await.len(), 4);
+    assert_eq!(
+        op.metric("ecom_operator_jobs_created_total").await,
+        Some(4.0)
+    );
+    let (code, _) = op.get("/readyz").await.expect("readyz");
+    assert_eq!(code, 200);
+    assert_eq!(op.get("/healthz").await.map(|r| r.0), Some(200));
+    assert_eq!(op.stop().code(), Some(0), "clean exit on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_stage_degrades_with_an_event() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-fail").await;
+    let _op = Operator::start(&ns, &unique("op-fail"));
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    create(&api, &pipeline("broken", json!({})))
+        .await
+        .expect("create");
+    let produce = wait_job(&client, &ns, "produce").await;
+    finish_job(&client, &ns, &produce, &["error: kafka unreachable"], true).await;
+    let status = wait_for("Failed", || async {
+        let s = status_of(&api, "broken").await?;
+        (s.phase.as_deref() == Some("Failed")).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        condition(&status, "Degraded"),
+        Some(("True".into(), "StageFailed".into()))
+    );
+    assert!(status.stages["produce"]
+        .message
+        .clone()
+        .unwrap_or_default()
+        .contains("BackoffLimitExceeded"));
+    let events: Api<CoreEvent> = Api::namespaced(client.clone(), &ns);
+    wait_for("a StageFailed Event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("StageFailed") && e.type_.as_deref() == Some("Warning")
+            })
+            .then_some(())
+    })
+    .await;
+    // No new Job and no retry loop: the failed Job stays the only producer.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let produces = jobs(&client, &ns)
+        .await
+        .values()
+        .filter(|j| component(j) == "produce")
+        .count();
+    assert_eq!(produces, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_new_jobs() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-suspend").await;
+    let _op = Operator::start(&ns, &unique("op-suspend"));
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    create(&api, &pipeline("paused", json!({"suspend": true})))
+        .await
+        .expect("create");
+    wait_for("Suspended", || async {
+        (status_of(&api, "paused").await?.phase.as_deref() == Some("Suspended")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        jobs(&client, &ns).await.is_empty(),
+        "a suspended pipeline created Jobs"
+    );
+
+    let resume = json!({"spec": {"suspend": false}});
+    api.patch("paused", &PatchParams::default(), &Patch::Merge(&resume))
+        .await
+        .expect("resume");
+    let produce = wait_job(&client, &ns, "produce").await;
+    wait_job(&client, &ns, "sink").await;
+
+    // Suspend mid-run: the running producer is suspended, and its success starts nothing.
+    let pause = json!({"spec": {"suspend": true}});
+    api.patch("paused", &PatchParams::default(), &Patch::Merge(&pause))
+        .await
+        .expect("suspend");
+    let name = produce.name_any();
+    wait_for("the producer suspended", || async {
+        let j = jobs(&client, &ns).await.remove(&name)?;
+        (j.spec?.suspend == Some(true)).then_some(())
+    })
+    .await;
+    finish_job(&client, &ns, &produce, &[r#"{"records":1000}"#], false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = jobs(&client, &ns).await;
+    assert_eq!(all.len(), 2, "{:?}", all.keys());
+    let sink = all.values().find(|j| component(j) == "sink").expect("sink");
+    assert_eq!(
+        sink.spec.as_ref().and_then(|s| s.suspend),
+        Some(true),
+        "sink stays suspended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_runs_the_finalizer() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-final").await;
+    let _op = Operator::start(&ns, &unique("op-final"));
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+
+    // Retain: the finalizer lets go at once.
+    create(&api, &pipeline("kept", json!({})))
+        .await
+        .expect("create");
+    wait_for("the finalizer", || async {
+        let o = api.get("kept").await.ok()?;
+        o.finalizers()
+            .iter()
+            .any(|f| f == "pipelines.ecom-pipeline.io/cleanup")
+            .then_some(())
+    })
+    .await;
+    api.delete("kept", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for("kept gone", || async {
+        api.get_opt("kept").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    // Delete: a cleanup Job runs first; the resource goes when it succeeded.
+    create(
+        &api,
+        &pipeline("purged", json!({"cleanupPolicy": "Delete"})),
+    )
+    .await
+    .expect("create");
+    wait_job(&client, &ns, "produce").await;
+    api.delete("purged", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let cleanup = wait_job(&client, &ns, "cleanup").await;
+    let args = cleanup
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|s| s.containers[0].args.clone());
+    assert!(
+        format!("{args:?}").contains("hdfs://127.0.0.1:9000/itest/raw"),
+        "{args:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let obj = api.get("purged").await.expect("still there while cleaning");
+    assert!(obj.metadata.deletion_timestamp.is_some());
+    finish_job(
+        &client,
+        &ns,
+        &cleanup,
+        &[r#"{"deleted_paths":2,"deleted_tables":1}"#],
+        false,
+    )
+    .await;
+    wait_for("purged gone", || async {
+        api.get_opt("purged").await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_operator_creates_no_duplicate_job() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-restart").await;
+    let op = Operator::start(&ns, &unique("op-restart-a"));
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    create(&api, &pipeline("again", json!({})))
+        .await
+        .expect("create");
+    let produce = wait_job(&client, &ns, "produce").await;
+    let sink = wait_job(&client, &ns, "sink").await;
+    finish_job(&client, &ns, &produce, &[r#"{"records":1000}"#], false).await;
+    let sink_name = sink.name_any();
+    wait_for("the sink resumed", || async {
+        (jobs(&client, &ns).await.remove(&sink_name)?.spec?.suspend == Some(false)).then_some(())
+    })
+    .await;
+    finish_job(&client, &ns, &sink, &[r#"{"records":1000}"#], false).await;
+    let clean = wait_job(&client, &ns, "clean").await;
+    wait_for("status remembers produce", || async {
+        let s = status_of(&api, "again").await?;
+        (s.stages.get("sink")?.state == "Succeeded").then_some(())
+    })
+    .await;
+
+    // Crash mid-pipeline; meanwhile the finished Jobs are TTL-deleted.
+    op.signal("-KILL");
+    drop(op);
+    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &ns);
+    for j in [&produce, &sink] {
+        jobs_api
+            .delete(&j.name_any(), &DeleteParams::background())
+            .await
+            .expect("delete finished Job");
+    }
+    let before: BTreeSet<String> = jobs(&client, &ns).await.into_keys().collect();
+    let op = Operator::start(&ns, &unique("op-restart-b"));
+    wait_for("the new operator leading", || async {
+        (op.metric("ecom_operator_leader").await? == 1.0).then_some(())
+    })
+    .await;
+    wait_for("a reconcile", || async {
+        (op.metric("ecom_operator_reconciles_total").await? >= 1.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after: BTreeSet<String> = jobs(&client, &ns).await.into_keys().collect();
+    assert_eq!(
+        before, after,
+        "the restarted operator created or deleted Jobs"
+    );
+    finish_job(
+        &client,
+        &ns,
+        &clean,
+        &[
+            r#"{"report":{"rows_in":500,"rows_out":500}}"#,
+            r#"{"report":{"rows_in":500,"rows_out":490}}"#,
+        ],
+        false,
+    )
+    .await;
+    wait_job(&client, &ns, "load").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names: Vec<String> = jobs(&client, &ns).await.values().map(component).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|c| *c == "produce" || *c == "sink")
+            .count(),
+        0,
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 2, "{names:?}");
+    let s = status_of(&api, "again").await.expect("status");
+    assert_eq!(
+        s.counts.and_then(|c| c.produced),
+        Some(1000),
+        "remembered count"
+    );
+    assert_eq!(
+        op.metric("ecom_operator_jobs_created_total").await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_both_reconcile() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-lease").await;
+    let a = Operator::start(&ns, &unique("op-lease-a"));
+    let b = Operator::start(&ns, &unique("op-lease-b"));
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let holder = wait_for("a lease holder", || async {
+        leases
+            .get_opt("ecom-operator")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    })
+    .await;
+    let (leader, standby) = if holder == a.identity { (a, b) } else { (b, a) };
+    assert_eq!(holder, leader.identity);
+    wait_for("leader gauge", || async {
+        (leader.metric("ecom_operator_leader").await? == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(standby.metric("ecom_operator_leader").await, Some(0.0));
+    assert_eq!(
+        standby.get("/readyz").await.map(|r| r.0),
+        Some(200),
+        "a standby is ready"
+    );
+
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    create(&api, &pipeline("shared", json!({})))
+        .await
+        .expect("create");
+    let produce = wait_job(&client, &ns, "produce").await;
+    let sink = wait_job(&client, &ns, "sink").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        standby.metric("ecom_operator_reconciles_total").await,
+        Some(0.0),
+        "the standby reconciled"
+    );
+    assert_eq!(jobs(&client, &ns).await.len(), 2);
+
+    // The leader stops (releasing the lease); the standby takes over and carries on.
+    assert_eq!(leader.stop().code(), Some(0));
+    wait_for("the standby leading", || async {
+        (standby.metric("ecom_operator_leader").await? == 1.0).then_some(())
+    })
+    .await;
+    let holder = leases
+        .get("ecom-operator")
+        .await
+        .expect("lease")
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some(standby.identity.as_str()));
+    finish_job(&client, &ns, &produce, &[r#"{"records":1000}"#], false).await;
+    let sink_name = sink.name_any();
+    wait_for("the sink resumed by the new leader", || async {
+        (jobs(&client, &ns).await.remove(&sink_name)?.spec?.suspend == Some(false)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        jobs(&client, &ns).await.len(),
+        2,
+        "no duplicate Job after the takeover"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// The kubelet stand-in that really runs each Job's container (same binary, args and env)
+// against the real Kafka, HDFS and HBase.
+
+/// Expands `$(VAR)` references like the kubelet does (`$$` escapes a `$`).
+fn expand(s: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = t;
+        } else if let Some(end) = tail.strip_prefix("$(").and_then(|t| t.find(')')) {
+            let name = &tail[2..2 + end];
+            match env.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&tail[..3 + end]),
+            }
+            rest = &tail[3 + end..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs completion index `index` of `job` locally; returns (succeeded, termination message).
+async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> (bool, String) {
+    let spec = job
+        .spec
+        .clone()
+        .and_then(|s| s.template.spec)
+        .expect("pod spec");
+    let c = spec.containers[0].clone();
+    let scratch = std::env::temp_dir().join(unique(&format!("pod-{}", job.name_any())));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let summary = scratch.join("termination-log");
+    let mut env = BTreeMap::new();
+    for e in c.env.clone().unwrap_or_default() {
+        let value = if let Some(v) = e.value {
+            expand(&v, &env)
+        } else if let Some(from) = e.value_from {
+            if from.field_ref.is_some() {
+                index.to_string()
+            } else if let Some(sk) = from.secret_key_ref {
+                let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+                    Api::namespaced(client.clone(), ns);
+                let s = secrets.get(&sk.name).await.expect("secret");
+                let bytes = s
+                    .data
+                    .and_then(|d| d.get(&sk.key).cloned())
+                    .expect("secret key");
+                String::from_utf8_lossy(&bytes.0).into_owned()
+            } else {
+                continue;
+            }
+        } else {
+            continue;
+        };
+        env.insert(e.name, value);
+    }
+    // The emptyDir mounts and the termination-message file, mapped to local paths.
+    env.insert("ECOM_WORK_DIR".into(), scratch.display().to_string());
+    env.insert("TMPDIR".into(), scratch.display().to_string());
+    env.insert("ECOM_SUMMARY_FILE".into(), summary.display().to_string());
+    let args: Vec<String> = c
+        .args
+        .unwrap_or_default()
+        .iter()
+        .map(|a| expand(a, &env))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(ecom_bin())
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&env)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run the container command");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let written = std::fs::read_to_string(&summary).unwrap_or_default();
+    let message = if !written.trim().is_empty() {
+        written
+    } else if out.status.success() {
+        stdout.lines().last().unwrap_or_default().to_string()
+    } else {
+        // FallbackToLogsOnError: the tail of the log.
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    (out.status.success(), message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_on_real_services_reaches_ready_with_true_counts() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, "ecp-real").await;
+    let _op = Operator::start(&ns, &unique("op-real"));
+    let (rows, seed, dirty) = (20_000u64, 11u64, 0.2f64);
+    let suffix = unique("r").replace('-', "");
+    let thrift = service_env("HBASE_THRIFT");
+    let (thrift_host, thrift_port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
+    let manifest = pipeline(
+        "real",
+        json!({
+            "kafka": {"bootstrap": service_env("KAFKA_BOOTSTRAP"), "topic": format!("ecp-{suffix}"), "partitions": 3},
+            "hdfs": {"url": service_env("HDFS_URL"), "rawPath": format!("/ecp-{suffix}/raw"), "cleanPath": format!("/ecp-{suffix}/clean")},
+            "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port.parse::<i64>().expect("port"), "table": format!("ecp_{suffix}")},
+            "source": {"generated": {"rows": rows, "seed": seed, "dirtyRate": dirty}},
+            "stages": {"clean": {"parallelism": 2}, "load": {"parallelism": 2}}
+        }),
+    );
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    create(&api, &manifest).await.expect("create");
+
+    // Ground truth of the generated data.
+    let truth_file = std::env::temp_dir().join(format!("truth-{suffix}.json"));
+    let out = Command::new(ecom_bin())
+        .args([
+            "generate",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .args([
+            "--dirty-rate",
+            &dirty.to_string(),
+            "--out",
+            "/dev/null",
+            "--truth",
+        ])
+        .arg(&truth_file)
+        .output()
+        .expect("ecom generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+
+    // Play kubelet until Ready: run every runnable Job, index by index.
+    let mut done = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        assert!(
+            Instant::now() < deadline,
+            "not Ready within 300 s: {:?}",
+            status_of(&api, "real").await
+        );
+        if let Some(s) = status_of(&api, "real").await {
+            if s.phase.as_deref() == Some("Ready") {
+                break s;
+            }
+            assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
+            if s.stages.get("load").is_some_and(|l| l.state == "Succeeded") {
+                let _ = dashboard_available(&client, &ns, "real-dashboard").await;
+            }
+        }
+        let runnable: Vec<Job> = jobs(&client, &ns)
+            .await
+            .into_values()
+            .filter(|j| !done.contains(&j.name_any()))
+            .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
+            .collect();
+        for job in runnable {
+            let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+            let mut messages = Vec::new();
+            let mut ok = true;
+            for i in 0..n {
+                let (success, message) = run_pod_locally(&client, &ns, &job, i).await;
+                assert!(success, "{} index {i} failed:\n{message}", job.name_any());
+                ok &= success;
+                messages.push(message);
+            }
+            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+            finish_job(&client, &ns, &job, &refs, !ok).await;
+            done.insert(job.name_any());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let counts = status.counts.expect("counts");
+    let full = &truth["full"];
+    let n = |v: &Value| v.as_i64();
+    assert_eq!(counts.produced, Some(rows as i64), "{counts:?}");
+    assert_eq!(counts.sunk, Some(rows as i64), "{counts:?}");
+    assert_eq!(counts.clean_input, n(&full["rows_in"]), "{counts:?}");
+    assert_eq!(counts.cleaned, n(&full["rows_out"]), "{counts:?}");
+    assert_eq!(counts.loaded, n(&full["rows_out"]), "{counts:?}");
+    for (rule, expected) in full["dropped"].as_object().expect("dropped") {
+        assert_eq!(
+            counts.dropped.get(rule).copied(),
+            expected.as_i64(),
+            "rule {rule}: {counts:?}"
+        );
+    }
+    assert_eq!(status.stages["clean"].succeeded, 2);
+    assert_eq!(status.stages["load"].succeeded, 2);
+}

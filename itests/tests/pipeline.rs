@@ -1,0 +1,398 @@
+//! The pipeline stages of `ecom` on the real services: generate -> produce ->
+//! sink -> clean -> load, checked against the generator's ground truth, plus
+//! the fault tests (sink killed mid-run, produce repeated, unreachable services).
+//!
+//! Needs the services (`make services-up`, `eval "$(scripts/services.sh env)"`)
+//! and the binary in `ECOM_BIN` (`make itest` builds it and sets both).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ecom_jobs::aggregates::Aggregates;
+use ecom_jobs::generate::GroundTruth;
+use ecom_jobs::load::{row_key, AGG_FAMILY, AGG_PREFIX};
+use ecom_jobs::store::table::scan_prefix;
+use ecom_jobs::store::{FileStore, TableStore};
+
+#[test]
+fn pipeline_end_to_end_matches_ground_truth() {
+    let run = Run::new("e2e");
+    let input = run.tmp.path().join("in.tsv");
+    let truth_file = run.tmp.path().join("truth.json");
+    ecom_ok(&[
+        "generate",
+        "--rows",
+        "200000",
+        "--dirty-rate",
+        "0.2",
+        "--seed",
+        "7",
+        "--out",
+        input.to_str().expect("utf8 path"),
+        "--truth",
+        truth_file.to_str().expect("utf8 path"),
+    ]);
+    let truth: GroundTruth =
+        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+
+    let produced = ecom_json(&run.produce_args(input.to_str().expect("utf8")));
+    assert_eq!(produced["records"], 200_000, "{produced}");
+    assert_eq!(produced["delivered"], 200_000, "{produced}");
+
+    let sunk = ecom_json(&run.sink_args(20_000));
+    assert_eq!(sunk["records"], 200_000, "{sunk}");
+    // Records in the raw files on HDFS = records produced.
+    let raw_lines: usize = run
+        .raw_files()
+        .iter()
+        .map(|(_, data)| {
+            data.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        })
+        .sum();
+    assert_eq!(raw_lines, 200_000);
+
+    let cleaned = ecom_json(&run.clean_args());
+    let report = &cleaned["report"];
+    assert_eq!(report["rows_in"], truth.full.rows_in, "{cleaned}");
+    assert_eq!(report["rows_out"], truth.full.rows_out, "{cleaned}");
+    for (rule, n) in &truth.full.dropped {
+        assert_eq!(report["dropped"][rule], *n, "rule {rule}: {cleaned}");
+    }
+    for (fix, n) in &truth.full.fixed {
+        assert_eq!(report["fixed"][fix], *n, "fix {fix}: {cleaned}");
+    }
+    // Re-running on the same input changes nothing.
+    let again = ecom_json(&run.clean_args());
+    assert!(again["run"].is_null(), "{again}");
+
+    let loaded = ecom_json(&run.load_args());
+    assert_eq!(loaded["rows"], truth.full.rows_out, "{loaded}");
+
+    // HBase row count = clean rows.
+    let tables = run.hbase();
+    let fact = tables.table(&run.table).expect("fact table");
+    let rows = fact.scan(b"", b"", usize::MAX).expect("scan fact");
+    assert_eq!(rows.len() as u64, truth.full.rows_out);
+
+    // Sampled rows: HBase = clean Parquet = source line, field by field.
+    let clean = run.clean_rows();
+    assert_eq!(clean.len() as u64, truth.full.rows_out);
+    let source = std::fs::read(&input).expect("read input");
+    let mut by_id: BTreeMap<&[u8], Vec<Vec<&[u8]>>> = BTreeMap::new();
+    for line in source.split(|b| *b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
+        by_id.entry(fields[0]).or_default().push(fields);
+    }
+    let mut checked = 0;
+    for row in clean.iter().step_by(997) {
+        let key = row_key(&row.order_id, 16);
+        let got = fact
+            .get(key.as_bytes())
+            .expect("get")
+            .unwrap_or_else(|| panic!("row {key} missing in HBase"));
+        let cell = |c: &str| String::from_utf8_lossy(&got.cells[c]).into_owned();
+        assert_eq!(cell("order_details:user_id"), row.user_id, "{key}");
+        assert_eq!(cell("order_details:category"), row.category, "{key}");
+        let amount: f64 = cell("order_details:amount").parse().expect("amount");
+        assert_eq!(amount, row.amount, "{key}");
+        assert_eq!(cell("payment_info:payment_method"), row.payment, "{key}");
+        assert_eq!(cell("status_info:status"), row.status, "{key}");
+        assert_eq!(cell("timestamp_info:timestamp"), row.timestamp, "{key}");
+        let sources = by_id
+            .get(row.order_id.as_bytes())
+            .unwrap_or_else(|| panic!("order {} not in the source", row.order_id));
+        let norm = |b: &[u8]| {
+            let s = String::from_utf8_lossy(b).trim().to_lowercase();
+            match s.as_str() {
+                "credit car" => "credit card".to_string(),
+                "debit car" => "debit card".to_string(),
+                _ => s,
+            }
+        };
+        let matches = sources.iter().any(|f| {
+            f.len() == 7
+                && norm(f[1]) == row.user_id
+                && norm(f[2]) == row.category.to_lowercase()
+                && String::from_utf8_lossy(f[3]).trim().parse::<f64>().ok() == Some(row.amount)
+                && norm(f[4]) == row.payment.to_lowercase()
+                && norm(f[5]) == row.status.to_lowercase()
+                && f[6] == row.timestamp.as_bytes()
+        });
+        assert!(
+            matches,
+            "row {key}: {row:?} matches none of its source lines"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 150, "only {checked} rows sampled");
+
+    // Aggregates in HBase = a recomputation from the clean Parquet.
+    let agg_table = tables.table(&format!("{}_agg", run.table)).expect("agg");
+    let mut stored = Aggregates::default();
+    for r in scan_prefix(&*agg_table, AGG_PREFIX.as_bytes(), 10_000).expect("scan agg") {
+        let a: Aggregates =
+            serde_json::from_slice(&r.cells[&format!("{AGG_FAMILY}:json")]).expect("agg json");
+        stored.merge(&a);
+    }
+    let mut expected = Aggregates::default();
+    for r in &clean {
+        expected.add(&r.category, r.amount, &r.payment, &r.status, &r.timestamp);
+    }
+    assert_eq!(stored, expected);
+    assert_eq!(stored.total.revenue_cents, truth.clean_revenue_cents);
+
+    // Loading again writes the same cells: counts unchanged.
+    ecom_json(&run.load_args());
+    let rows = fact.scan(b"", b"", usize::MAX).expect("scan fact");
+    assert_eq!(rows.len() as u64, truth.full.rows_out);
+    run.cleanup();
+}
+
+#[test]
+fn sink_killed_mid_run_resumes_to_identical_files() {
+    let run = Run::new("kill");
+    let produced = ecom_json(&[
+        "produce",
+        "--generate-rows",
+        "200000",
+        "--dirty-rate",
+        "0.1",
+        "--topic",
+        &run.topic,
+    ]);
+    assert_eq!(produced["delivered"], 200_000);
+    // Reference: an uninterrupted sink into another directory.
+    let reference = format!("{}/{}/reference", run.hdfs, run.base);
+    ecom_json(&[
+        "sink",
+        "--topic",
+        &run.topic,
+        "--output",
+        &reference,
+        "--until-caught-up",
+        "--roll-rows",
+        "2000",
+    ]);
+    // The sink under test is killed with SIGKILL once some files are committed.
+    let raw_dir = format!("{}/raw", run.base);
+    let store = run.hdfs_store();
+    let mut killed_at = 0;
+    for attempt in 0..3 {
+        let mut child = ecom_cmd(&run.sink_args(2000))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn sink");
+        let started = Instant::now();
+        let before = store.list(&raw_dir).expect("list").len();
+        loop {
+            let n = store.list(&raw_dir).expect("list").len();
+            if n > before + 5 || started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().expect("SIGKILL sink");
+        let _ = child.wait();
+        killed_at = store.list(&raw_dir).expect("list").len();
+        eprintln!("attempt {attempt}: sink killed with {killed_at} of 100 files committed");
+        if killed_at >= 90 {
+            break;
+        }
+    }
+    assert!(
+        killed_at < 100,
+        "the sink finished before it could be killed"
+    );
+    let resumed = ecom_json(&run.sink_args(2000));
+    assert!(
+        resumed["records"].as_u64().expect("records") > 0,
+        "{resumed}"
+    );
+    let got = run.raw_files();
+    let want: Vec<(String, Vec<u8>)> = store
+        .list(&format!("{}/reference", run.base))
+        .expect("list reference")
+        .into_iter()
+        .map(|e| {
+            let name = e.path.rsplit('/').next().unwrap_or_default().to_string();
+            (name, store.read(&e.path).expect("read"))
+        })
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for ((gn, gd), (wn, wd)) in got.iter().zip(&want) {
+        assert_eq!(gn, wn);
+        assert!(
+            gd == wd,
+            "content of {gn} differs from the uninterrupted run"
+        );
+    }
+    let lines: usize = got
+        .iter()
+        .map(|(_, d)| d.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count())
+        .sum();
+    assert_eq!(lines, 200_000);
+    run.cleanup();
+}
+
+#[test]
+fn producing_twice_leaves_no_duplicates_downstream() {
+    let run = Run::new("twice");
+    let input = run.tmp.path().join("in.tsv");
+    let truth_file = run.tmp.path().join("truth.json");
+    ecom_ok(&[
+        "generate",
+        "--rows",
+        "50000",
+        "--dirty-rate",
+        "0.2",
+        "--out",
+        input.to_str().expect("utf8"),
+        "--truth",
+        truth_file.to_str().expect("utf8"),
+    ]);
+    let truth: GroundTruth =
+        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+    let mut total_out = 0;
+    for round in 0..2 {
+        ecom_json(&run.produce_args(input.to_str().expect("utf8")));
+        let sunk = ecom_json(&run.sink_args(10_000));
+        assert_eq!(sunk["records"], 50_000, "round {round}: {sunk}");
+        let cleaned = ecom_json(&run.clean_args());
+        total_out += cleaned["report"]["rows_out"].as_u64().expect("rows_out");
+        if round == 1 {
+            // Every record kept the first time is dropped as a cross-run duplicate.
+            assert_eq!(
+                cleaned["cross_run_duplicates"], truth.full.rows_out,
+                "{cleaned}"
+            );
+            assert_eq!(cleaned["report"]["rows_out"], 0, "{cleaned}");
+        }
+        ecom_json(&run.load_args());
+    }
+    assert_eq!(total_out, truth.full.rows_out);
+    let tables = run.hbase();
+    let fact = tables.table(&run.table).expect("fact");
+    let rows = fact.scan(b"", b"", usize::MAX).expect("scan");
+    assert_eq!(rows.len() as u64, truth.full.rows_out);
+    let agg_table = tables.table(&format!("{}_agg", run.table)).expect("agg");
+    let mut stored = Aggregates::default();
+    for r in scan_prefix(&*agg_table, AGG_PREFIX.as_bytes(), 10_000).expect("scan agg") {
+        let a: Aggregates =
+            serde_json::from_slice(&r.cells[&format!("{AGG_FAMILY}:json")]).expect("agg json");
+        stored.merge(&a);
+    }
+    assert_eq!(stored.total.orders, truth.full.rows_out);
+    assert_eq!(stored.total.revenue_cents, truth.clean_revenue_cents);
+    run.cleanup();
+}
+
+#[test]
+fn unreachable_services_fail_clearly_within_the_deadline() {
+    let run = Run::new("down");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "produce".into(),
+                "--generate-rows".into(),
+                "10".into(),
+                "--topic".into(),
+                run.topic.clone(),
+                "--kafka-bootstrap".into(),
+                "127.0.0.1:1".into(),
+                "--call-timeout".into(),
+                "5s".into(),
+            ],
+            "127.0.0.1:1",
+        ),
+        (
+            vec![
+                "sink".into(),
+                "--topic".into(),
+                run.topic.clone(),
+                "--output".into(),
+                format!("{}/{}/raw", run.hdfs, run.base),
+                "--until-caught-up".into(),
+                "--kafka-bootstrap".into(),
+                "127.0.0.1:1".into(),
+                "--call-timeout".into(),
+                "3s".into(),
+                "--deadline".into(),
+                "10s".into(),
+            ],
+            "127.0.0.1:1",
+        ),
+        (
+            vec![
+                "clean".into(),
+                "--input".into(),
+                "hdfs://127.0.0.1:1/raw".into(),
+                "--output".into(),
+                "hdfs://127.0.0.1:1/clean".into(),
+                "--call-timeout".into(),
+                "3s".into(),
+                "--deadline".into(),
+                "10s".into(),
+            ],
+            "127.0.0.1:1",
+        ),
+        (
+            vec![
+                "load".into(),
+                "--input".into(),
+                format!("{}/{}/clean", run.hdfs, run.base),
+                "--table".into(),
+                run.table.clone(),
+                "--hbase-thrift".into(),
+                "127.0.0.1:1".into(),
+                "--deadline".into(),
+                "10s".into(),
+            ],
+            "127.0.0.1:1",
+        ),
+    ];
+    // The load case needs a committed clean run to get as far as HBase.
+    let input = run.tmp.path().join("in.tsv");
+    ecom_ok(&[
+        "generate",
+        "--rows",
+        "100",
+        "--out",
+        input.to_str().expect("utf8"),
+    ]);
+    let raw = run.hdfs_store();
+    raw.write_atomic(
+        &format!("{}/raw/in.tsv", run.base),
+        &std::fs::read(&input).expect("read"),
+    )
+    .expect("write raw");
+    ecom_json(&run.clean_args());
+    for (args, address) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let out = ecom_cmd(&args).output().expect("run ecom");
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            took < Duration::from_secs(30),
+            "{args:?} took {took:?} to fail"
+        );
+        let last = stdout.lines().last().unwrap_or_default();
+        let summary: serde_json::Value = serde_json::from_str(last).expect("summary json");
+        assert_eq!(summary["ok"], false);
+        let error = summary["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(address) && stderr.contains(address),
+            "{args:?}: error does not name {address}: {error}\n{stderr}"
+        );
+        eprintln!("{} failed after {took:?}: {error}", args[0]);
+    }
+    run.cleanup();
+}

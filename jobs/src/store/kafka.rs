@@ -1,0 +1,513 @@
+//! The message transport on Apache Kafka, through rdkafka (librdkafka).
+//!
+//! Writes go through one idempotent [`BaseProducer`]: records are enqueued
+//! without waiting and librdkafka batches them (linger, batch size and
+//! compression are configurable); delivery reports are counted by the
+//! producer context, and [`MessageLog::flush`] fails if any record was not
+//! delivered. Reads use a [`BaseConsumer`] with manual assignment of one
+//! partition at a time (no consumer-group offsets: the caller says where to
+//! read from), end offsets come from the partition watermarks. Every call that
+//! waits on the cluster fails after the configured timeout with an error that
+//! names the bootstrap address.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message as _};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::log::{LogError, Message, MessageLog};
+
+/// Errors of the Kafka backend, naming the bootstrap address and topic.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaLogError {
+    /// The client refused its configuration.
+    #[error("Kafka at {bootstrap}: creating the {what}: {source}")]
+    Client {
+        /// Bootstrap servers.
+        bootstrap: String,
+        /// Which client.
+        what: &'static str,
+        /// The rdkafka error.
+        source: KafkaError,
+    },
+    /// The cluster did not answer in time, or answered with an error.
+    #[error("Kafka at {bootstrap}, topic {topic}: {op}: {message}")]
+    Cluster {
+        /// Bootstrap servers.
+        bootstrap: String,
+        /// Topic.
+        topic: String,
+        /// What was being done.
+        op: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl From<KafkaLogError> for LogError {
+    fn from(e: KafkaLogError) -> Self {
+        LogError::Remote(e.to_string())
+    }
+}
+
+/// Settings of the Kafka backend.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Topic.
+    pub topic: String,
+    /// Partitions when the topic is created.
+    pub partitions: u32,
+    /// Replication factor when the topic is created.
+    pub replication: u32,
+    /// `linger.ms` of the producer.
+    pub linger_ms: u32,
+    /// `batch.size` (bytes per partition batch) of the producer.
+    pub batch_bytes: u32,
+    /// `compression.type`: none, gzip, snappy, lz4, zstd.
+    pub compression: String,
+    /// Bound on every wait for the cluster (metadata, watermarks, delivery).
+    pub timeout: Duration,
+    /// How long one read waits for new messages before returning what it has.
+    pub poll_timeout: Duration,
+    /// Extra librdkafka properties (`key`, `value`), applied last.
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Defaults for `bootstrap` and `topic`: 3 partitions, replication 1,
+    /// linger 20 ms, 1 MiB batches, lz4, 30 s timeout.
+    pub fn new(bootstrap: impl Into<String>, topic: impl Into<String>) -> Self {
+        KafkaConfig {
+            bootstrap: bootstrap.into(),
+            topic: topic.into(),
+            partitions: 3,
+            replication: 1,
+            linger_ms: 20,
+            batch_bytes: 1 << 20,
+            compression: "lz4".into(),
+            timeout: Duration::from_secs(30),
+            poll_timeout: Duration::from_millis(500),
+            extra: Vec::new(),
+        }
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set(
+                "socket.connection.setup.timeout.ms",
+                self.timeout.as_millis().max(1000).to_string(),
+            )
+            .set("log_level", "3");
+        c
+    }
+
+    fn apply_extra(&self, c: &mut ClientConfig) {
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+    }
+
+    fn err(&self, op: &'static str, message: impl std::fmt::Display) -> KafkaLogError {
+        KafkaLogError::Cluster {
+            bootstrap: self.bootstrap.clone(),
+            topic: self.topic.clone(),
+            op,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Counts delivery reports of the producer.
+#[derive(Default)]
+pub struct DeliveryCounter {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl DeliveryCounter {
+    /// Records acknowledged by the cluster.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+    /// Records that could not be delivered.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+    fn first_error(&self) -> Option<String> {
+        self.first_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Where the consumer currently reads.
+struct ReadState {
+    partition: u32,
+    /// The offset of the next message the consumer will hand out.
+    next: u64,
+}
+
+/// A Kafka topic as a [`MessageLog`].
+pub struct KafkaLog {
+    cfg: KafkaConfig,
+    partitions: u32,
+    producer: Option<BaseProducer<DeliveryCounter>>,
+    consumer: BaseConsumer,
+    reading: Option<ReadState>,
+    enqueued: u64,
+}
+
+impl KafkaLog {
+    /// Connects to an existing topic (fails naming the address if the cluster
+    /// does not answer within the timeout or the topic is missing).
+    pub fn open(cfg: KafkaConfig) -> Result<Self, KafkaLogError> {
+        let partitions = topic_partitions(&cfg)?
+            .ok_or_else(|| cfg.err("looking up the topic", "topic does not exist"))?;
+        let consumer = new_consumer(&cfg)?;
+        Ok(KafkaLog {
+            cfg,
+            partitions,
+            producer: None,
+            consumer,
+            reading: None,
+            enqueued: 0,
+        })
+    }
+
+    /// Creates the topic with the configured partitions and replication if it
+    /// is missing, then connects to it.
+    pub fn open_or_create(cfg: KafkaConfig) -> Result<Self, KafkaLogError> {
+        if topic_partitions(&cfg)?.is_none() {
+            create_topic(&cfg)?;
+        }
+        let start = Instant::now();
+        // Metadata of a new topic takes a moment to reach every broker.
+        loop {
+            match Self::open(cfg.clone()) {
+                Ok(log) => return Ok(log),
+                Err(e) if start.elapsed() > cfg.timeout => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.cfg
+    }
+
+    /// Delivery counters of the producer (zero before the first append).
+    pub fn delivered(&self) -> (u64, u64) {
+        self.producer
+            .as_ref()
+            .map(|p| (p.context().delivered(), p.context().failed()))
+            .unwrap_or((0, 0))
+    }
+
+    fn producer(&mut self) -> Result<&BaseProducer<DeliveryCounter>, KafkaLogError> {
+        if self.producer.is_none() {
+            let mut c = self.cfg.base();
+            c.set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("linger.ms", self.cfg.linger_ms.to_string())
+                .set("batch.size", self.cfg.batch_bytes.to_string())
+                .set("compression.type", &self.cfg.compression)
+                .set("partitioner", "murmur2_random")
+                .set("queue.buffering.max.kbytes", "262144")
+                .set(
+                    "message.timeout.ms",
+                    self.cfg.timeout.as_millis().max(1000).to_string(),
+                );
+            self.cfg.apply_extra(&mut c);
+            let p = c
+                .create_with_context(DeliveryCounter::default())
+                .map_err(|source| KafkaLogError::Client {
+                    bootstrap: self.cfg.bootstrap.clone(),
+                    what: "producer",
+                    source,
+                })?;
+            self.producer = Some(p);
+        }
+        self.producer
+            .as_ref()
+            .ok_or_else(|| self.cfg.err("creating the producer", "not created"))
+    }
+
+    fn read_kafka(
+        &mut self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Message)>, KafkaLogError> {
+        if partition >= self.partitions {
+            return Err(self.cfg.err(
+                "reading",
+                format!(
+                    "partition {partition} does not exist (the topic has {})",
+                    self.partitions
+                ),
+            ));
+        }
+        let positioned =
+            matches!(&self.reading, Some(r) if r.partition == partition && r.next == from);
+        if !positioned {
+            let topic = self.cfg.topic.clone();
+            let consumer = &self.consumer;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))
+                .map_err(|e| self.cfg.err("assigning a partition", e))?;
+            consumer
+                .assign(&tpl)
+                .map_err(|e| self.cfg.err("assigning a partition", e))?;
+            self.reading = Some(ReadState {
+                partition,
+                next: from,
+            });
+        }
+        let poll_timeout = self.cfg.poll_timeout;
+        let cfg = self.cfg.clone();
+        let consumer = &self.consumer;
+        let mut out = Vec::new();
+        let started = Instant::now();
+        let mut next = from;
+        while out.len() < max {
+            let wait = if out.is_empty() {
+                poll_timeout.saturating_sub(started.elapsed())
+            } else {
+                Duration::from_millis(50)
+            };
+            match consumer.poll(wait) {
+                None => break,
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => {
+                    if started.elapsed() > cfg.timeout {
+                        return Err(cfg.err("reading", e));
+                    }
+                    tracing::warn!(bootstrap = %cfg.bootstrap, topic = %cfg.topic, error = %e, "Kafka read error, retrying");
+                }
+                Some(Ok(m)) => {
+                    let offset = m.offset().max(0) as u64;
+                    if m.partition() as u32 != partition || offset < next {
+                        continue;
+                    }
+                    out.push((
+                        offset,
+                        Message {
+                            key: m.key().unwrap_or_default().to_vec(),
+                            value: m.payload().unwrap_or_default().to_vec(),
+                        },
+                    ));
+                    next = offset + 1;
+                }
+            }
+        }
+        if let Some(r) = &mut self.reading {
+            r.next = next;
+        }
+        Ok(out)
+    }
+}
+
+fn new_consumer(cfg: &KafkaConfig) -> Result<BaseConsumer, KafkaLogError> {
+    let mut c = cfg.base();
+    c.set("group.id", format!("ecom-reader-{}", cfg.topic))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "8388608");
+    cfg.apply_extra(&mut c);
+    c.create().map_err(|source| KafkaLogError::Client {
+        bootstrap: cfg.bootstrap.clone(),
+        what: "consumer",
+        source,
+    })
+}
+
+/// Partitions of the configured topic, `None` if it does not exist.
+pub fn topic_partitions(cfg: &KafkaConfig) -> Result<Option<u32>, KafkaLogError> {
+    let client: BaseConsumer = cfg
+        .base()
+        .create()
+        .map_err(|source| KafkaLogError::Client {
+            bootstrap: cfg.bootstrap.clone(),
+            what: "metadata client",
+            source,
+        })?;
+    let md = client
+        .fetch_metadata(Some(&cfg.topic), cfg.timeout)
+        .map_err(|e| {
+            cfg.err(
+                "fetching metadata",
+                format!("{e} (no answer within {:?})", cfg.timeout),
+            )
+        })?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == cfg.topic) else {
+        return Ok(None);
+    };
+    match t.error() {
+        None if !t.partitions().is_empty() => Ok(Some(t.partitions().len() as u32)),
+        None => Ok(None),
+        Some(e) if RDKafkaErrorCode::from(e) == RDKafkaErrorCode::UnknownTopicOrPartition => {
+            Ok(None)
+        }
+        Some(e) => Err(cfg.err("fetching metadata", RDKafkaErrorCode::from(e))),
+    }
+}
+
+/// Creates the configured topic (an existing topic is not an error).
+pub fn create_topic(cfg: &KafkaConfig) -> Result<(), KafkaLogError> {
+    let admin: AdminClient<DefaultClientContext> =
+        cfg.base()
+            .create()
+            .map_err(|source| KafkaLogError::Client {
+                bootstrap: cfg.bootstrap.clone(),
+                what: "admin client",
+                source,
+            })?;
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(cfg.timeout))
+        .request_timeout(Some(cfg.timeout));
+    let topic = NewTopic::new(
+        &cfg.topic,
+        cfg.partitions.max(1) as i32,
+        TopicReplication::Fixed(cfg.replication.max(1) as i32),
+    );
+    let results = futures::executor::block_on(admin.create_topics([&topic], &opts))
+        .map_err(|e| cfg.err("creating the topic", e))?;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(cfg.err("creating the topic", code)),
+        }
+    }
+    tracing::info!(bootstrap = %cfg.bootstrap, topic = %cfg.topic, partitions = cfg.partitions, replication = cfg.replication, "created topic");
+    Ok(())
+}
+
+impl MessageLog for KafkaLog {
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    fn append(&mut self, messages: &[Message]) -> Result<(), LogError> {
+        let topic = self.cfg.topic.clone();
+        let timeout = self.cfg.timeout;
+        let cfg = self.cfg.clone();
+        let producer = self.producer()?;
+        for m in messages {
+            let mut record = BaseRecord::to(&topic).key(&m.key[..]).payload(&m.value[..]);
+            let started = Instant::now();
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        if started.elapsed() > timeout {
+                            return Err(cfg
+                                .err(
+                                    "sending",
+                                    format!("local queue still full after {timeout:?}"),
+                                )
+                                .into());
+                        }
+                        record = r;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => return Err(cfg.err("sending", e).into()),
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+        let failed = producer.context().failed();
+        let first_error = producer.context().first_error();
+        self.enqueued += messages.len() as u64;
+        if failed > 0 {
+            return Err(cfg
+                .err(
+                    "delivering",
+                    format!(
+                        "{failed} records not delivered; first error: {}",
+                        first_error.unwrap_or_default()
+                    ),
+                )
+                .into());
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), LogError> {
+        let Some(producer) = &self.producer else {
+            return Ok(());
+        };
+        let cfg = &self.cfg;
+        let flushed = producer.flush(cfg.timeout);
+        let ctx = producer.context();
+        let (delivered, failed) = (ctx.delivered(), ctx.failed());
+        if failed > 0 || flushed.is_err() || delivered < self.enqueued {
+            return Err(cfg
+                .err(
+                    "delivering",
+                    format!(
+                        "{} of {} records not delivered within {:?}; first error: {}",
+                        self.enqueued.saturating_sub(delivered),
+                        self.enqueued,
+                        cfg.timeout,
+                        ctx.first_error()
+                            .or_else(|| flushed.err().map(|e| e.to_string()))
+                            .unwrap_or_else(|| "none reported".into())
+                    ),
+                )
+                .into());
+        }
+        Ok(())
+    }
+
+    fn read(
+        &mut self,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Message)>, LogError> {
+        Ok(self.read_kafka(partition, from, max)?)
+    }
+
+    fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
+        let (_, high) = self
+            .consumer
+            .fetch_watermarks(&self.cfg.topic, partition as i32, self.cfg.timeout)
+            .map_err(|e| self.cfg.err("fetching end offsets", e))?;
+        Ok(high.max(0) as u64)
+    }
+}

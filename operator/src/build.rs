@@ -1,0 +1,577 @@
+//! Builders: pure functions from a validated [`Pipeline`] to the objects the operator applies
+//! (a Job per stage, the dashboard Deployment and Service, the cleanup Job). They only read
+//! their arguments, so golden tests can pin every field.
+//!
+//! Contract with the `ecom` stage subcommands (`cli/src/stages.rs`): service addresses come
+//! from `KAFKA_BOOTSTRAP`, `HDFS_URL` and `HBASE_THRIFT`; Kafka security as
+//! `--kafka-property` librdkafka settings; `ECOM_DEADLINE` slightly below the Job's
+//! `activeDeadlineSeconds`; `--shard INDEX/COUNT` in Indexed Jobs. Each stage prints a JSON
+//! summary as its last line of standard output and writes it to the termination-message
+//! file (`/dev/termination-log`), where the operator reads the counts.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::crd::{Mode, ResourceAmounts, Resources};
+use crate::meta::{Stage, ANNOTATION_EXEC_HASH, LABEL_COMPONENT, LABEL_STAGE_KEY};
+use crate::validate::Pipeline;
+
+/// Where the stage containers keep scratch files (an emptyDir).
+pub const WORK_DIR: &str = "/work";
+/// Where a `source.file` volume is mounted in the producer.
+pub const SOURCE_DIR: &str = "/data";
+/// Where the Kafka CA certificate Secret is mounted.
+pub const KAFKA_TLS_DIR: &str = "/etc/ecom/kafka-tls";
+/// Non-root user of every container.
+const RUN_AS: i64 = 65532;
+/// Annotation: the generation a Job was built for.
+pub const ANNOTATION_GENERATION: &str = "pipelines.ecom-pipeline.io/generation";
+
+/// Per-Job choices the plan makes (not in the spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobOptions {
+    /// Create or keep the Job suspended (`spec.suspend`).
+    pub suspend: bool,
+    /// Streaming mode: the clean+load cycle this Job belongs to.
+    pub cycle: Option<i64>,
+}
+
+/// Name of a stage's Job: `<pipeline>-<stage>-<stage key>[-c<cycle>]`.
+pub fn job_name(p: &Pipeline, stage: Stage, cycle: Option<i64>) -> String {
+    let mut suffix = format!("{stage}-{}", p.stage_key(stage));
+    if let Some(c) = cycle {
+        suffix.push_str(&format!("-c{c}"));
+    }
+    p.owner.child_name(&suffix)
+}
+
+/// Name of the dashboard Deployment and Service.
+pub fn dashboard_name(p: &Pipeline) -> String {
+    p.owner.child_name("dashboard")
+}
+
+/// Name of the cleanup Job the finalizer runs with `cleanupPolicy: Delete`.
+pub fn cleanup_job_name(p: &Pipeline) -> String {
+    p.owner
+        .child_name(&format!("cleanup-{}", p.stage_key(Stage::Load)))
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_string(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn quantities(a: &Option<ResourceAmounts>) -> Option<BTreeMap<String, Quantity>> {
+    let a = a.as_ref()?;
+    let mut m = BTreeMap::new();
+    if let Some(cpu) = &a.cpu {
+        m.insert("cpu".to_string(), Quantity(cpu.clone()));
+    }
+    if let Some(mem) = &a.memory {
+        m.insert("memory".to_string(), Quantity(mem.clone()));
+    }
+    Some(m).filter(|m| !m.is_empty())
+}
+
+fn resources(r: &Option<Resources>) -> Option<ResourceRequirements> {
+    let r = r.as_ref()?;
+    Some(ResourceRequirements {
+        requests: quantities(&r.requests),
+        limits: quantities(&r.limits),
+        claims: None,
+    })
+}
+
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        run_as_group: Some(RUN_AS),
+        fs_group: Some(RUN_AS),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
+            localhost_profile: None,
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// A container running `ecom <args>` with the common settings.
+fn ecom_container(p: &Pipeline, name: &str, args: Vec<String>, env: Vec<EnvVar>) -> Container {
+    Container {
+        name: name.to_string(),
+        image: Some(p.spec.image.clone()),
+        image_pull_policy: Some(p.spec.image_pull_policy.as_str().to_string()),
+        command: Some(vec!["ecom".to_string()]),
+        args: Some(args),
+        env: Some(env),
+        security_context: Some(container_security()),
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        volume_mounts: Some(vec![
+            mount("work", WORK_DIR, false),
+            mount("tmp", "/tmp", false),
+        ]),
+        ..Container::default()
+    }
+}
+
+/// Environment every stage container gets.
+fn common_env() -> Vec<EnvVar> {
+    vec![env("RUST_LOG", "info"), env("ECOM_WORK_DIR", WORK_DIR)]
+}
+
+/// Kafka address and the security Secrets as environment variables.
+fn kafka_env(p: &Pipeline) -> Vec<EnvVar> {
+    let mut v = vec![env("KAFKA_BOOTSTRAP", p.spec.kafka.bootstrap.clone())];
+    if let Some(sasl) = p.spec.kafka.security.as_ref().and_then(|s| s.sasl.as_ref()) {
+        v.push(secret_env(
+            "KAFKA_SASL_USERNAME",
+            &sasl.secret_name,
+            &sasl.username_key,
+        ));
+        v.push(secret_env(
+            "KAFKA_SASL_PASSWORD",
+            &sasl.secret_name,
+            &sasl.password_key,
+        ));
+    }
+    v
+}
+
+/// Kafka security as librdkafka properties (`--kafka-property KEY=VALUE`); credentials are
+/// expanded by the kubelet from the Secret-backed environment, never written in the Job.
+fn kafka_args(p: &Pipeline) -> Vec<String> {
+    let Some(sec) = &p.spec.kafka.security else {
+        return Vec::new();
+    };
+    let mut props = vec![format!("security.protocol={}", sec.protocol.as_str())];
+    if let Some(sasl) = &sec.sasl {
+        props.push(format!("sasl.mechanism={}", sasl.mechanism.as_str()));
+        props.push("sasl.username=$(KAFKA_SASL_USERNAME)".to_string());
+        props.push("sasl.password=$(KAFKA_SASL_PASSWORD)".to_string());
+    }
+    if let Some(tls) = &sec.tls {
+        props.push(format!("ssl.ca.location={KAFKA_TLS_DIR}/{}", tls.ca_key));
+    }
+    props
+        .into_iter()
+        .flat_map(|p| [s("--kafka-property"), p])
+        .collect()
+}
+
+/// The Kafka CA Secret volume and its mount, when TLS trust is configured.
+fn kafka_tls_volume(p: &Pipeline) -> Option<(Volume, VolumeMount)> {
+    let tls = p.spec.kafka.security.as_ref()?.tls.as_ref()?;
+    let volume = Volume {
+        name: "kafka-tls".to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(tls.ca_secret_name.clone()),
+            items: Some(vec![KeyToPath {
+                key: tls.ca_key.clone(),
+                path: tls.ca_key.clone(),
+                mode: None,
+            }]),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    Some((volume, mount("kafka-tls", KAFKA_TLS_DIR, true)))
+}
+
+fn s(v: impl ToString) -> String {
+    v.to_string()
+}
+
+/// The Job of `stage`.
+pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
+    let spec = &p.spec;
+    let streaming = spec.mode == Mode::Streaming;
+    let mut volumes = vec![empty_dir("work"), empty_dir("tmp")];
+    let mut env = common_env();
+    let mut extra_mounts = Vec::new();
+    let (settings_resources, backoff_limit, deadline, parallelism) = match stage {
+        Stage::Produce => (
+            &spec.stages.produce.resources,
+            spec.stages.produce.backoff_limit,
+            spec.stages.produce.active_deadline_seconds,
+            1,
+        ),
+        Stage::Sink => (
+            &spec.stages.sink.resources,
+            spec.stages.sink.backoff_limit,
+            spec.stages.sink.active_deadline_seconds,
+            1,
+        ),
+        Stage::Clean => (
+            &spec.stages.clean.resources,
+            spec.stages.clean.backoff_limit,
+            spec.stages.clean.active_deadline_seconds,
+            spec.stages.clean.parallelism,
+        ),
+        Stage::Load => (
+            &spec.stages.load.resources,
+            spec.stages.load.backoff_limit,
+            spec.stages.load.active_deadline_seconds,
+            spec.stages.load.parallelism,
+        ),
+    };
+    let mut args = vec![s(stage)];
+    match stage {
+        Stage::Produce => {
+            env.extend(kafka_env(p));
+            let src = &spec.source;
+            if let Some(g) = &src.generated {
+                args.extend([
+                    s("--generate-rows"),
+                    s(g.rows),
+                    s("--seed"),
+                    s(g.seed),
+                    s("--dirty-rate"),
+                    s(g.dirty_rate),
+                ]);
+            } else if let Some(f) = &src.file {
+                volumes.push(Volume {
+                    name: "source".to_string(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: f.claim_name.clone(),
+                        read_only: Some(true),
+                    }),
+                    ..Volume::default()
+                });
+                extra_mounts.push(mount("source", SOURCE_DIR, true));
+                args.extend([s("--input"), format!("{SOURCE_DIR}/{}", f.path)]);
+            } else if let Some(url) = &src.url {
+                args.extend([s("--input"), url.clone()]);
+            }
+            args.extend([
+                s("--topic"),
+                spec.kafka.topic.clone(),
+                s("--partitions"),
+                s(spec.kafka.partitions),
+                s("--replication"),
+                s(spec.kafka.replication_factor),
+            ]);
+            args.extend(kafka_args(p));
+        }
+        Stage::Sink => {
+            env.extend(kafka_env(p));
+            env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
+            args.extend([
+                s("--topic"),
+                spec.kafka.topic.clone(),
+                s("--output"),
+                p.raw_url.clone(),
+            ]);
+            if !streaming {
+                args.push(s("--until-caught-up"));
+            }
+            args.extend(kafka_args(p));
+        }
+        Stage::Clean => {
+            env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
+            args.extend([
+                s("--input"),
+                p.raw_url.clone(),
+                s("--output"),
+                p.clean_url.clone(),
+            ]);
+        }
+        Stage::Load => {
+            env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
+            env.push(self::env("HBASE_THRIFT", p.thrift.clone()));
+            args.extend([
+                s("--input"),
+                p.clean_url.clone(),
+                s("--table"),
+                spec.hbase.table.clone(),
+            ]);
+            args.extend([s("--salt-buckets"), s(spec.hbase.salt_buckets)]);
+        }
+    }
+    if parallelism > 1 {
+        env.push(EnvVar {
+            name: "JOB_COMPLETION_INDEX".to_string(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: None,
+                    field_path: "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                        .to_string(),
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+        args.extend([
+            s("--shard"),
+            format!("$(JOB_COMPLETION_INDEX)/{parallelism}"),
+        ]);
+    }
+    if matches!(stage, Stage::Produce | Stage::Sink) {
+        if let Some((volume, m)) = kafka_tls_volume(p) {
+            volumes.push(volume);
+            extra_mounts.push(m);
+        }
+    }
+    let mut container = ecom_container(p, stage.as_str(), args, env);
+    container.resources = resources(settings_resources);
+    if let Some(mounts) = container.volume_mounts.as_mut() {
+        mounts.extend(extra_mounts);
+    }
+    // Long-running streaming producer and sink have no deadline.
+    let deadline =
+        (!(streaming && matches!(stage, Stage::Produce | Stage::Sink))).then_some(deadline);
+    if let Some(d) = deadline {
+        // The stage gives up with a clear message shortly before Kubernetes would kill it.
+        let own = (d - d / 20).max(1);
+        if let Some(env) = container.env.as_mut() {
+            env.push(self::env("ECOM_DEADLINE", format!("{own}s")));
+        }
+    }
+
+    let name = job_name(p, stage, opts.cycle);
+    let mut meta = p.owner.child_meta(name, stage.as_str());
+    let mut labels = meta.labels.take().unwrap_or_default();
+    labels.insert(LABEL_STAGE_KEY.to_string(), p.stage_key(stage).to_string());
+    meta.labels = Some(labels.clone());
+    meta.annotations = Some(BTreeMap::from([
+        (ANNOTATION_EXEC_HASH.to_string(), p.exec_hash(stage)),
+        (ANNOTATION_GENERATION.to_string(), p.generation.to_string()),
+    ]));
+    let indexed = parallelism > 1;
+    Job {
+        metadata: meta,
+        spec: Some(JobSpec {
+            backoff_limit: Some(backoff_limit),
+            active_deadline_seconds: deadline,
+            ttl_seconds_after_finished: Some(spec.ttl_seconds_after_finished),
+            suspend: Some(opts.suspend),
+            completion_mode: Some(if indexed { "Indexed" } else { "NonIndexed" }.to_string()),
+            completions: Some(parallelism),
+            parallelism: Some(parallelism),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".to_string()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(pod_security()),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Labels selecting the dashboard pods.
+fn dashboard_selector(p: &Pipeline) -> BTreeMap<String, String> {
+    let mut m = p.owner.selector_labels();
+    m.insert(LABEL_COMPONENT.to_string(), "dashboard".to_string());
+    m
+}
+
+/// The dashboard Deployment (`ecom dashboard` reading the HBase table).
+pub fn dashboard_deployment(p: &Pipeline) -> Deployment {
+    let d = &p.spec.dashboard;
+    let args = vec![
+        s("dashboard"),
+        s("--host"),
+        s("0.0.0.0"),
+        s("--port"),
+        s(d.port),
+        s("--table"),
+        p.spec.hbase.table.clone(),
+    ];
+    let mut env = common_env();
+    env.push(self::env("HBASE_THRIFT", p.thrift.clone()));
+    let mut c = ecom_container(p, "dashboard", args, env);
+    c.resources = resources(&d.resources);
+    c.termination_message_policy = None;
+    c.ports = Some(vec![ContainerPort {
+        name: Some("http".to_string()),
+        container_port: d.port,
+        protocol: Some("TCP".to_string()),
+        ..ContainerPort::default()
+    }]);
+    let probe = |period| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/api/status".to_string()),
+            port: IntOrString::String("http".to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        ..Probe::default()
+    };
+    c.readiness_probe = Some(probe(5));
+    c.liveness_probe = Some(probe(20));
+    let labels = p.owner.labels("dashboard");
+    Deployment {
+        metadata: p.owner.child_meta(dashboard_name(p), "dashboard"),
+        spec: Some(DeploymentSpec {
+            replicas: Some(d.replicas),
+            selector: LabelSelector {
+                match_labels: Some(dashboard_selector(p)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(pod_security()),
+                    containers: vec![c],
+                    volumes: Some(vec![empty_dir("work"), empty_dir("tmp")]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The dashboard Service.
+pub fn dashboard_service(p: &Pipeline) -> Service {
+    let d = &p.spec.dashboard;
+    Service {
+        metadata: p.owner.child_meta(dashboard_name(p), "dashboard"),
+        spec: Some(ServiceSpec {
+            type_: Some(d.service_type.as_str().to_string()),
+            selector: Some(dashboard_selector(p)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".to_string()),
+                port: d.port,
+                target_port: Some(IntOrString::String("http".to_string())),
+                node_port: d.node_port,
+                protocol: Some("TCP".to_string()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Job that deletes the pipeline's HDFS paths and HBase table (`ecom purge`), run by the
+/// finalizer with `cleanupPolicy: Delete`.
+pub fn cleanup_job(p: &Pipeline) -> Job {
+    let spec = &p.spec;
+    let args = vec![
+        s("purge"),
+        s("--path"),
+        p.raw_url.clone(),
+        s("--path"),
+        p.clean_url.clone(),
+        s("--table"),
+        spec.hbase.table.clone(),
+    ];
+    let mut env = common_env();
+    env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
+    env.push(self::env("HBASE_THRIFT", p.thrift.clone()));
+    let container = ecom_container(p, "cleanup", args, env);
+    let labels = p.owner.labels("cleanup");
+    Job {
+        metadata: p.owner.child_meta(cleanup_job_name(p), "cleanup"),
+        spec: Some(JobSpec {
+            backoff_limit: Some(3),
+            active_deadline_seconds: Some(600),
+            ttl_seconds_after_finished: Some(spec.ttl_seconds_after_finished),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".to_string()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(pod_security()),
+                    containers: vec![container],
+                    volumes: Some(vec![empty_dir("work"), empty_dir("tmp")]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// How to reach the dashboard from a workstation.
+pub fn port_forward_command(p: &Pipeline) -> String {
+    let port = p.spec.dashboard.port;
+    format!(
+        "kubectl -n {} port-forward svc/{} {port}:{port}",
+        p.owner.namespace,
+        dashboard_name(p)
+    )
+}

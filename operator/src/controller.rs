@@ -1,0 +1,626 @@
+//! The controller: watches `EcomPipeline`s and the Jobs, Deployments and Services they own,
+//! and reconciles each resource in phases (read, validate, plan/build, apply, status), with a
+//! finalizer that runs the cleanup policy, Events on failures and backoff on errors.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::watch;
+
+use crate::apply;
+use crate::build;
+use crate::crd::{CleanupPolicy, EcomPipeline, EcomPipelineStatus};
+use crate::leader::{self, Elector, Held, LeaseConfig};
+use crate::meta::{FINALIZER, LABEL_INSTANCE};
+use crate::metrics::{self, Metrics};
+use crate::observe::{self, JobState};
+use crate::plan::{self, state, DashboardAction, Observed};
+use crate::status;
+use crate::validate;
+
+/// Errors of reconcile and of the operator process.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading objects failed.
+    #[error("reading {what} of EcomPipeline {resource}: {source}")]
+    Read {
+        /// What was read.
+        what: &'static str,
+        /// `namespace/name`.
+        resource: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A write failed.
+    #[error("EcomPipeline {resource}: {source}")]
+    Apply {
+        /// `namespace/name`.
+        resource: String,
+        /// The write error.
+        #[source]
+        source: apply::Error,
+    },
+    /// The finalizer machinery failed.
+    #[error("finalizer of EcomPipeline {resource}: {source}")]
+    Finalizer {
+        /// `namespace/name`.
+        resource: String,
+        /// The finalizer error.
+        #[source]
+        source: Box<kube::runtime::finalizer::Error<Error>>,
+    },
+    /// The cleanup Job has not finished yet (not a failure: reconcile again soon).
+    #[error("EcomPipeline {resource}: waiting for cleanup Job {job}")]
+    CleanupPending {
+        /// `namespace/name`.
+        resource: String,
+        /// The cleanup Job.
+        job: String,
+    },
+    /// The cleanup Job failed.
+    #[error("EcomPipeline {resource}: cleanup Job {job} failed ({reason}); set cleanupPolicy: Retain to delete without cleanup")]
+    CleanupFailed {
+        /// `namespace/name`.
+        resource: String,
+        /// The cleanup Job.
+        job: String,
+        /// The Job's failure reason.
+        reason: String,
+    },
+    /// The resource has no namespace.
+    #[error("EcomPipeline {name} has no namespace")]
+    NoNamespace {
+        /// Name of the resource.
+        name: String,
+    },
+    /// The CRD is not installed or the API server unreachable.
+    #[error(
+        "listing EcomPipelines (is the CRD installed? `ecom crd | kubectl apply -f -`): {source}"
+    )]
+    CrdMissing {
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Kubernetes client could not be configured.
+    #[error("configuring the Kubernetes client: {source}")]
+    Client {
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The metrics server failed.
+    #[error(transparent)]
+    Metrics(#[from] metrics::Error),
+    /// Leadership was lost while reconciling.
+    #[error("lost the lease {name}: another replica leads now")]
+    LeadershipLost {
+        /// Name of the Lease.
+        name: String,
+    },
+    /// Leader election failed.
+    #[error(transparent)]
+    Leader(#[from] leader::Error),
+}
+
+impl Error {
+    /// A short label for the failures metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => "read",
+            Error::Apply { source, .. } => source.metric_label(),
+            Error::Finalizer { .. } => "finalizer",
+            Error::CleanupPending { .. } => "cleanup_pending",
+            Error::CleanupFailed { .. } => "cleanup_failed",
+            Error::NoNamespace { .. } => "no_namespace",
+            Error::CrdMissing { .. } => "crd_missing",
+            Error::Client { .. } => "client",
+            Error::Metrics(_) => "metrics",
+            Error::LeadershipLost { .. } => "leadership_lost",
+            Error::Leader(_) => "leader",
+        }
+    }
+}
+
+/// Settings of the operator process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    pub listen: SocketAddr,
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// Leader election.
+    pub lease: LeaseConfig,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+}
+
+/// Shared state of reconciles.
+pub struct Context {
+    client: Client,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+fn resource_id(obj: &EcomPipeline) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+fn now_string() -> String {
+    Timestamp::from_second(Timestamp::now().as_second())
+        .unwrap_or_else(|_| Timestamp::now())
+        .to_string()
+}
+
+impl Context {
+    async fn event(&self, obj: &EcomPipeline, type_: EventType, reason: &str, note: String) {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(resource = %resource_id(obj), error = %e, "publishing an Event");
+        }
+    }
+}
+
+/// Reconciles one `EcomPipeline` (through the finalizer helper).
+async fn reconcile(obj: Arc<EcomPipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let resource = resource_id(&obj);
+    let ns = obj.namespace().ok_or_else(|| Error::NoNamespace {
+        name: obj.name_any(),
+    })?;
+    let api: Api<EcomPipeline> = Api::namespaced(ctx.client.clone(), &ns);
+    let c = ctx.clone();
+    let result = finalizer(&api, FINALIZER, obj, |event| async move {
+        match event {
+            Finalizer::Apply(o) => apply_pipeline(&o, &c).await,
+            Finalizer::Cleanup(o) => cleanup(&o, &c).await,
+        }
+    })
+    .await;
+    use kube::runtime::finalizer::Error as FinErr;
+    let result = match result {
+        Ok(action) => Ok(action),
+        // A stale event for an object already gone: nothing left to do.
+        Err(
+            FinErr::AddFinalizer(kube::Error::Api(s))
+            | FinErr::RemoveFinalizer(kube::Error::Api(s)),
+        ) if s.code == 404 => Ok(Action::await_change()),
+        Err(FinErr::ApplyFailed(err) | FinErr::CleanupFailed(err)) => Err(err),
+        Err(other) => Err(Error::Finalizer {
+            resource: resource.clone(),
+            source: Box::new(other),
+        }),
+    };
+    ctx.metrics.reconciled(started.elapsed());
+    if result.is_ok() {
+        if let Ok(mut f) = ctx.failures.lock() {
+            f.remove(&resource);
+        }
+    }
+    result
+}
+
+/// After an error: count it, and back off exponentially per resource (5 s to 5 min).
+fn error_policy(obj: Arc<EcomPipeline>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::CleanupPending { .. } = error {
+        return Action::requeue(Duration::from_secs(2));
+    }
+    tracing::warn!(resource = %resource_id(&obj), error = %error, "reconcile failed");
+    ctx.metrics.failed(error.metric_label());
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(resource_id(&obj)).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    let secs = 5u64.saturating_mul(1 << n.min(6).saturating_sub(1));
+    Action::requeue(Duration::from_secs(secs.min(300)))
+}
+
+/// The normal reconcile: validate, read, plan, apply, write status.
+async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Error> {
+    let resource = resource_id(obj);
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let client = &ctx.client;
+    let apply_err = |source| Error::Apply {
+        resource: resource.clone(),
+        source,
+    };
+    let previous = obj.status.as_ref();
+    let now = Timestamp::now();
+    let p = match validate::validate(obj) {
+        Ok(p) => p,
+        Err(e) => {
+            let message = e.to_string();
+            let already = previous.is_some_and(|s| {
+                s.phase.as_deref() == Some("Invalid")
+                    && s.observed_generation == obj.metadata.generation
+            });
+            if !already {
+                ctx.event(obj, EventType::Warning, "InvalidSpec", message.clone())
+                    .await;
+            }
+            let st = status::invalid(obj.metadata.generation, &message, previous, &now_string());
+            if Some(&st) != previous {
+                apply::status(client, &ns, &name, &st)
+                    .await
+                    .map_err(apply_err)?;
+            }
+            // Nothing to retry until the spec changes.
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Read what exists.
+    let selector = format!("{LABEL_INSTANCE}={name}");
+    let lp = ListParams::default().labels(&selector);
+    let read_err = |what| {
+        let resource = resource.clone();
+        move |source| Error::Read {
+            what,
+            resource,
+            source,
+        }
+    };
+    let uid = p.owner.uid.clone();
+    let owned = |refs: Option<
+        &Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    >| { refs.is_some_and(|r| r.iter().any(|o| o.uid == uid)) };
+    let jobs: Vec<Job> = Api::<Job>::namespaced(client.clone(), &ns)
+        .list(&lp)
+        .await
+        .map_err(read_err("Jobs"))?
+        .items
+        .into_iter()
+        .filter(|j| owned(j.metadata.owner_references.as_ref()))
+        .collect();
+    let pods: Vec<Pod> = Api::<Pod>::namespaced(client.clone(), &ns)
+        .list(&lp)
+        .await
+        .map_err(read_err("Pods"))?
+        .items;
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get_opt(&build::dashboard_name(&p))
+        .await
+        .map_err(read_err("the dashboard Deployment"))?;
+    let runs: Vec<_> = jobs.iter().map(|j| observe::job_run(j, &pods)).collect();
+
+    // Plan and apply.
+    let plan = plan::plan(
+        &p,
+        &Observed {
+            jobs: &runs,
+            previous,
+            now,
+        },
+    );
+    for job in &plan.create {
+        apply::apply(client, job).await.map_err(apply_err)?;
+        tracing::info!(resource = %resource, job = %job.name_any(), "created Job");
+    }
+    ctx.metrics.jobs_created(plan.create.len());
+    if !plan.create.is_empty() {
+        let names: Vec<_> = plan.create.iter().map(|j| j.name_any()).collect();
+        ctx.event(obj, EventType::Normal, "JobsCreated", names.join(", "))
+            .await;
+    }
+    for (job, suspend) in &plan.set_suspend {
+        apply::set_job_suspend(client, &ns, job, *suspend)
+            .await
+            .map_err(apply_err)?;
+    }
+    for job in &plan.delete {
+        apply::delete::<Job>(client, &ns, job)
+            .await
+            .map_err(apply_err)?;
+        tracing::info!(resource = %resource, job = %job, "deleted Job");
+    }
+    let dashboard_name = build::dashboard_name(&p);
+    let mut dashboard_ready = deployment.as_ref().map(|d| {
+        d.status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0)
+    });
+    match plan.dashboard {
+        DashboardAction::Apply => {
+            apply::apply(client, &build::dashboard_deployment(&p))
+                .await
+                .map_err(apply_err)?;
+            apply::apply(client, &build::dashboard_service(&p))
+                .await
+                .map_err(apply_err)?;
+            dashboard_ready.get_or_insert(0);
+        }
+        DashboardAction::Delete => {
+            apply::delete::<Deployment>(client, &ns, &dashboard_name)
+                .await
+                .map_err(apply_err)?;
+            apply::delete::<Service>(client, &ns, &dashboard_name)
+                .await
+                .map_err(apply_err)?;
+            dashboard_ready = None;
+        }
+        DashboardAction::Keep => {}
+    }
+
+    // Events for stages that newly failed.
+    for (stage, st) in &plan.stages {
+        let was_failed = previous
+            .and_then(|s| s.stages.get(stage))
+            .is_some_and(|o| o.state == state::FAILED && o.job == st.job);
+        if st.state == state::FAILED && !was_failed {
+            let note = format!(
+                "stage {stage} (Job {}) failed: {}",
+                st.job.clone().unwrap_or_default(),
+                st.message.clone().unwrap_or_default()
+            );
+            ctx.event(obj, EventType::Warning, "StageFailed", note)
+                .await;
+        }
+    }
+
+    let st = status::compute(&p, &plan, dashboard_ready, previous, &now_string());
+    let became_ready = st.phase.as_deref() == Some("Ready")
+        && previous.and_then(|s| s.phase.as_deref()) != Some("Ready");
+    if Some(&st) != previous {
+        apply::status(client, &ns, &name, &st)
+            .await
+            .map_err(apply_err)?;
+    }
+    if became_ready {
+        let note = format!(
+            "data loaded; dashboard: {}",
+            st.dashboard
+                .as_ref()
+                .map(|d| d.port_forward.clone())
+                .unwrap_or_else(|| "disabled".into())
+        );
+        ctx.event(obj, EventType::Normal, "Ready", note).await;
+    }
+    // Owned objects trigger reconciles; the periodic requeue is a safety net.
+    Ok(Action::requeue(
+        plan.requeue_after.unwrap_or(Duration::from_secs(300)),
+    ))
+}
+
+/// The finalizer: with `cleanupPolicy: Delete`, run the cleanup Job and wait for it.
+async fn cleanup(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Error> {
+    let resource = resource_id(obj);
+    if obj.spec.cleanup_policy == CleanupPolicy::Retain {
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "DataRetained",
+            "cleanupPolicy Retain: HDFS paths and HBase table kept".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let p = match validate::validate(obj) {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.event(
+                obj,
+                EventType::Warning,
+                "CleanupSkipped",
+                format!("invalid spec, nothing to clean: {e}"),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+    };
+    let ns = p.owner.namespace.clone();
+    let job_name = build::cleanup_job_name(&p);
+    let existing = Api::<Job>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&job_name)
+        .await
+        .map_err(|source| Error::Read {
+            what: "the cleanup Job",
+            resource: resource.clone(),
+            source,
+        })?;
+    match existing.as_ref().map(observe::job_state) {
+        None => {
+            apply::apply(&ctx.client, &build::cleanup_job(&p))
+                .await
+                .map_err(|source| Error::Apply {
+                    resource: resource.clone(),
+                    source,
+                })?;
+            ctx.event(
+                obj,
+                EventType::Normal,
+                "CleanupStarted",
+                format!("Job {job_name} deletes the HDFS paths and the HBase table"),
+            )
+            .await;
+            Err(Error::CleanupPending {
+                resource,
+                job: job_name,
+            })
+        }
+        Some(JobState::Succeeded) => {
+            ctx.event(
+                obj,
+                EventType::Normal,
+                "CleanedUp",
+                format!("Job {job_name} deleted the pipeline's data"),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Some(JobState::Failed { reason, .. }) => {
+            let e = Error::CleanupFailed {
+                resource,
+                job: job_name,
+                reason,
+            };
+            ctx.event(obj, EventType::Warning, "CleanupFailed", e.to_string())
+                .await;
+            Err(e)
+        }
+        Some(_) => Err(Error::CleanupPending {
+            resource,
+            job: job_name,
+        }),
+    }
+}
+
+fn shutdown_signal(tx: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    futures::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown requested");
+        let _ = tx.send(true);
+    });
+}
+
+/// Runs the operator until SIGTERM/SIGINT: serves metrics and probes, waits for the lease,
+/// then reconciles until shutdown (releasing the lease) or until leadership is lost (error).
+pub async fn run(cfg: Config) -> Result<(), Error> {
+    let client = Client::try_default()
+        .await
+        .map_err(|source| Error::Client { source })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    shutdown_signal(stop_tx.clone());
+    let metrics = Arc::new(Metrics::default());
+    let (bound, server) = metrics::serve(cfg.listen, metrics.clone(), stop_rx.clone()).await?;
+    tracing::info!(address = %bound, "serving /metrics, /healthz and /readyz");
+    let server = tokio::spawn(server);
+
+    let pipelines: Api<EcomPipeline> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    pipelines
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(|source| Error::CrdMissing { source })?;
+    metrics.set_ready(true);
+
+    let elector = Elector::new(client.clone(), cfg.lease.clone());
+    let mut stop = stop_rx.clone();
+    tracing::info!(lease = %cfg.lease.name, identity = %cfg.lease.identity, "waiting for the lease");
+    if !elector.acquire(&mut stop).await {
+        let _ = server.await;
+        return Ok(());
+    }
+    tracing::info!(identity = %cfg.lease.identity, "leading");
+    metrics.set_leader(true);
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    let holder = {
+        let elector = elector.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let held = elector.hold(&mut stop).await;
+            let _ = lost_tx.send(held == Held::Lost);
+            held
+        })
+    };
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "ecom-operator".into(),
+                instance: Some(cfg.lease.identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        failures: Mutex::new(HashMap::new()),
+    });
+    let (jobs, deployments, services) = match &cfg.namespace {
+        Some(ns) => (
+            Api::<Job>::namespaced(client.clone(), ns),
+            Api::<Deployment>::namespaced(client.clone(), ns),
+            Api::<Service>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=ecom-operator");
+    let mut stop_for_ctrl = stop_rx.clone();
+    let mut lost_for_ctrl = lost_rx.clone();
+    Controller::new(pipelines, watcher::Config::default())
+        .owns(jobs, owned.clone())
+        .owns(deployments, owned.clone())
+        .owns(services, owned)
+        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
+        .graceful_shutdown_on(async move {
+            tokio::select! {
+                _ = stop_for_ctrl.wait_for(|s| *s) => {}
+                _ = lost_for_ctrl.wait_for(|l| *l) => {}
+            }
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(resource = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile"),
+            }
+        })
+        .await;
+    metrics.set_leader(false);
+    if *lost_rx.borrow_and_update() {
+        return Err(Error::LeadershipLost {
+            name: cfg.lease.name.clone(),
+        });
+    }
+    let _ = stop_tx.send(true);
+    let _ = holder.await;
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Whether `status` has the condition Ready=True.
+pub fn is_ready(status: Option<&EcomPipelineStatus>) -> bool {
+    status.is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}

@@ -1,0 +1,241 @@
+//! Observation: what the stage Jobs and their pods say, as plain values. Pure: counts come
+//! from the JSON summaries in the pods' termination messages, one per completion index,
+//! summed over the shards.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use serde_json::Value;
+
+use crate::meta::ANNOTATION_EXEC_HASH;
+
+/// Pod label naming the Job (set by the Job controller).
+pub const POD_JOB_LABEL: &str = "batch.kubernetes.io/job-name";
+/// Pod annotation with the completion index of an Indexed Job.
+pub const POD_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
+
+/// State of a Job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Created, pods not finished.
+    Running,
+    /// `spec.suspend` is true and no pod is active.
+    Suspended,
+    /// The `Complete` condition is true.
+    Succeeded,
+    /// The `Failed` condition is true.
+    Failed {
+        /// Condition reason, e.g. BackoffLimitExceeded or DeadlineExceeded.
+        reason: String,
+        /// Condition message.
+        message: String,
+    },
+}
+
+/// One Job as the status needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    /// Job name.
+    pub name: String,
+    /// State.
+    pub state: JobState,
+    /// Pods that succeeded.
+    pub succeeded: i32,
+    /// Completions the Job needs.
+    pub completions: i32,
+    /// When the Job completed (RFC 3339).
+    pub completion_time: Option<String>,
+    /// The exec-hash annotation the Job was built with.
+    pub exec_hash: Option<String>,
+    /// `spec.suspend`.
+    pub suspend: bool,
+    /// Summed numeric fields of the succeeded pods' summaries, when at least one was found.
+    pub summary: Option<BTreeMap<String, i64>>,
+}
+
+fn condition_true<'a>(
+    job: &'a Job,
+    type_: &str,
+) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// The state of `job`.
+pub fn job_state(job: &Job) -> JobState {
+    if condition_true(job, "Complete").is_some() {
+        return JobState::Succeeded;
+    }
+    if let Some(c) = condition_true(job, "Failed") {
+        return JobState::Failed {
+            reason: c.reason.clone().unwrap_or_else(|| "Failed".to_string()),
+            message: c.message.clone().unwrap_or_default(),
+        };
+    }
+    let status = job.status.clone().unwrap_or_default();
+    let suspend = job.spec.as_ref().and_then(|s| s.suspend).unwrap_or(false);
+    if suspend && status.active.unwrap_or(0) == 0 {
+        return JobState::Suspended;
+    }
+    JobState::Running
+}
+
+/// Numeric fields of the JSON object on the last non-empty line of `message`, flattened
+/// with dots (`{"report":{"rows_in":3}}` gives `report.rows_in = 3`).
+pub fn parse_summary(message: &str) -> Option<BTreeMap<String, i64>> {
+    let line = message.lines().rev().find(|l| !l.trim().is_empty())?;
+    let value: Value = serde_json::from_str(line.trim()).ok()?;
+    let mut out = BTreeMap::new();
+    flatten("", &value, &mut out);
+    value.is_object().then_some(out)
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, i64>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.insert(prefix.to_string(), i);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The termination message of a pod's first terminated container that exited with 0.
+fn succeeded_message(pod: &Pod) -> Option<&str> {
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Succeeded") {
+        return None;
+    }
+    status
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+        .find(|t| t.exit_code == 0)
+        .and_then(|t| t.message.as_deref())
+}
+
+/// Sum of the summaries of `pods` (those of `job`), one succeeded pod per completion index.
+pub fn job_summary(job: &str, pods: &[Pod]) -> Option<BTreeMap<String, i64>> {
+    let mut per_index: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for pod in pods {
+        if pod.labels().get(POD_JOB_LABEL).map(String::as_str) != Some(job) {
+            continue;
+        }
+        let index = pod
+            .annotations()
+            .get(POD_INDEX_ANNOTATION)
+            .cloned()
+            .unwrap_or_else(|| "0".to_string());
+        if let Some(summary) = succeeded_message(pod).and_then(parse_summary) {
+            per_index.insert(index, summary);
+        }
+    }
+    if per_index.is_empty() {
+        return None;
+    }
+    let mut sum = BTreeMap::new();
+    for summary in per_index.values() {
+        for (k, v) in summary {
+            *sum.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    Some(sum)
+}
+
+/// `job` and its pods as a [`JobRun`].
+pub fn job_run(job: &Job, pods: &[Pod]) -> JobRun {
+    let name = job.name_any();
+    let status = job.status.clone().unwrap_or_default();
+    let spec = job.spec.clone().unwrap_or_default();
+    JobRun {
+        summary: job_summary(&name, pods),
+        state: job_state(job),
+        succeeded: status.succeeded.unwrap_or(0),
+        completions: spec.completions.unwrap_or(1),
+        completion_time: status.completion_time.map(|t| t.0.to_string()),
+        exec_hash: job.annotations().get(ANNOTATION_EXEC_HASH).cloned(),
+        suspend: spec.suspend.unwrap_or(false),
+        name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(job: &str, index: Option<&str>, phase: &str, message: &str) -> Pod {
+        let mut annotations = serde_json::Map::new();
+        if let Some(i) = index {
+            annotations.insert(POD_INDEX_ANNOTATION.into(), json!(i));
+        }
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{job}-{}", index.unwrap_or("x")), "labels": {POD_JOB_LABEL: job}, "annotations": annotations},
+            "status": {"phase": phase, "containerStatuses": [{
+                "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": if phase == "Succeeded" {0} else {1}, "message": message}}
+            }]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn summary_flattens_numbers_of_the_last_line() {
+        let s = parse_summary("log line\n{\"rows_in\":10,\"rows_out\":8,\"dropped\":{\"missing_field\":2},\"mode\":\"full\"}\n")
+            .expect("summary");
+        assert_eq!(s["rows_in"], 10);
+        assert_eq!(s["dropped.missing_field"], 2);
+        assert!(!s.contains_key("mode"));
+        assert!(parse_summary("not json").is_none());
+    }
+
+    #[test]
+    fn shards_are_summed_once_per_index() {
+        let pods = vec![
+            pod("j", Some("0"), "Succeeded", r#"{"rows":5}"#),
+            pod("j", Some("1"), "Failed", r#"{"rows":100}"#),
+            pod("j", Some("1"), "Succeeded", r#"{"rows":7}"#),
+            pod("other", Some("0"), "Succeeded", r#"{"rows":1000}"#),
+        ];
+        assert_eq!(job_summary("j", &pods).expect("sum")["rows"], 12);
+        assert!(job_summary("none", &pods).is_none());
+    }
+
+    #[test]
+    fn job_states() {
+        let job = |status: serde_json::Value, suspend: bool| -> Job {
+            serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": {"suspend": suspend, "template": {}}, "status": status}))
+                .expect("job")
+        };
+        assert_eq!(job_state(&job(json!({}), false)), JobState::Running);
+        assert_eq!(job_state(&job(json!({}), true)), JobState::Suspended);
+        let done = json!({"conditions": [{"type": "Complete", "status": "True"}]});
+        assert_eq!(job_state(&job(done, false)), JobState::Succeeded);
+        let failed = json!({"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "too slow"}]});
+        assert_eq!(
+            job_state(&job(failed, false)),
+            JobState::Failed {
+                reason: "DeadlineExceeded".into(),
+                message: "too slow".into()
+            }
+        );
+    }
+}

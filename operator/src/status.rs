@@ -1,0 +1,397 @@
+//! Status: conditions, phase and counts computed from the planned stage states (which come
+//! from the observed Jobs) and the dashboard Deployment. Pure.
+
+use std::collections::BTreeMap;
+
+use crate::build;
+use crate::crd::{Condition, Counts, DashboardStatus, EcomPipelineStatus, Mode, StageStatus};
+use crate::plan::{state, Plan};
+use crate::validate::Pipeline;
+
+/// Condition types, in the order they are written.
+pub const CONDITION_TYPES: [&str; 6] = [
+    "Ingested",
+    "Cleaned",
+    "Loaded",
+    "DashboardAvailable",
+    "Ready",
+    "Degraded",
+];
+
+/// First present key of `keys` in `summary`.
+fn first(summary: Option<&BTreeMap<String, i64>>, keys: &[&str]) -> Option<i64> {
+    let s = summary?;
+    keys.iter().find_map(|k| s.get(*k).copied())
+}
+
+/// Counts from the stage summaries. Keys follow the stage subcommands' JSON summaries
+/// (`records` of produce and sink, the clean report's `rows_in`/`rows_out`/`dropped.*`, at
+/// the top level or under `report.`, and `rows` of load).
+pub fn counts(stages: &BTreeMap<String, StageStatus>) -> Counts {
+    let summary = |s: &str| stages.get(s).and_then(|st| st.summary.as_ref());
+    let clean = summary("clean");
+    let mut dropped = BTreeMap::new();
+    if let Some(c) = clean {
+        for (k, v) in c {
+            let rule = k
+                .strip_prefix("report.dropped.")
+                .or_else(|| k.strip_prefix("dropped."));
+            if let Some(rule) = rule {
+                dropped.insert(rule.to_string(), *v);
+            }
+        }
+    }
+    Counts {
+        produced: first(
+            summary("produce"),
+            &["records", "produced", "records_produced"],
+        ),
+        sunk: first(summary("sink"), &["records", "written", "records_written"]),
+        clean_input: first(clean, &["rows_in", "report.rows_in"]),
+        cleaned: first(clean, &["rows_out", "report.rows_out"]),
+        dropped,
+        loaded: first(summary("load"), &["rows", "loaded", "rows_loaded"]),
+    }
+}
+
+/// A condition value before its transition time is settled.
+struct Cond {
+    type_: &'static str,
+    status: bool,
+    reason: String,
+    message: String,
+}
+
+fn stage_cond(type_: &'static str, stages: &BTreeMap<String, StageStatus>, names: &[&str]) -> Cond {
+    let sts: Vec<(&str, &StageStatus)> = names
+        .iter()
+        .filter_map(|n| stages.get(*n).map(|s| (*n, s)))
+        .collect();
+    if let Some((n, st)) = sts.iter().find(|(_, s)| s.state == state::FAILED) {
+        return Cond {
+            type_,
+            status: false,
+            reason: "StageFailed".into(),
+            message: format!("{n} failed: {}", st.message.clone().unwrap_or_default()),
+        };
+    }
+    if !sts.is_empty() && sts.iter().all(|(_, s)| s.state == state::SUCCEEDED) {
+        return Cond {
+            type_,
+            status: true,
+            reason: "Succeeded".into(),
+            message: format!("{} succeeded", names.join(" and ")),
+        };
+    }
+    let (reason, message) = match sts.iter().find(|(_, s)| s.state != state::SUCCEEDED) {
+        Some((n, s)) if s.state == state::SUSPENDED => ("Suspended", format!("{n} is suspended")),
+        Some((n, s)) if s.state == state::PENDING => ("Pending", format!("{n} has not started")),
+        Some((n, s)) => ("InProgress", format!("{n} is {}", s.state.to_lowercase())),
+        None => ("Pending", String::new()),
+    };
+    Cond {
+        type_,
+        status: false,
+        reason: reason.into(),
+        message,
+    }
+}
+
+/// The new status of `p` after `plan`, keeping transition times of unchanged conditions.
+pub fn compute(
+    p: &Pipeline,
+    plan: &Plan,
+    dashboard_ready: Option<i32>,
+    previous: Option<&EcomPipelineStatus>,
+    now: &str,
+) -> EcomPipelineStatus {
+    let stages = &plan.stages;
+    let streaming = p.spec.mode == Mode::Streaming;
+    let ingested = if streaming {
+        let mut c = stage_cond("Ingested", stages, &["produce", "sink"]);
+        let running = ["sink"].iter().all(|n| {
+            stages
+                .get(*n)
+                .is_some_and(|s| s.state == state::RUNNING || s.state == state::SUCCEEDED)
+        });
+        if running && c.reason != "StageFailed" {
+            c.status = true;
+            c.reason = "Streaming".into();
+            c.message = "the sink is consuming the topic".into();
+        }
+        c
+    } else {
+        stage_cond("Ingested", stages, &["produce", "sink"])
+    };
+    let cleaned = stage_cond("Cleaned", stages, &["clean"]);
+    let loaded = stage_cond("Loaded", stages, &["load"]);
+    let d = &p.spec.dashboard;
+    let dashboard = if !d.enabled {
+        Cond {
+            type_: "DashboardAvailable",
+            status: false,
+            reason: "Disabled".into(),
+            message: "spec.dashboard.enabled is false".into(),
+        }
+    } else {
+        match dashboard_ready {
+            Some(n) if n > 0 => Cond {
+                type_: "DashboardAvailable",
+                status: true,
+                reason: "Available".into(),
+                message: format!("{n} dashboard pod(s) ready"),
+            },
+            Some(_) if d.replicas == 0 => Cond {
+                type_: "DashboardAvailable",
+                status: false,
+                reason: "ScaledToZero".into(),
+                message: "spec.dashboard.replicas is 0".into(),
+            },
+            Some(_) => Cond {
+                type_: "DashboardAvailable",
+                status: false,
+                reason: "Unavailable".into(),
+                message: "no dashboard pod is ready".into(),
+            },
+            None => Cond {
+                type_: "DashboardAvailable",
+                status: false,
+                reason: "NotCreated".into(),
+                message: "the dashboard starts once the data is loaded".into(),
+            },
+        }
+    };
+    let dashboard_ok = dashboard.status || !d.enabled || d.replicas == 0;
+    let failed: Vec<String> = stages
+        .iter()
+        .filter(|(_, s)| s.state == state::FAILED)
+        .map(|(n, s)| format!("{n}: {}", s.message.clone().unwrap_or_default()))
+        .collect();
+    let data_ok = if streaming {
+        ingested.status
+    } else {
+        loaded.status
+    };
+    let ready = Cond {
+        type_: "Ready",
+        status: data_ok && dashboard_ok && failed.is_empty(),
+        reason: if !failed.is_empty() {
+            "StageFailed".into()
+        } else if data_ok && dashboard_ok {
+            "Ready".into()
+        } else if p.spec.suspend {
+            "Suspended".into()
+        } else if data_ok {
+            "DashboardNotAvailable".into()
+        } else {
+            "InProgress".into()
+        },
+        message: if !failed.is_empty() {
+            failed.join("; ")
+        } else if data_ok && dashboard_ok {
+            "data loaded and dashboard available".into()
+        } else {
+            String::new()
+        },
+    };
+    let degraded = Cond {
+        type_: "Degraded",
+        status: !failed.is_empty(),
+        reason: if failed.is_empty() {
+            "AsExpected".into()
+        } else {
+            "StageFailed".into()
+        },
+        message: failed.join("; "),
+    };
+    let conds = [ingested, cleaned, loaded, dashboard, ready, degraded];
+    let phase = if !degraded_is(&conds) {
+        if conds[4].status {
+            "Ready"
+        } else if p.spec.suspend {
+            "Suspended"
+        } else if stages.values().all(|s| s.state == state::PENDING) {
+            "Pending"
+        } else {
+            "Running"
+        }
+    } else {
+        "Failed"
+    };
+    EcomPipelineStatus {
+        observed_generation: Some(p.generation),
+        phase: Some(phase.to_string()),
+        run_key: Some(p.run_key().to_string()),
+        conditions: settle(conds, p.generation, previous, now),
+        counts: Some(counts(stages)),
+        stages: stages.clone(),
+        cycle: plan.cycle,
+        dashboard: d.enabled.then(|| DashboardStatus {
+            service: build::dashboard_name(p),
+            port: d.port,
+            port_forward: build::port_forward_command(p),
+            ready_replicas: dashboard_ready.unwrap_or(0),
+        }),
+    }
+}
+
+fn degraded_is(conds: &[Cond]) -> bool {
+    conds.iter().any(|c| c.type_ == "Degraded" && c.status)
+}
+
+fn settle(
+    conds: impl IntoIterator<Item = Cond>,
+    generation: i64,
+    previous: Option<&EcomPipelineStatus>,
+    now: &str,
+) -> Vec<Condition> {
+    conds
+        .into_iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" }.to_string();
+            let since = previous
+                .and_then(|p| p.conditions.iter().find(|o| o.type_ == c.type_))
+                .filter(|o| o.status == status)
+                .map(|o| o.last_transition_time.clone());
+            Condition {
+                type_: c.type_.to_string(),
+                status,
+                reason: c.reason,
+                message: c.message,
+                last_transition_time: since.unwrap_or_else(|| now.to_string()),
+                observed_generation: Some(generation),
+            }
+        })
+        .collect()
+}
+
+/// Status of a resource whose spec is invalid: Ready false with the field errors.
+pub fn invalid(
+    generation: Option<i64>,
+    message: &str,
+    previous: Option<&EcomPipelineStatus>,
+    now: &str,
+) -> EcomPipelineStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    let g = generation.unwrap_or(0);
+    let conds = [
+        Cond {
+            type_: "Ready",
+            status: false,
+            reason: "InvalidSpec".into(),
+            message: message.to_string(),
+        },
+        Cond {
+            type_: "Degraded",
+            status: true,
+            reason: "InvalidSpec".into(),
+            message: message.to_string(),
+        },
+    ];
+    let mut new = settle(conds, g, previous, now);
+    status
+        .conditions
+        .retain(|c| c.type_ != "Ready" && c.type_ != "Degraded");
+    status.conditions.append(&mut new);
+    status.observed_generation = generation;
+    status.phase = Some("Invalid".to_string());
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Stage;
+    use crate::observe::{JobRun, JobState};
+    use crate::plan::{plan, Observed};
+    use crate::test_support::example;
+    use crate::validate::validate;
+
+    #[test]
+    fn counts_follow_the_stage_summaries() {
+        let st = |pairs: &[(&str, i64)]| StageStatus {
+            summary: Some(pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+            ..StageStatus::default()
+        };
+        let stages = BTreeMap::from([
+            (
+                "produce".to_string(),
+                st(&[("records", 100), ("bytes", 5000)]),
+            ),
+            ("sink".to_string(), st(&[("records", 100), ("files", 2)])),
+            (
+                "clean".to_string(),
+                st(&[
+                    ("report.rows_in", 100),
+                    ("report.rows_out", 90),
+                    ("report.dropped.missing_field", 10),
+                ]),
+            ),
+            ("load".to_string(), st(&[("rows", 90)])),
+        ]);
+        let c = counts(&stages);
+        assert_eq!(
+            (c.produced, c.sunk, c.clean_input, c.cleaned, c.loaded),
+            (Some(100), Some(100), Some(100), Some(90), Some(90))
+        );
+        assert_eq!(
+            c.dropped,
+            BTreeMap::from([("missing_field".to_string(), 10)])
+        );
+    }
+
+    #[test]
+    fn ready_after_every_stage_and_the_dashboard() {
+        let p = validate(&example()).expect("valid");
+        let jobs: Vec<JobRun> = Stage::ALL
+            .into_iter()
+            .map(|s| JobRun {
+                name: build::job_name(&p, s, None),
+                state: JobState::Succeeded,
+                succeeded: 1,
+                completions: 1,
+                completion_time: None,
+                exec_hash: None,
+                suspend: false,
+                summary: None,
+            })
+            .collect();
+        let now: k8s_openapi::jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("t");
+        let pl = plan(
+            &p,
+            &Observed {
+                jobs: &jobs,
+                previous: None,
+                now,
+            },
+        );
+        let s = compute(&p, &pl, None, None, "2026-01-01T00:00:00Z");
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let ready = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "DashboardNotAvailable")
+        );
+        let s2 = compute(&p, &pl, Some(1), Some(&s), "2026-01-01T00:01:00Z");
+        assert_eq!(s2.phase.as_deref(), Some("Ready"));
+        let loaded = |s: &EcomPipelineStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "Loaded")
+                .map(|c| c.last_transition_time.clone())
+        };
+        assert_eq!(
+            loaded(&s2),
+            loaded(&s),
+            "unchanged conditions keep their time"
+        );
+        assert_eq!(
+            s2.dashboard.expect("dashboard").port_forward,
+            "kubectl -n shop port-forward svc/demo-dashboard 8080:8080"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Golden tests of every builder: the whole built object, owner references and labels
+//! included, compared as JSON with `tests/golden/<name>.json`.
+//! Regenerate after an intended change with `UPDATE_GOLDEN=1 cargo test -p ecom-operator`.
+
+use std::path::PathBuf;
+
+use ecom_operator::build::{self, JobOptions};
+use ecom_operator::crd::{EcomPipeline, Mode, StreamingSpec};
+use ecom_operator::meta::Stage;
+use ecom_operator::validate::{validate, Pipeline};
+use serde::Serialize;
+
+fn fixture(name: &str) -> EcomPipeline {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.yaml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn pipeline(name: &str) -> Pipeline {
+    validate(&fixture(name)).expect("fixture is valid")
+}
+
+fn streaming() -> Pipeline {
+    let mut obj = fixture("example");
+    obj.spec.mode = Mode::Streaming;
+    obj.spec.streaming = Some(StreamingSpec {
+        interval_seconds: 120,
+    });
+    validate(&obj).expect("valid")
+}
+
+fn golden(name: &str, value: &impl Serialize) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
+    let actual = serde_json::to_string_pretty(value).expect("serializes") + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing: run with UPDATE_GOLDEN=1", path.display()));
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        let show = |s: &str| {
+            s.lines()
+                .skip(line.saturating_sub(3))
+                .take(7)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "{name} differs from {} at line {}:\n--- expected\n{}\n--- actual\n{}\n(UPDATE_GOLDEN=1 regenerates)",
+            path.display(),
+            line + 1,
+            show(&expected),
+            show(&actual)
+        );
+    }
+}
+
+#[test]
+fn produce_job_with_generated_source() {
+    golden(
+        "job-produce-generated",
+        &build::stage_job(&pipeline("example"), Stage::Produce, JobOptions::default()),
+    );
+}
+
+#[test]
+fn sink_job_gated_until_produce_succeeds() {
+    let opts = JobOptions {
+        suspend: true,
+        cycle: None,
+    };
+    golden(
+        "job-sink-gated",
+        &build::stage_job(&pipeline("example"), Stage::Sink, opts),
+    );
+}
+
+#[test]
+fn clean_and_load_jobs() {
+    let p = pipeline("example");
+    golden(
+        "job-clean",
+        &build::stage_job(&p, Stage::Clean, JobOptions::default()),
+    );
+    golden(
+        "job-load",
+        &build::stage_job(&p, Stage::Load, JobOptions::default()),
+    );
+}
+
+#[test]
+fn produce_and_sink_jobs_with_file_source_sasl_and_tls() {
+    let p = pipeline("secure-parallel");
+    golden(
+        "job-produce-file-sasl-tls",
+        &build::stage_job(&p, Stage::Produce, JobOptions::default()),
+    );
+    golden(
+        "job-sink-sasl-tls",
+        &build::stage_job(&p, Stage::Sink, JobOptions::default()),
+    );
+}
+
+#[test]
+fn indexed_clean_and_load_jobs() {
+    let p = pipeline("secure-parallel");
+    golden(
+        "job-clean-indexed",
+        &build::stage_job(&p, Stage::Clean, JobOptions::default()),
+    );
+    golden(
+        "job-load-indexed-salted",
+        &build::stage_job(&p, Stage::Load, JobOptions::default()),
+    );
+}
+
+#[test]
+fn streaming_jobs() {
+    let p = streaming();
+    golden(
+        "job-sink-streaming",
+        &build::stage_job(&p, Stage::Sink, JobOptions::default()),
+    );
+    let opts = JobOptions {
+        suspend: false,
+        cycle: Some(2),
+    };
+    golden(
+        "job-clean-streaming-cycle",
+        &build::stage_job(&p, Stage::Clean, opts),
+    );
+}
+
+#[test]
+fn dashboard_deployment_and_service() {
+    let p = pipeline("example");
+    golden("deployment-dashboard", &build::dashboard_deployment(&p));
+    golden("service-dashboard", &build::dashboard_service(&p));
+    let p = pipeline("secure-parallel");
+    golden(
+        "deployment-dashboard-secure",
+        &build::dashboard_deployment(&p),
+    );
+    golden("service-dashboard-nodeport", &build::dashboard_service(&p));
+}
+
+#[test]
+fn cleanup_job() {
+    golden(
+        "job-cleanup",
+        &build::cleanup_job(&pipeline("secure-parallel")),
+    );
+}
+
+#[test]
+fn committed_crd_is_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds/ecompipelines.yaml");
+    let actual = ecom_operator::crd_yaml().expect("CRD serializes");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).expect("write CRD");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == actual,
+        "{} is stale: run `make crds` (or UPDATE_GOLDEN=1 cargo test -p ecom-operator)",
+        path.display()
+    );
+}
+
+/// `kubectl explain` shows a description for every field of the spec and status.
+#[test]
+fn every_schema_field_has_a_description() {
+    fn walk(path: &str, v: &serde_json::Value, missing: &mut Vec<String>) {
+        if let Some(props) = v.get("properties").and_then(|p| p.as_object()) {
+            for (k, child) in props {
+                let p = format!("{path}.{k}");
+                if child.get("description").is_none()
+                    && !matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                {
+                    missing.push(p.clone());
+                }
+                walk(&p, child, missing);
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = v.get(key) {
+                walk(&format!("{path}[]"), child, missing);
+            }
+        }
+    }
+    let crd = serde_json::to_value(ecom_operator::crd()).expect("CRD");
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut missing = Vec::new();
+    walk("", schema, &mut missing);
+    assert!(
+        missing.is_empty(),
+        "fields without description: {missing:?}"
+    );
+}
