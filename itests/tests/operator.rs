@@ -979,11 +979,11 @@ async fn delete_runs_the_finalizer() {
     )
     .await
     .expect("create");
-    wait_job(&client, &ns, "produce").await;
+    wait_job_of(&client, &ns, "purged", "produce").await;
     api.delete("purged", &DeleteParams::default())
         .await
         .expect("delete");
-    let cleanup = wait_job(&client, &ns, "cleanup").await;
+    let cleanup = wait_job_of(&client, &ns, "purged", "cleanup").await;
     let args = cleanup
         .spec
         .as_ref()
