@@ -4,6 +4,7 @@ mod dashboard_cmd;
 mod demo;
 mod operator_cmd;
 mod progress;
+mod purge_cmd;
 mod stages;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Serve the analytics dashboard from HBase (or an embedded demo store).
     Dashboard(dashboard_cmd::DashboardArgs),
+    /// Delete a pipeline's HDFS paths and HBase tables (the operator's cleanup Job).
+    Purge(purge_cmd::PurgeArgs),
     /// Send TSV records (a file or generated rows) to a Kafka topic.
     Produce(stages::ProduceArgs),
     /// Copy a Kafka topic into raw TSV files on HDFS, exactly once.
@@ -130,6 +133,7 @@ fn main() -> std::process::ExitCode {
         Command::Clean(args) => clean(args),
         Command::Demo(args) => demo::run(args),
         Command::Dashboard(args) => dashboard_cmd::run(args),
+        Command::Purge(args) => purge_cmd::run(args),
         Command::Produce(args) => stages::produce(args),
         Command::Sink(args) => stages::sink(args),
         Command::Load(args) => stages::load(args),
