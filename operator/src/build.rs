@@ -413,15 +413,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
                     labels: Some(labels),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".to_string()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security()),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
+                spec: Some(hardened_pod(container, volumes, Some("Never"))),
             },
             ..JobSpec::default()
         }),
@@ -484,18 +476,33 @@ pub fn dashboard_deployment(p: &Pipeline) -> Deployment {
                     labels: Some(labels),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security()),
-                    containers: vec![c],
-                    volumes: Some(vec![empty_dir("work"), empty_dir("tmp")]),
-                    ..PodSpec::default()
-                }),
+                spec: Some(hardened_pod(
+                    c,
+                    vec![empty_dir("work"), empty_dir("tmp")],
+                    None,
+                )),
             },
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+/// A pod of one container with the project's hardening: no service-account
+/// token, no service links, the restricted security context.
+fn hardened_pod(
+    container: Container,
+    volumes: Vec<Volume>,
+    restart_policy: Option<&str>,
+) -> PodSpec {
+    PodSpec {
+        restart_policy: restart_policy.map(str::to_string),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(pod_security()),
+        containers: vec![container],
+        volumes: Some(volumes),
+        ..PodSpec::default()
     }
 }
 
@@ -550,15 +557,11 @@ pub fn cleanup_job(p: &Pipeline) -> Job {
                     labels: Some(labels),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".to_string()),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security()),
-                    containers: vec![container],
-                    volumes: Some(vec![empty_dir("work"), empty_dir("tmp")]),
-                    ..PodSpec::default()
-                }),
+                spec: Some(hardened_pod(
+                    container,
+                    vec![empty_dir("work"), empty_dir("tmp")],
+                    Some("Never"),
+                )),
             },
             ..JobSpec::default()
         }),
