@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod kube;
+
 use std::io::Cursor;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -170,8 +172,9 @@ impl Run {
     pub fn clean_rows(&self) -> Vec<CleanRow> {
         let store = self.hdfs_store();
         let mut out = Vec::new();
-        for run in committed_runs(&store, &format!("{}/clean", self.base)).expect("manifests") {
-            let bytes = store.read(&run.parquet).expect("read parquet");
+        let runs = committed_runs(&store, &format!("{}/clean", self.base)).expect("manifests");
+        for path in runs.iter().flat_map(|r| &r.parquet_files) {
+            let bytes = store.read(path).expect("read parquet");
             let df = ParquetReader::new(Cursor::new(bytes))
                 .finish()
                 .expect("parquet")

@@ -1,0 +1,610 @@
+//! Kubernetes helpers of the operator tests, on the real kube-apiserver of the services
+//! harness: client, CRD install, namespaces, polling, the `ecom operator` process, and a
+//! kubelet + Job-controller stand-in (there is no kubelet or controller-manager), either
+//! writing given termination messages ([`finish_job`]) or really running a Job's container
+//! command locally with the same args and env against the real services ([`run_pod_locally`]).
+//!
+//! Needs `KUBECONFIG` (from `eval "$(scripts/services.sh env)"`) and the `ecom` binary:
+//! `ECOM_BIN`, or `$CARGO_TARGET_DIR/release/ecom`.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ::kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use ::kube::{Client, ResourceExt};
+use ecom_operator::crd::EcomPipeline;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde_json::{json, Value};
+
+use super::service_env;
+
+/// How long [`wait_for`] polls.
+pub const WAIT: Duration = Duration::from_secs(40);
+
+pub fn ecom_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ECOM_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/ecom-pipeline/target", service_env("HOME")));
+    let p = PathBuf::from(target).join("release/ecom");
+    assert!(
+        p.is_file(),
+        "{} missing: build it with `cargo build --release --bin ecom` or set ECOM_BIN",
+        p.display()
+    );
+    p
+}
+
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() % 100_000_000)
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{t}-{}-{}",
+        std::process::id() % 1000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub async fn client() -> Client {
+    let kubeconfig = service_env("KUBECONFIG");
+    Client::try_default()
+        .await
+        .unwrap_or_else(|e| panic!("kube client from KUBECONFIG={kubeconfig}: {e}"))
+}
+
+/// Applies the CRD (server-side) and waits until it is Established and served.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = ecom_operator::crd();
+    let name = crd.name_any();
+    crds.patch(
+        &name,
+        &PatchParams::apply("ecom-itests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+    wait_for("CRD established", || async {
+        let c = crds.get(&name).await.ok()?;
+        c.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    let any: Api<EcomPipeline> = Api::all(client.clone());
+    wait_for("EcomPipelines served", || async {
+        any.list(&ListParams::default().limit(1))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// A fresh namespace with the `default` ServiceAccount (no controller-manager creates it).
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let ns = unique(prefix);
+    let api: Api<Namespace> = Api::all(client.clone());
+    let obj: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let obj: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("sa");
+    sa.create(&PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("create ServiceAccount in {ns}: {e}"));
+    ns
+}
+
+/// Polls `f` every 200 ms until it gives `Some`, for at most [`WAIT`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An `ecom operator` process; SIGKILLed on drop.
+pub struct Operator {
+    pub child: Child,
+    /// Port of /metrics, /healthz and /readyz on 127.0.0.1.
+    pub port: u16,
+    /// Identity of this replica in the Lease.
+    pub identity: String,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Operator {
+    /// Watches `ns` (also the Lease namespace) as the admin of `KUBECONFIG`.
+    pub fn start(ns: &str, identity: &str) -> Operator {
+        let kubeconfig = PathBuf::from(service_env("KUBECONFIG"));
+        Operator::start_with(&kubeconfig, Some(ns), ns, identity)
+    }
+
+    /// Watches `watch` (all namespaces when `None`) with the credentials of `kubeconfig`
+    /// (e.g. a ServiceAccount token), holding the Lease in `lease_ns`. Its log goes to
+    /// `$TMPDIR/<identity>.log`.
+    pub fn start_with(
+        kubeconfig: &Path,
+        watch: Option<&str>,
+        lease_ns: &str,
+        identity: &str,
+    ) -> Operator {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{identity}.log"));
+        let log_file = std::fs::File::create(&log).expect("operator log file");
+        let child = Command::new(ecom_bin())
+            .args([
+                "operator",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--lease-name",
+                "ecom-operator",
+                "--lease-namespace",
+                lease_ns,
+                "--identity",
+                identity,
+                "--lease-duration",
+                "4",
+                "--renew-every",
+                "1",
+            ])
+            .args(watch.map(|ns| ["--namespace", ns]).into_iter().flatten())
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,ecom_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", ecom_bin().display()));
+        Operator {
+            child,
+            port,
+            identity: identity.to_string(),
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operator did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let port = self.port;
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || http_get(port, &path))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").await?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET: status code and body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// A valid EcomPipeline manifest (generated source, parallel clean).
+pub fn pipeline(name: &str, extra: Value) -> Value {
+    let mut v = json!({
+        "apiVersion": "pipelines.ecom-pipeline.io/v1alpha1",
+        "kind": "EcomPipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "ecom:test",
+            "kafka": {"bootstrap": "127.0.0.1:9092", "topic": "transactions"},
+            "hdfs": {"url": "hdfs://127.0.0.1:9000", "rawPath": "/itest/raw", "cleanPath": "/itest/clean"},
+            "hbase": {"thriftHost": "127.0.0.1"},
+            "source": {"generated": {"rows": 1000, "seed": 7, "dirtyRate": 0.1}},
+            "stages": {"clean": {"parallelism": 2}}
+        }
+    });
+    merge(&mut v["spec"], &extra);
+    v
+}
+
+pub fn merge(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                if v.is_null() {
+                    a.remove(k);
+                } else {
+                    merge(a.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+/// Creates a manifest as raw JSON (so even specs the Rust types reject reach the API server).
+pub async fn create_raw(
+    client: &Client,
+    ns: &str,
+    manifest: &Value,
+) -> Result<DynamicObject, ::kube::Error> {
+    let ar = ApiResource::erase::<EcomPipeline>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let obj: DynamicObject = serde_json::from_value(manifest.clone()).expect("manifest");
+    api.create(&PostParams::default(), &obj).await
+}
+
+pub async fn create(
+    api: &Api<EcomPipeline>,
+    manifest: &Value,
+) -> Result<EcomPipeline, ::kube::Error> {
+    let obj: EcomPipeline = serde_json::from_value(manifest.clone()).expect("manifest");
+    api.create(&PostParams::default(), &obj).await
+}
+
+/// Jobs of `ns` by name.
+pub async fn jobs(client: &Client, ns: &str) -> BTreeMap<String, Job> {
+    let api: Api<Job> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .expect("list Jobs")
+        .items
+        .into_iter()
+        .map(|j| (j.name_any(), j))
+        .collect()
+}
+
+pub fn component(job: &Job) -> String {
+    job.labels()
+        .get("app.kubernetes.io/component")
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits for the Job of `stage` of the pipeline `instance` and returns it.
+pub async fn wait_job_of(client: &Client, ns: &str, instance: &str, stage: &str) -> Job {
+    wait_for(&format!("the {stage} Job of {instance}"), || async {
+        jobs(client, ns).await.into_values().find(|j| {
+            component(j) == stage
+                && j.labels()
+                    .get("app.kubernetes.io/instance")
+                    .map(String::as_str)
+                    == Some(instance)
+        })
+    })
+    .await
+}
+
+/// Waits for the Job of `stage` and returns it.
+pub async fn wait_job(client: &Client, ns: &str, stage: &str) -> Job {
+    wait_for(&format!("the {stage} Job"), || async {
+        jobs(client, ns)
+            .await
+            .into_values()
+            .find(|j| component(j) == stage)
+    })
+    .await
+}
+
+pub fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// The kubelet and Job controller stand-in: creates one pod per completion index of `job`,
+/// marks each terminated with `messages[index]` as termination message, and marks the Job
+/// Complete (or Failed when `fail` is set).
+pub async fn finish_job(client: &Client, ns: &str, job: &Job, messages: &[&str], fail: bool) {
+    let name = job.name_any();
+    let spec = job.spec.clone().expect("job spec");
+    let completions = spec.completions.unwrap_or(1);
+    let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+    let template = spec.template.clone();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let t = now();
+    for i in 0..completions {
+        let mut labels = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        labels.insert("batch.kubernetes.io/job-name".into(), name.clone());
+        labels.insert("job-name".into(), name.clone());
+        let mut annotations = BTreeMap::new();
+        if indexed {
+            annotations.insert(
+                "batch.kubernetes.io/job-completion-index".to_string(),
+                i.to_string(),
+            );
+        }
+        let pod_name = format!(
+            "{name}-{i}-{}",
+            unique("p").rsplit('-').next().unwrap_or("0")
+        );
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": pod_name,
+                "labels": labels,
+                "annotations": annotations,
+                "ownerReferences": [{
+                    "apiVersion": "batch/v1", "kind": "Job", "name": name,
+                    "uid": job.uid().expect("job uid"), "controller": true, "blockOwnerDeletion": true
+                }]
+            },
+            "spec": template.spec.clone().expect("pod spec"),
+        }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .unwrap_or_else(|e| panic!("create pod {pod_name}: {e}"));
+        let message = messages.get(i as usize).copied().unwrap_or("");
+        let container = template
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].name.clone())
+            .unwrap_or_default();
+        let (phase, code) = if fail {
+            ("Failed", 1)
+        } else {
+            ("Succeeded", 0)
+        };
+        let status = json!({"status": {
+            "phase": phase,
+            "startTime": t,
+            "containerStatuses": [{
+                "name": container, "image": "ecom:test", "imageID": "", "ready": false,
+                "restartCount": 0, "started": false,
+                "state": {"terminated": {
+                    "exitCode": code, "reason": if fail {"Error"} else {"Completed"},
+                    "message": message, "startedAt": t, "finishedAt": t
+                }}
+            }]
+        }});
+        pods.patch_status(&pod_name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap_or_else(|e| panic!("pod status {pod_name}: {e}"));
+    }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let status = if fail {
+        json!({"status": {
+            "startTime": t, "failed": completions, "active": 0, "ready": 0,
+            "conditions": [
+                {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": t, "lastProbeTime": t},
+                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": t, "lastProbeTime": t}
+            ]
+        }})
+    } else {
+        let mut s = json!({"status": {
+            "startTime": t, "completionTime": t, "succeeded": completions, "active": 0, "ready": 0,
+            "conditions": [
+                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastTransitionTime": t, "lastProbeTime": t},
+                {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastTransitionTime": t, "lastProbeTime": t}
+            ]
+        }});
+        if indexed {
+            s["status"]["completedIndexes"] = json!(if completions == 1 {
+                "0".to_string()
+            } else {
+                format!("0-{}", completions - 1)
+            });
+        }
+        s
+    };
+    jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("Job status {name}: {e}"));
+}
+
+/// Marks the dashboard Deployment available (the Deployment controller's part).
+pub async fn dashboard_available(client: &Client, ns: &str, name: &str) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let d = wait_for("the dashboard Deployment", || async {
+        api.get_opt(name).await.ok().flatten()
+    })
+    .await;
+    let generation = d.metadata.generation.unwrap_or(1);
+    let status = json!({"status": {
+        "observedGeneration": generation, "replicas": 1, "readyReplicas": 1,
+        "availableReplicas": 1, "updatedReplicas": 1
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("Deployment status {name}: {e}"));
+}
+
+pub async fn status_of(
+    api: &Api<EcomPipeline>,
+    name: &str,
+) -> Option<ecom_operator::crd::EcomPipelineStatus> {
+    api.get(name).await.ok()?.status
+}
+
+pub fn condition(
+    s: &ecom_operator::crd::EcomPipelineStatus,
+    type_: &str,
+) -> Option<(String, String)> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+pub fn kubectl(args: &[&str]) -> String {
+    let out = Command::new(service_env("KUBECTL"))
+        .args(args)
+        .env("KUBECONFIG", service_env("KUBECONFIG"))
+        .output()
+        .unwrap_or_else(|e| panic!("run kubectl: {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// ------------------------------------------------------------------------------------------
+// The kubelet stand-in that really runs each Job's container (same binary, args and env)
+// against the real Kafka, HDFS and HBase.
+
+/// Expands `$(VAR)` references like the kubelet does (`$$` escapes a `$`).
+pub fn expand(s: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("$$") {
+            out.push('$');
+            rest = t;
+        } else if let Some(end) = tail.strip_prefix("$(").and_then(|t| t.find(')')) {
+            let name = &tail[2..2 + end];
+            match env.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&tail[..3 + end]),
+            }
+            rest = &tail[3 + end..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs completion index `index` of `job` locally; returns (succeeded, termination message).
+pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> (bool, String) {
+    let spec = job
+        .spec
+        .clone()
+        .and_then(|s| s.template.spec)
+        .expect("pod spec");
+    let c = spec.containers[0].clone();
+    let scratch = std::env::temp_dir().join(unique(&format!("pod-{}", job.name_any())));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let summary = scratch.join("termination-log");
+    let mut env = BTreeMap::new();
+    for e in c.env.clone().unwrap_or_default() {
+        let value = if let Some(v) = e.value {
+            expand(&v, &env)
+        } else if let Some(from) = e.value_from {
+            if from.field_ref.is_some() {
+                index.to_string()
+            } else if let Some(sk) = from.secret_key_ref {
+                let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+                    Api::namespaced(client.clone(), ns);
+                let s = secrets.get(&sk.name).await.expect("secret");
+                let bytes = s
+                    .data
+                    .and_then(|d| d.get(&sk.key).cloned())
+                    .expect("secret key");
+                String::from_utf8_lossy(&bytes.0).into_owned()
+            } else {
+                continue;
+            }
+        } else {
+            continue;
+        };
+        env.insert(e.name, value);
+    }
+    // The emptyDir mounts and the termination-message file, mapped to local paths.
+    env.insert("ECOM_WORK_DIR".into(), scratch.display().to_string());
+    env.insert("TMPDIR".into(), scratch.display().to_string());
+    env.insert("ECOM_SUMMARY_FILE".into(), summary.display().to_string());
+    let args: Vec<String> = c
+        .args
+        .unwrap_or_default()
+        .iter()
+        .map(|a| expand(a, &env))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(ecom_bin())
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&env)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run the container command");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let written = std::fs::read_to_string(&summary).unwrap_or_default();
+    let message = if !written.trim().is_empty() {
+        written
+    } else if out.status.success() {
+        stdout.lines().last().unwrap_or_default().to_string()
+    } else {
+        // FallbackToLogsOnError: the tail of the log.
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    (out.status.success(), message)
+}
