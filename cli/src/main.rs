@@ -18,6 +18,11 @@ use ecom_jobs::clean::{CleanConfig, Cleaner, CLEAN_PART, REPORT_FILE};
 use ecom_jobs::generate::{Dirt, GenerateConfig, Generator, TimestampMode};
 use ecom_jobs::rules::{Fix, Rule};
 
+/// One allocator for every command: polars frees and re-allocates large column
+/// buffers per block, which jemalloc serves without page faults.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Real-time e-commerce analytics pipeline: generate, clean, load and explore
 /// transaction data, on one machine (embedded) or on Kafka, HDFS and HBase.
 #[derive(Debug, Parser)]

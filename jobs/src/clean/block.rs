@@ -45,29 +45,38 @@ impl LineCounts {
     }
 }
 
-/// Column builders of one block.
+/// Column builders of one block. Checks that no enabled rule or output needs
+/// (ids in `--seed-compat`, timestamps with their rule off) are skipped and
+/// their columns filled with a constant at the end.
 struct Columns {
     text: Vec<StringChunkedBuilder>,
     amount: PrimitiveChunkedBuilder<Float64Type>,
-    order_num: PrimitiveChunkedBuilder<Int64Type>,
-    user_num: PrimitiveChunkedBuilder<Int64Type>,
-    id_ok: BooleanChunkedBuilder,
-    ts_ok: BooleanChunkedBuilder,
+    ids: Option<IdColumns>,
+    ts_ok: Option<BooleanChunkedBuilder>,
     normalized: BooleanChunkedBuilder,
 }
 
+/// Parsed order and user ids and whether both parsed.
+struct IdColumns {
+    order_num: PrimitiveChunkedBuilder<Int64Type>,
+    user_num: PrimitiveChunkedBuilder<Int64Type>,
+    id_ok: BooleanChunkedBuilder,
+}
+
 impl Columns {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, parse_ids: bool, check_timestamps: bool) -> Self {
         Columns {
             text: COLUMNS
                 .iter()
                 .map(|n| StringChunkedBuilder::new((*n).into(), capacity))
                 .collect(),
             amount: PrimitiveChunkedBuilder::new("amount_value".into(), capacity),
-            order_num: PrimitiveChunkedBuilder::new("order_num".into(), capacity),
-            user_num: PrimitiveChunkedBuilder::new("user_num".into(), capacity),
-            id_ok: BooleanChunkedBuilder::new("id_ok".into(), capacity),
-            ts_ok: BooleanChunkedBuilder::new("ts_ok".into(), capacity),
+            ids: parse_ids.then(|| IdColumns {
+                order_num: PrimitiveChunkedBuilder::new("order_num".into(), capacity),
+                user_num: PrimitiveChunkedBuilder::new("user_num".into(), capacity),
+                id_ok: BooleanChunkedBuilder::new("id_ok".into(), capacity),
+            }),
+            ts_ok: check_timestamps.then(|| BooleanChunkedBuilder::new("ts_ok".into(), capacity)),
             normalized: BooleanChunkedBuilder::new("normalized".into(), capacity),
         }
     }
@@ -79,10 +88,31 @@ impl Columns {
             .map(|b| b.finish().into_column())
             .collect();
         columns.push(self.amount.finish().into_column());
-        columns.push(self.order_num.finish().into_column());
-        columns.push(self.user_num.finish().into_column());
-        columns.push(self.id_ok.finish().into_column());
-        columns.push(self.ts_ok.finish().into_column());
+        match self.ids {
+            Some(ids) => {
+                columns.push(ids.order_num.finish().into_column());
+                columns.push(ids.user_num.finish().into_column());
+                columns.push(ids.id_ok.finish().into_column());
+            }
+            None => {
+                for name in ["order_num", "user_num"] {
+                    columns.push(Column::full_null(name.into(), height, &DataType::Int64));
+                }
+                columns.push(Column::new_scalar(
+                    "id_ok".into(),
+                    Scalar::new(DataType::Boolean, AnyValue::Boolean(true)),
+                    height,
+                ));
+            }
+        }
+        columns.push(match self.ts_ok {
+            Some(b) => b.finish().into_column(),
+            None => Column::new_scalar(
+                "ts_ok".into(),
+                Scalar::new(DataType::Boolean, AnyValue::Boolean(true)),
+                height,
+            ),
+        });
         columns.push(self.normalized.finish().into_column());
         DataFrame::new(height, columns)
     }
@@ -128,7 +158,10 @@ fn split_tabs(text: &str) -> ([Option<&str>; FIELD_COUNT], usize) {
 /// Parses every line of `block` (complete lines; the last may lack `\n`).
 pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, LineCounts)> {
     let estimate = block.len() / 64 + 16;
-    let mut cols = Columns::new(estimate);
+    // Ids are typed output outside seed mode, and feed two rules.
+    let parse_ids =
+        !cfg.seed_compat || cfg.rule_on(Rule::UnparseableId) || cfg.rule_on(Rule::DuplicateOrderId);
+    let mut cols = Columns::new(estimate, parse_ids, cfg.rule_on(Rule::UnparseableTimestamp));
     let mut counts = LineCounts::default();
     let normalize = cfg.fix_on(Fix::NormalizedValue);
     let (drop_utf8, drop_few, drop_many) = (
@@ -190,13 +223,16 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
             parse_amount(amount_text)
         };
         cols.amount.append_option(amount);
-        let order = fields[c::ORDER_ID].and_then(parse_id);
-        let user = fields[c::USER_ID].and_then(parse_id);
-        cols.order_num.append_option(order);
-        cols.user_num.append_option(user);
-        cols.id_ok.append_value(order.is_some() && user.is_some());
-        cols.ts_ok
-            .append_value(fields[c::TIMESTAMP].is_some_and(valid_timestamp));
+        if let Some(ids) = cols.ids.as_mut() {
+            let order = fields[c::ORDER_ID].and_then(parse_id);
+            let user = fields[c::USER_ID].and_then(parse_id);
+            ids.order_num.append_option(order);
+            ids.user_num.append_option(user);
+            ids.id_ok.append_value(order.is_some() && user.is_some());
+        }
+        if let Some(ts_ok) = cols.ts_ok.as_mut() {
+            ts_ok.append_value(fields[c::TIMESTAMP].is_some_and(valid_timestamp));
+        }
         cols.normalized.append_value(normalized);
     }
     Ok((cols.finish(height)?, counts))
