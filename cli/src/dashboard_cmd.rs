@@ -1,14 +1,19 @@
 //! `ecom dashboard`: serves the dashboard from HBase (through its Thrift
-//! server) or from an embedded store written by `ecom demo`.
+//! server) or from an embedded store written by `ecom demo`; with
+//! `--expect-clean` prints the oracle's answers instead (tests).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ecom_dashboard::AppState;
+use ecom_dashboard::recompute::Oracle;
+use ecom_dashboard::{AppState, LagProbe};
 use ecom_jobs::load::LoadConfig;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
-use ecom_jobs::store::{EmbeddedTables, TableStore};
+use ecom_jobs::store::kafka::{KafkaConfig, KafkaLog};
+use ecom_jobs::store::{EmbeddedTables, MessageLog, Table, TableStore};
 
 /// Flags of `ecom dashboard`.
 #[derive(Debug, clap::Args)]
@@ -25,36 +30,120 @@ pub struct DashboardArgs {
     /// Address to listen on (0.0.0.0 inside a container).
     #[arg(long, env = "ECOM_DASHBOARD_HOST", default_value = "127.0.0.1")]
     host: std::net::IpAddr,
-    /// Port to listen on.
+    /// Port to listen on (0: any free port).
     #[arg(long, env = "ECOM_DASHBOARD_PORT", default_value_t = 8080)]
     port: u16,
+    /// Kafka bootstrap servers: the health panel then shows produced records
+    /// and the consumer lag (records in the topic not yet read by cleaning).
+    #[arg(long, requires = "topic")]
+    kafka_bootstrap: Option<String>,
+    /// Topic of the transactions (with `--kafka-bootstrap`).
+    #[arg(long)]
+    topic: Option<String>,
+    /// How often the aggregates table is polled for new files, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+    /// Also serve `/api/scan-baseline/categories`, which scans the whole fact
+    /// table per request (benchmark reference only).
+    #[arg(long, hide = true)]
+    scan_baseline: bool,
+    /// Recompute answers from the clean Parquet under this local directory
+    /// (the tests' oracle) and print them, one JSON per `--expect-query`.
+    #[arg(long, hide = true, requires = "expect_query")]
+    expect_clean: Option<PathBuf>,
+    /// A query for `--expect-clean`, e.g. `/api/kpis?category=Books`.
+    #[arg(long, hide = true)]
+    expect_query: Vec<String>,
 }
 
-/// Serves until Ctrl-C or SIGTERM.
-pub fn run(args: DashboardArgs) -> Result<()> {
+/// The aggregates table and, if present, the fact table.
+type Tables = (Arc<dyn Table>, Option<Arc<dyn Table>>);
+
+/// Opens the aggregates and fact tables.
+fn open_tables(args: &DashboardArgs) -> Result<Tables> {
     let agg = LoadConfig {
         table: args.table.clone(),
         ..Default::default()
     }
     .agg_table();
-    let aggregates = match (&args.hbase_thrift, &args.store) {
-        (Some(addr), _) => {
-            let tables = HbaseTables::new(HbaseConfig::new(addr.clone()));
-            tables
-                .table(&agg)
-                .with_context(|| format!("opening table {agg} on HBase Thrift server {addr}"))?
-        }
-        (None, Some(path)) => EmbeddedTables::open(path)
-            .and_then(|t| t.table(&agg))
-            .with_context(|| format!("opening table {agg} in {}", path.display()))?,
+    let store: Box<dyn TableStore> = match (&args.hbase_thrift, &args.store) {
+        (Some(addr), _) => Box::new(HbaseTables::new(HbaseConfig::new(addr.clone()))),
+        (None, Some(path)) => Box::new(
+            EmbeddedTables::open(path).with_context(|| format!("opening {}", path.display()))?,
+        ),
         (None, None) => bail!("give --hbase-thrift HOST:PORT (or HBASE_THRIFT) or --store FILE"),
     };
+    let where_ = args
+        .hbase_thrift
+        .clone()
+        .or_else(|| args.store.as_ref().map(|p| p.display().to_string()))
+        .unwrap_or_default();
+    let aggregates = store
+        .table(&agg)
+        .with_context(|| format!("opening table {agg} in {where_}"))?;
+    let fact = match store.table(&args.table) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(table = %args.table, error = %e, "no fact table: the drill-down is off");
+            None
+        }
+    };
+    Ok((aggregates, fact))
+}
+
+/// A probe of produced records and lag from the topic's end offsets.
+fn lag_probe(bootstrap: &str, topic: &str) -> Result<LagProbe> {
+    let log = KafkaLog::open(KafkaConfig {
+        timeout: Duration::from_secs(5),
+        ..KafkaConfig::new(bootstrap, topic)
+    })
+    .with_context(|| format!("opening topic {topic} on {bootstrap}"))?;
+    let log = Mutex::new(log);
+    Ok(Arc::new(move |cleaned: u64| {
+        let log = log.lock().ok()?;
+        let mut produced = 0;
+        for p in 0..log.partitions() {
+            match log.end_offset(p) {
+                Ok(end) => produced += end,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer lag unavailable");
+                    return None;
+                }
+            }
+        }
+        Some((produced, produced.saturating_sub(cleaned)))
+    }))
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub fn run(args: DashboardArgs) -> Result<()> {
+    if let Some(dir) = &args.expect_clean {
+        let oracle =
+            Oracle::from_dir(dir).with_context(|| format!("recomputing from {}", dir.display()))?;
+        for q in &args.expect_query {
+            let v = oracle.answer(q).with_context(|| format!("query {q}"))?;
+            println!("{v}");
+        }
+        return Ok(());
+    }
+    let (aggregates, fact) = open_tables(&args)?;
+    let mut state = AppState::load(aggregates, fact).context("reading the aggregates")?;
+    state.scan_baseline = args.scan_baseline;
+    state.poll = Duration::from_millis(args.poll_ms.max(50));
+    if let (Some(bootstrap), Some(topic)) = (&args.kafka_bootstrap, &args.topic) {
+        state.lag = Some(lag_probe(bootstrap, topic)?);
+    }
     let addr = SocketAddr::new(args.host, args.port);
+    let table = args.table.clone();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(ecom_dashboard::serve(
         addr,
-        AppState { aggregates },
-        |bound| tracing::info!(%bound, table = %agg, "dashboard listening"),
+        state,
+        |bound| {
+            tracing::info!(%bound, %table, "dashboard listening");
+            // Tests and scripts read the address from standard error.
+            eprintln!("dashboard: http://{bound}/");
+        },
         crate::demo::shutdown_signal(),
     ))?;
     Ok(())

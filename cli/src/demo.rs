@@ -172,10 +172,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if args.no_serve {
         return Ok(());
     }
-    let aggregates = tables.table(&LoadConfig::default().agg_table())?;
-    let state = AppState {
-        aggregates: Arc::clone(&aggregates),
-    };
+    let cfg = LoadConfig::default();
+    let aggregates = tables.table(&cfg.agg_table())?;
+    let fact = tables.table(&cfg.table)?;
+    let state =
+        AppState::load(Arc::clone(&aggregates), Some(fact)).context("reading the aggregates")?;
     let addr = SocketAddr::new(args.host, args.port);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(ecom_dashboard::serve(

@@ -1,45 +1,83 @@
-//! HTTP handlers: the page and the JSON endpoints.
+//! HTTP handlers: the page, the panel endpoints (JSON or CSV, cached per
+//! canonical query and data version), the drill-down, server-sent events
+//! and the scan baseline of the benchmark.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
+use ecom_jobs::load::row_key;
+use ecom_jobs::store::Table;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::read_model::{snapshot, ReadError, Snapshot};
+use crate::panels::{money, to_csv, Health, OrderRow, Orders, Rows, StageRow};
+use crate::query::{parse, Endpoint, Format, Query};
+use crate::read_model::Snapshot;
 use crate::AppState;
 
-/// An API failure, answered as JSON with a status code.
-pub struct ApiError(ReadError);
+/// An API failure, answered as `{"error": ...}` with a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad parameters (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such endpoint (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A backing store failed (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "dashboard request failed");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": self.0.to_string() })),
-        )
-            .into_response()
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(m) => {
+                tracing::error!(error = %m, "dashboard request failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
 }
 
-/// Reads the snapshot on the blocking pool (table clients may block on I/O).
-async fn read(state: &AppState) -> Result<Snapshot, ApiError> {
-    let table = state.aggregates.clone();
-    tokio::task::spawn_blocking(move || snapshot(table.as_ref()))
-        .await
-        .map_err(|e| ApiError(ReadError::Task(e.to_string())))?
-        .map_err(ApiError)
+impl From<crate::query::QueryError> for ApiError {
+    fn from(e: crate::query::QueryError) -> Self {
+        ApiError::BadRequest(e.0)
+    }
 }
 
-fn money(cents: i64) -> f64 {
-    cents as f64 / 100.0
+/// A rendered answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// `application/json` or `text/csv`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+    }
 }
 
 /// The page.
-pub async fn index() -> Html<&'static str> {
-    Html(include_str!("../assets/index.html"))
+pub async fn index() -> Response {
+    match crate::assets::find("index.html") {
+        Some(bytes) => Html(bytes).into_response(),
+        None => (StatusCode::NOT_FOUND, "index.html is not bundled").into_response(),
+    }
 }
 
 /// Liveness.
@@ -47,7 +85,207 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Key figures.
+/// Unknown paths.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such path: {}", uri.path()))
+}
+
+fn read_snapshot(state: &AppState) -> Result<std::sync::RwLockReadGuard<'_, Snapshot>, ApiError> {
+    state
+        .snapshot
+        .read()
+        .map_err(|_| ApiError::Unavailable("dashboard state lock poisoned".into()))
+}
+
+fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::Unavailable(format!("encoding an answer: {e}")))
+}
+
+/// Health figures of a snapshot (`lag`: produced records and consumer lag).
+pub fn health(s: &Snapshot, lag: Option<(u64, u64)>) -> Health {
+    let rows_loaded = s.aggregates.total.orders;
+    let mut stages = Vec::new();
+    if let Some((produced, _)) = lag {
+        stages.push(StageRow {
+            stage: "produced".into(),
+            rows: produced,
+        });
+    }
+    stages.extend([
+        StageRow {
+            stage: "cleaned_in".into(),
+            rows: s.rows_in,
+        },
+        StageRow {
+            stage: "cleaned_out".into(),
+            rows: s.rows_out,
+        },
+        StageRow {
+            stage: "loaded".into(),
+            rows: rows_loaded,
+        },
+    ]);
+    Health {
+        rows_in: s.rows_in,
+        rows_out: s.rows_out,
+        dropped: s.dropped.clone(),
+        fixed: s.fixed.clone(),
+        rows_loaded,
+        files_loaded: s.files,
+        last_update: s.last_update.clone(),
+        stages,
+        consumer_lag: lag.map(|l| l.1),
+    }
+}
+
+/// Answers a panel query from the in-memory model (not `orders`).
+pub fn panel_value(s: &Snapshot, q: &Query, lag: Option<(u64, u64)>) -> Result<Value, ApiError> {
+    let m = &s.model;
+    let f = &q.filter;
+    match q.endpoint {
+        Endpoint::Kpis => to_value(&m.kpis(f, s.dropped.values().sum())),
+        Endpoint::Categories => to_value(&Rows {
+            rows: m.categories(f),
+        }),
+        Endpoint::Status => to_value(&Rows { rows: m.status(f) }),
+        Endpoint::CategoryStatus => to_value(&Rows {
+            rows: m.category_status(f),
+        }),
+        Endpoint::Payments => to_value(&Rows {
+            rows: m.payments(f),
+        }),
+        Endpoint::TopUsers => to_value(&Rows {
+            rows: m.top_users(f, q.limit),
+        }),
+        Endpoint::Histogram => to_value(&Rows {
+            rows: m.histogram(f, q.bins),
+        }),
+        Endpoint::Timeseries => to_value(&m.timeseries(f, q.bucket)?),
+        Endpoint::Health => to_value(&health(s, lag)),
+        Endpoint::Orders => Err(ApiError::NotFound(
+            "orders are read from the fact table".into(),
+        )),
+    }
+}
+
+/// Reads one order row of the fact table.
+fn order_row(fact: &dyn Table, id: u64, salt: u32) -> Result<OrderRow, ApiError> {
+    let key = row_key(&id.to_string(), salt);
+    let row = fact
+        .get(key.as_bytes())
+        .map_err(|e| ApiError::Unavailable(format!("reading order {id} (row {key}): {e}")))?
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "order {id} (row {key}) is in the aggregates but not in the fact table"
+            ))
+        })?;
+    let get = |c: &str| {
+        row.cells
+            .get(c)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    Ok(OrderRow {
+        order_id: id,
+        user_id: get("order_details:user_id").parse().unwrap_or_default(),
+        category: get("order_details:category"),
+        amount: get("order_details:amount").parse().unwrap_or_default(),
+        payment_method: get("payment_info:payment_method"),
+        status: get("status_info:status"),
+        timestamp: get("timestamp_info:timestamp"),
+    })
+}
+
+/// `/api/orders`: one page of order ids from the in-memory index, then those
+/// rows (only those) by key from the fact table.
+fn orders(state: &AppState, q: &Query) -> Result<Value, ApiError> {
+    let fact = state.fact.clone().ok_or_else(|| {
+        ApiError::Unavailable("the fact table is not available to this dashboard".into())
+    })?;
+    let ((ids, has_more), salt) = {
+        let s = read_snapshot(state)?;
+        (
+            s.model.order_page(&q.filter, q.page, q.page_size),
+            s.salt_buckets,
+        )
+    };
+    let rows = ids
+        .into_iter()
+        .map(|id| order_row(fact.as_ref(), id, salt))
+        .collect::<Result<Vec<_>, _>>()?;
+    to_value(&Orders {
+        page: q.page,
+        page_size: q.page_size,
+        rows,
+        has_more,
+    })
+}
+
+/// Computes an answer (blocking: model passes and fact-table reads).
+fn compute(state: &AppState, q: &Query) -> Result<Value, ApiError> {
+    match q.endpoint {
+        Endpoint::Orders => orders(state, q),
+        Endpoint::Health => {
+            let rows_in = read_snapshot(state)?.rows_in;
+            let lag = state.lag.as_ref().and_then(|p| p(rows_in));
+            panel_value(&*read_snapshot(state)?, q, lag)
+        }
+        _ => panel_value(&*read_snapshot(state)?, q, None),
+    }
+}
+
+fn render(value: &Value, format: Format) -> Answer {
+    match format {
+        Format::Json => Answer {
+            content_type: "application/json",
+            body: Bytes::from(value.to_string()),
+        },
+        Format::Csv => Answer {
+            content_type: "text/csv; charset=utf-8",
+            body: Bytes::from(to_csv(value)),
+        },
+    }
+}
+
+const CACHE_ENTRIES: usize = 4096;
+
+/// `GET /api/{panel}`: every panel endpoint and the drill-down.
+pub async fn panel(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Answer, ApiError> {
+    let endpoint = Endpoint::from_name(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no such endpoint: /api/{name}")))?;
+    let q = parse(endpoint, raw.as_deref())?;
+    let key = format!("{}&format={:?}", q.canonical(), q.format);
+    let version = state.updates.borrow().0;
+    let cacheable = endpoint != Endpoint::Health;
+    if cacheable {
+        if let Some((v, a)) = state.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            if v == version {
+                return Ok((*a).clone());
+            }
+        }
+    }
+    let s = state.clone();
+    let q2 = q.clone();
+    let value = tokio::task::spawn_blocking(move || compute(&s, &q2))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("answer task failed: {e}")))??;
+    let answer = render(&value, q.format);
+    if cacheable {
+        if let Ok(mut c) = state.cache.lock() {
+            if c.len() >= CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(key, (version, Arc::new(answer.clone())));
+        }
+    }
+    Ok(answer)
+}
+
+/// Key figures (kept for scripts and the README).
 #[derive(Debug, Serialize)]
 pub struct Summary {
     /// Orders loaded.
@@ -60,23 +298,23 @@ pub struct Summary {
     pub min_amount: Option<f64>,
     /// Largest amount.
     pub max_amount: Option<f64>,
-    /// Median amount, to the whole currency unit below it (exact within 1.00).
+    /// Median amount, to the whole currency unit below it.
     pub median_amount_floor: Option<i64>,
     /// Rows read by cleaning.
     pub rows_in: u64,
     /// Rows written by cleaning.
     pub rows_out: u64,
     /// Rows dropped per cleaning rule.
-    pub dropped: std::collections::BTreeMap<String, u64>,
+    pub dropped: BTreeMap<String, u64>,
     /// Rows fixed per fix.
-    pub fixed: std::collections::BTreeMap<String, u64>,
+    pub fixed: BTreeMap<String, u64>,
     /// Clean files loaded.
     pub files: u64,
 }
 
 /// `GET /api/summary`.
 pub async fn summary(State(state): State<AppState>) -> Result<Json<Summary>, ApiError> {
-    let s = read(&state).await?;
+    let s = read_snapshot(&state)?;
     let a = &s.aggregates;
     Ok(Json(Summary {
         orders: a.total.orders,
@@ -87,72 +325,102 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<Summary>, Api
         median_amount_floor: a.quantile_unit(0.5),
         rows_in: s.rows_in,
         rows_out: s.rows_out,
-        dropped: s.dropped,
-        fixed: s.fixed,
+        dropped: s.dropped.clone(),
+        fixed: s.fixed.clone(),
         files: s.files,
     }))
 }
 
-/// One group of a breakdown.
-#[derive(Debug, Serialize)]
-pub struct Group {
-    /// Group value (category, status, payment method).
-    pub name: String,
-    /// Orders.
-    pub orders: u64,
-    /// Sum of amounts.
-    pub revenue: f64,
-    /// Mean amount.
-    pub average: f64,
-    /// Share of all orders (0..1).
-    pub share: f64,
+/// `GET /api/events`: `update` events carrying the data version, whenever
+/// the loaded data changes (the first one at once), and keep-alive comments.
+pub async fn events(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if raw.is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::BadRequest(
+            "/api/events takes no parameters".into(),
+        ));
+    }
+    let rx = state.updates.subscribe();
+    let closing = state.closing.subscribe();
+    let stream = futures::stream::unfold(
+        (rx, closing, true),
+        |(mut rx, mut closing, first)| async move {
+            if !first {
+                tokio::select! {
+                    changed = rx.changed() => changed.ok()?,
+                    _ = closing.wait_for(|c| *c) => return None,
+                }
+            }
+            if *closing.borrow() {
+                return None;
+            }
+            let (version, last_update) = rx.borrow_and_update().clone();
+            let data = json!({ "version": version, "last_update": last_update }).to_string();
+            let event = Event::default().event("update").data(data);
+            Some((Ok(event), (rx, closing, false)))
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn groups(
-    map: &std::collections::BTreeMap<String, ecom_jobs::aggregates::Tally>,
-    total: u64,
-) -> Vec<Group> {
-    let mut out: Vec<Group> = map
-        .iter()
-        .map(|(name, t)| Group {
-            name: name.clone(),
-            orders: t.orders,
-            revenue: money(t.revenue_cents),
-            average: t.average(),
-            share: if total == 0 {
-                0.0
-            } else {
-                t.orders as f64 / total as f64
-            },
-        })
-        .collect();
-    out.sort_by(|a, b| b.revenue.total_cmp(&a.revenue).then(a.name.cmp(&b.name)));
-    out
-}
-
-/// `GET /api/categories`: total and average amount per category.
-pub async fn categories(State(state): State<AppState>) -> Result<Json<Vec<Group>>, ApiError> {
-    let s = read(&state).await?;
-    Ok(Json(groups(
-        &s.aggregates.by_category,
-        s.aggregates.total.orders,
-    )))
-}
-
-/// `GET /api/status`: order status distribution.
-pub async fn status(State(state): State<AppState>) -> Result<Json<Vec<Group>>, ApiError> {
-    let s = read(&state).await?;
-    Ok(Json(groups(
-        &s.aggregates.by_status,
-        s.aggregates.total.orders,
-    )))
-}
-
-/// `GET /api/payments`: total amount per payment method.
-pub async fn payments(State(state): State<AppState>) -> Result<Json<Vec<Group>>, ApiError> {
-    let s = read(&state).await?;
-    Ok(Json(groups(
-        &s.aggregates.by_payment,
-        s.aggregates.total.orders,
-    )))
+/// `GET /api/scan-baseline/categories` (only with `--scan-baseline`): the
+/// categories panel computed by scanning the whole fact table per request,
+/// like the original dashboard did; the benchmark's reference.
+pub async fn scan_baseline(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if !state.scan_baseline {
+        return Err(ApiError::NotFound(
+            "the scan baseline is off (ecom dashboard --scan-baseline)".into(),
+        ));
+    }
+    let fact = state
+        .fact
+        .clone()
+        .ok_or_else(|| ApiError::Unavailable("the fact table is not available".into()))?;
+    let value = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let mut acc: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        let mut start: Vec<u8> = Vec::new();
+        loop {
+            let rows = fact
+                .scan(&start, b"", 10_000)
+                .map_err(|e| ApiError::Unavailable(format!("scanning the fact table: {e}")))?;
+            let Some(last) = rows.last() else { break };
+            start = last.key.clone();
+            start.push(0);
+            for r in &rows {
+                let cat = r
+                    .cells
+                    .get("order_details:category")
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                let amount: f64 = r
+                    .cells
+                    .get("order_details:amount")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default();
+                let a = acc.entry(cat).or_default();
+                a.0 += 1;
+                a.1 += ecom_jobs::record::to_cents(amount);
+            }
+        }
+        let mut rows: Vec<Value> = acc
+            .into_iter()
+            .map(|(c, (n, cents))| {
+                json!({"category": c, "orders": n, "revenue": money(cents),
+                       "average": cents as f64 / 100.0 / n as f64})
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b["revenue"]
+                .as_f64()
+                .partial_cmp(&a["revenue"].as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Ok(json!({ "rows": rows }))
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("scan task failed: {e}")))??;
+    Ok(Json(value))
 }

@@ -1,15 +1,29 @@
-//! The analytics dashboard: a JSON API and a page, served with axum from the
-//! aggregates table that the loader maintains (no request scans the fact table).
+//! The analytics dashboard: a JSON/CSV API, server-sent events and a page,
+//! served with axum from the aggregates the loader maintains. The merged
+//! aggregates live in memory; only the drill-down reads (one page of) the
+//! fact table.
 
 pub mod api;
+pub mod assets;
+pub mod model;
+pub mod openapi;
+pub mod panels;
+pub mod query;
 pub mod read_model;
+pub mod recompute;
+pub mod time;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
 use ecom_jobs::store::Table;
+use tokio::sync::watch;
+
+use crate::read_model::{read_delta, ReadError, Snapshot};
 
 /// Errors of the dashboard server.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +44,96 @@ pub enum ServeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The aggregates could not be read at start.
+    #[error("reading the dashboard's aggregates: {0}")]
+    Read(#[from] ReadError),
 }
+
+/// Reports the records not yet read by cleaning (consumer lag), if known.
+pub type LagProbe = Arc<dyn Fn(u64) -> Option<(u64, u64)> + Send + Sync>;
+
+/// Rendered answers per canonical query, with the data version they hold for.
+pub type AnswerCache = HashMap<String, (u64, Arc<api::Answer>)>;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The aggregates table (`<table>_agg`).
     pub aggregates: Arc<dyn Table>,
+    /// The fact table (drill-down and the scan baseline), if reachable.
+    pub fact: Option<Arc<dyn Table>>,
+    /// The merged aggregates.
+    pub snapshot: Arc<RwLock<Snapshot>>,
+    /// Answers per canonical query, valid for one snapshot version.
+    pub cache: Arc<Mutex<AnswerCache>>,
+    /// Version and last update, for server-sent events.
+    pub updates: watch::Sender<(u64, Option<String>)>,
+    /// Given the rows read by cleaning, `(produced, lag)` from Kafka.
+    pub lag: Option<LagProbe>,
+    /// Serve `/api/scan-baseline/categories` (benchmarks only).
+    pub scan_baseline: bool,
+    /// How often the aggregates table is polled.
+    pub poll: Duration,
+    /// Raised at shutdown so that event streams end.
+    pub closing: watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Reads the aggregates (blocking) and builds the state.
+    pub fn load(
+        aggregates: Arc<dyn Table>,
+        fact: Option<Arc<dyn Table>>,
+    ) -> Result<Self, ReadError> {
+        let snap = read_model::snapshot(aggregates.as_ref())?;
+        let size = snap.model.size();
+        tracing::info!(
+            files = snap.files,
+            orders = snap.model.orders(),
+            cells = size.cells,
+            users = size.users,
+            model_mib = size.bytes >> 20,
+            "dashboard aggregates loaded"
+        );
+        let (updates, _) = watch::channel((snap.version, snap.last_update.clone()));
+        Ok(AppState {
+            aggregates,
+            fact,
+            snapshot: Arc::new(RwLock::new(snap)),
+            cache: Arc::new(Mutex::new(HashMap::new())),
+            updates,
+            lag: None,
+            scan_baseline: false,
+            poll: Duration::from_secs(1),
+            closing: watch::channel(false).0,
+        })
+    }
+
+    /// Polls the aggregates table once and merges what changed; returns
+    /// whether the data changed.
+    pub fn refresh(&self) -> Result<bool, ReadError> {
+        let delta = {
+            let current = self
+                .snapshot
+                .read()
+                .map_err(|_| ReadError::Task("snapshot lock poisoned".into()))?;
+            read_delta(self.aggregates.as_ref(), Some(&current))?
+        };
+        let mut snap = self
+            .snapshot
+            .write()
+            .map_err(|_| ReadError::Task("snapshot lock poisoned".into()))?;
+        let changed = snap.apply(delta);
+        if changed {
+            let _ = self.updates.send((snap.version, snap.last_update.clone()));
+            tracing::info!(
+                version = snap.version,
+                files = snap.files,
+                orders = snap.model.orders(),
+                "dashboard aggregates updated"
+            );
+        }
+        Ok(changed)
+    }
 }
 
 /// The router with every route.
@@ -44,11 +141,29 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(api::index))
         .route("/healthz", get(api::healthz))
+        .route("/assets/{*file}", get(assets::asset))
         .route("/api/summary", get(api::summary))
-        .route("/api/categories", get(api::categories))
-        .route("/api/status", get(api::status))
-        .route("/api/payments", get(api::payments))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/events", get(api::events))
+        .route("/api/scan-baseline/categories", get(api::scan_baseline))
+        .route("/api/{panel}", get(api::panel))
+        .fallback(api::not_found)
         .with_state(state)
+}
+
+/// Polls the aggregates table every `state.poll` until the process ends.
+async fn refresh_loop(state: AppState) {
+    let mut tick = tokio::time::interval(state.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.refresh()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "polling the aggregates failed"),
+            Err(e) => tracing::warn!(error = %e, "polling task failed"),
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves; `on_bound` learns the bound address.
@@ -65,11 +180,19 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
     on_bound(bound);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let poller = tokio::spawn(refresh_loop(state.clone()));
+    let closing = state.closing.clone();
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // End the open event streams, or the graceful shutdown waits for them.
+            let _ = closing.send(true);
+        })
         .await
         .map_err(|source| ServeError::Serve {
             addr: bound,
             source,
-        })
+        });
+    poller.abort();
+    served
 }

@@ -1,12 +1,17 @@
-//! Reads and merges the per-file aggregates and quality reports.
+//! Reads the aggregates table (per-file summaries, cube parts and quality
+//! reports) into a [`Snapshot`], and refreshes it incrementally: files that
+//! appear are merged in, a file rewritten with different content or removed
+//! triggers a full rebuild.
 
 use std::collections::BTreeMap;
 
-use ecom_jobs::aggregates::Aggregates;
+use ecom_jobs::aggregates::{Aggregates, Cube, CubeError};
 use ecom_jobs::clean::QualityReport;
-use ecom_jobs::load::{AGG_FAMILY, AGG_PREFIX, REPORT_PREFIX};
+use ecom_jobs::load::{AGG_FAMILY, AGG_PREFIX, CUBE_PREFIX, REPORT_PREFIX};
 use ecom_jobs::store::table::scan_prefix;
-use ecom_jobs::store::{Table, TableError};
+use ecom_jobs::store::{Row, Table, TableError};
+
+use crate::model::Model;
 
 /// Errors reading the aggregates.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +30,29 @@ pub enum ReadError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// A cube part did not decode.
+    #[error(transparent)]
+    Cube(#[from] CubeError),
+    /// A file's cube parts are missing.
+    #[error("aggregates of {file}: {found} cube parts stored, {expected} expected")]
+    MissingParts {
+        /// The file id.
+        file: String,
+        /// Parts found.
+        found: usize,
+        /// Parts announced in its `batch/` row.
+        expected: usize,
+    },
 }
 
 /// Everything the dashboard shows, merged.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Merged aggregates of every loaded file.
+    /// Bumped whenever the loaded data changes.
+    pub version: u64,
+    /// Merged cells.
+    pub model: Model,
+    /// Merged per-file summaries.
     pub aggregates: Aggregates,
     /// Rows in per cleaning run, summed.
     pub rows_in: u64,
@@ -42,42 +64,183 @@ pub struct Snapshot {
     pub fixed: BTreeMap<String, u64>,
     /// Loaded files.
     pub files: u64,
+    /// Latest load time of a file (RFC 3339).
+    pub last_update: Option<String>,
+    /// Salt buckets of the fact table's row keys (from the loader).
+    pub salt_buckets: u32,
+    /// Fingerprint of each loaded file's summary (detects rewrites).
+    seen: BTreeMap<String, Vec<u8>>,
 }
 
-const MAX_ROWS: usize = 1_000_000;
+const MAX_ROWS: usize = 10_000_000;
 
-fn decode<T: serde::de::DeserializeOwned>(
-    table: &dyn Table,
-    prefix: &str,
-) -> Result<Vec<T>, ReadError> {
-    let cell = format!("{AGG_FAMILY}:json");
-    scan_prefix(table, prefix.as_bytes(), MAX_ROWS)?
-        .into_iter()
-        .filter_map(|row| {
-            let key = String::from_utf8_lossy(&row.key).into_owned();
-            row.cells.get(&cell).map(|v| {
-                serde_json::from_slice(v).map_err(|source| ReadError::Decode { key, source })
-            })
-        })
-        .collect()
+fn cell<'a>(row: &'a Row, name: &str) -> Option<&'a [u8]> {
+    row.cells
+        .get(&format!("{AGG_FAMILY}:{name}"))
+        .map(Vec::as_slice)
 }
 
-/// Reads the current snapshot.
+fn text(row: &Row, name: &str) -> Option<String> {
+    cell(row, name).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(row: &Row) -> Option<Result<T, ReadError>> {
+    let key = String::from_utf8_lossy(&row.key).into_owned();
+    cell(row, "json")
+        .map(|v| serde_json::from_slice(v).map_err(|source| ReadError::Decode { key, source }))
+}
+
+/// Reads the cube of one file.
+fn read_cube(table: &dyn Table, file: &str, expected: usize) -> Result<Cube, ReadError> {
+    let prefix = format!("{CUBE_PREFIX}{file}/");
+    let rows = scan_prefix(table, prefix.as_bytes(), MAX_ROWS)?;
+    let mut cube = Cube::default();
+    let mut found = 0;
+    for row in &rows {
+        if let Some(bytes) = cell(row, "cube") {
+            cube.merge_part(bytes, &String::from_utf8_lossy(&row.key))?;
+            found += 1;
+        }
+    }
+    if found != expected {
+        return Err(ReadError::MissingParts {
+            file: file.to_string(),
+            found,
+            expected,
+        });
+    }
+    Ok(cube)
+}
+
+/// One newly loaded file.
+struct NewFile {
+    key: String,
+    fingerprint: Vec<u8>,
+    summary: Aggregates,
+    cube: Cube,
+    loaded_at: Option<String>,
+    salt_buckets: u32,
+}
+
+/// What changed in the table since a snapshot.
+pub struct Delta {
+    rebuild: bool,
+    files: Vec<NewFile>,
+    reports: Vec<QualityReport>,
+}
+
+/// Reads what changed since `current` (`None`: everything).
+pub fn read_delta(table: &dyn Table, current: Option<&Snapshot>) -> Result<Delta, ReadError> {
+    let batches = scan_prefix(table, AGG_PREFIX.as_bytes(), MAX_ROWS)?;
+    let mut listed = BTreeMap::new();
+    for row in &batches {
+        let key = String::from_utf8_lossy(&row.key[AGG_PREFIX.len()..]).into_owned();
+        let mut fp = cell(row, "json").unwrap_or_default().to_vec();
+        fp.extend_from_slice(cell(row, "cube_parts").unwrap_or_default());
+        listed.insert(key, (fp, row));
+    }
+    let rebuild = match current {
+        None => true,
+        Some(s) => s
+            .seen
+            .iter()
+            .any(|(k, fp)| listed.get(k).is_none_or(|(f, _)| f != fp)),
+    };
+    let mut files = Vec::new();
+    for (key, (fp, row)) in listed {
+        if !rebuild && current.is_some_and(|s| s.seen.contains_key(&key)) {
+            continue;
+        }
+        let Some(agg) = decode::<Aggregates>(row).transpose()? else {
+            continue;
+        };
+        let parts: usize = text(row, "cube_parts")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        // Rows written before cubes existed carry none: their figures stay
+        // out of the panels (re-load the file to add them).
+        let cube = if parts > 0 {
+            read_cube(table, &key, parts)?
+        } else {
+            Cube::default()
+        };
+        let salt = text(row, "salt_buckets")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(16);
+        files.push(NewFile {
+            key,
+            fingerprint: fp,
+            summary: agg,
+            cube,
+            loaded_at: text(row, "loaded_at"),
+            salt_buckets: salt,
+        });
+    }
+    let mut reports = Vec::new();
+    for row in scan_prefix(table, REPORT_PREFIX.as_bytes(), MAX_ROWS)? {
+        if let Some(r) = decode::<QualityReport>(&row) {
+            reports.push(r?);
+        }
+    }
+    Ok(Delta {
+        rebuild,
+        files,
+        reports,
+    })
+}
+
+impl Snapshot {
+    /// Applies a delta; returns whether the data changed.
+    pub fn apply(&mut self, delta: Delta) -> bool {
+        let mut changed = delta.rebuild || !delta.files.is_empty();
+        if delta.rebuild {
+            let version = self.version;
+            *self = Snapshot {
+                version,
+                ..Default::default()
+            };
+        }
+        for f in delta.files {
+            self.model.merge(&f.cube);
+            self.aggregates.merge(&f.summary);
+            self.files += 1;
+            self.salt_buckets = f.salt_buckets;
+            if f.loaded_at > self.last_update {
+                self.last_update = f.loaded_at;
+            }
+            self.seen.insert(f.key, f.fingerprint);
+        }
+        let (mut rows_in, mut rows_out) = (0, 0);
+        let (mut dropped, mut fixed) = (BTreeMap::new(), BTreeMap::new());
+        for r in delta.reports {
+            rows_in += r.rows_in;
+            rows_out += r.rows_out;
+            for (k, v) in r.dropped {
+                *dropped.entry(k).or_default() += v;
+            }
+            for (k, v) in r.fixed {
+                *fixed.entry(k).or_default() += v;
+            }
+        }
+        if (rows_in, rows_out, &dropped, &fixed)
+            != (self.rows_in, self.rows_out, &self.dropped, &self.fixed)
+        {
+            changed = true;
+            self.rows_in = rows_in;
+            self.rows_out = rows_out;
+            self.dropped = dropped;
+            self.fixed = fixed;
+        }
+        if changed {
+            self.version += 1;
+        }
+        changed
+    }
+}
+
+/// Reads the current snapshot from scratch.
 pub fn snapshot(table: &dyn Table) -> Result<Snapshot, ReadError> {
     let mut snap = Snapshot::default();
-    for agg in decode::<Aggregates>(table, AGG_PREFIX)? {
-        snap.aggregates.merge(&agg);
-        snap.files += 1;
-    }
-    for report in decode::<QualityReport>(table, REPORT_PREFIX)? {
-        snap.rows_in += report.rows_in;
-        snap.rows_out += report.rows_out;
-        for (k, v) in report.dropped {
-            *snap.dropped.entry(k).or_default() += v;
-        }
-        for (k, v) in report.fixed {
-            *snap.fixed.entry(k).or_default() += v;
-        }
-    }
+    snap.apply(read_delta(table, None)?);
     Ok(snap)
 }

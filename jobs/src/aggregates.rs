@@ -146,6 +146,428 @@ impl Aggregates {
     }
 }
 
+/// Key of one cube cell: the hour and the three filterable dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CellKey {
+    /// Hour of the timestamp, `YYYY-MM-DD HH` (the text's first 13 characters).
+    pub hour: String,
+    /// Category.
+    pub category: String,
+    /// Payment method.
+    pub payment: String,
+    /// Status.
+    pub status: String,
+}
+
+/// Per-user tally inside a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserTally {
+    /// User id.
+    pub user_id: u64,
+    /// Orders of the user in the cell.
+    pub orders: u64,
+    /// Sum of the user's amounts in the cell, cents.
+    pub revenue_cents: i64,
+}
+
+/// Everything the dashboard needs about the orders of one cube cell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cell {
+    /// Orders.
+    pub orders: u64,
+    /// Sum of amounts, cents.
+    pub sum_cents: i64,
+    /// Sum of squared amounts, cents squared (for the standard deviation).
+    pub sum_sq_cents: u128,
+    /// Smallest amount, cents.
+    pub min_cents: i64,
+    /// Largest amount, cents.
+    pub max_cents: i64,
+    /// Orders per exact amount: `(cents, orders)` sorted by cents.
+    pub amounts: Vec<(i64, u64)>,
+    /// Per-user tallies sorted by user id.
+    pub users: Vec<UserTally>,
+    /// Order ids of the cell, sorted.
+    pub order_ids: Vec<u64>,
+}
+
+impl Cell {
+    /// Merges another cell of the same key (sorted lists stay sorted).
+    pub fn merge(&mut self, other: &Cell) {
+        if other.orders == 0 {
+            return;
+        }
+        if self.orders == 0 {
+            self.min_cents = other.min_cents;
+            self.max_cents = other.max_cents;
+        } else {
+            self.min_cents = self.min_cents.min(other.min_cents);
+            self.max_cents = self.max_cents.max(other.max_cents);
+        }
+        self.orders += other.orders;
+        self.sum_cents += other.sum_cents;
+        self.sum_sq_cents += other.sum_sq_cents;
+        self.amounts = merge_sorted(
+            &self.amounts,
+            &other.amounts,
+            |a| a.0,
+            |a, b| (a.0, a.1 + b.1),
+        );
+        self.users = merge_sorted(
+            &self.users,
+            &other.users,
+            |u| u.user_id,
+            |a, b| UserTally {
+                user_id: a.user_id,
+                orders: a.orders + b.orders,
+                revenue_cents: a.revenue_cents + b.revenue_cents,
+            },
+        );
+        let mut ids = Vec::with_capacity(self.order_ids.len() + other.order_ids.len());
+        let (mut i, mut j) = (0, 0);
+        while i < self.order_ids.len() && j < other.order_ids.len() {
+            if self.order_ids[i] <= other.order_ids[j] {
+                ids.push(self.order_ids[i]);
+                i += 1;
+            } else {
+                ids.push(other.order_ids[j]);
+                j += 1;
+            }
+        }
+        ids.extend_from_slice(&self.order_ids[i..]);
+        ids.extend_from_slice(&other.order_ids[j..]);
+        self.order_ids = ids;
+    }
+}
+
+/// Merges two lists sorted by `key`, combining equal keys with `join`.
+fn merge_sorted<T: Copy, K: Ord>(
+    a: &[T],
+    b: &[T],
+    key: impl Fn(&T) -> K,
+    join: impl Fn(&T, &T) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match key(&a[i]).cmp(&key(&b[j])) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(join(&a[i], &b[j]));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// The cube of one clean file: cells keyed by (hour, category, payment,
+/// status). Every dashboard figure under any filter is a merge of cells.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cube {
+    /// Cells.
+    pub cells: BTreeMap<CellKey, Cell>,
+}
+
+/// Builds a [`Cube`] row by row.
+#[derive(Debug, Default)]
+pub struct CubeBuilder {
+    rows: std::collections::HashMap<CellKey, Vec<(i64, u64, u64)>>,
+}
+
+impl CubeBuilder {
+    /// Adds one clean row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        order_id: u64,
+        user_id: u64,
+        category: &str,
+        amount: f64,
+        payment: &str,
+        status: &str,
+        timestamp: &str,
+    ) {
+        let key = CellKey {
+            hour: timestamp.get(..13).unwrap_or(timestamp).to_string(),
+            category: category.to_string(),
+            payment: payment.to_string(),
+            status: status.to_string(),
+        };
+        self.rows
+            .entry(key)
+            .or_default()
+            .push((to_cents(amount), user_id, order_id));
+    }
+
+    /// The finished cube.
+    pub fn finish(self) -> Cube {
+        let mut cells = BTreeMap::new();
+        for (key, mut rows) in self.rows {
+            let mut cell = Cell {
+                min_cents: i64::MAX,
+                max_cents: i64::MIN,
+                ..Default::default()
+            };
+            for &(cents, _, order_id) in &rows {
+                cell.orders += 1;
+                cell.sum_cents += cents;
+                cell.sum_sq_cents += (i128::from(cents) * i128::from(cents)) as u128;
+                cell.min_cents = cell.min_cents.min(cents);
+                cell.max_cents = cell.max_cents.max(cents);
+                cell.order_ids.push(order_id);
+            }
+            cell.order_ids.sort_unstable();
+            rows.sort_unstable_by_key(|r| r.0);
+            for &(cents, _, _) in &rows {
+                match cell.amounts.last_mut() {
+                    Some(last) if last.0 == cents => last.1 += 1,
+                    _ => cell.amounts.push((cents, 1)),
+                }
+            }
+            rows.sort_unstable_by_key(|r| r.1);
+            for &(cents, user_id, _) in &rows {
+                match cell.users.last_mut() {
+                    Some(last) if last.user_id == user_id => {
+                        last.orders += 1;
+                        last.revenue_cents += cents;
+                    }
+                    _ => cell.users.push(UserTally {
+                        user_id,
+                        orders: 1,
+                        revenue_cents: cents,
+                    }),
+                }
+            }
+            cells.insert(key, cell);
+        }
+        Cube { cells }
+    }
+}
+
+/// Errors decoding a stored cube part.
+#[derive(Debug, thiserror::Error)]
+pub enum CubeError {
+    /// The bytes are not a cube part of this version.
+    #[error("cube part {part}: {message}")]
+    Corrupt {
+        /// Which part (row key).
+        part: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+const CUBE_MAGIC: &[u8; 4] = b"ECQ1";
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u128) {
+    loop {
+        let byte = (v & 0x7F) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_ivarint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, u128::from(((v << 1) ^ (v >> 63)) as u64));
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_uvarint(out, s.len() as u128);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    part: &'a str,
+}
+
+impl Reader<'_> {
+    fn err(&self, message: &str) -> CubeError {
+        CubeError::Corrupt {
+            part: self.part.to_string(),
+            message: message.to_string(),
+        }
+    }
+    fn uvarint(&mut self) -> Result<u128, CubeError> {
+        let mut v: u128 = 0;
+        for shift in (0..128).step_by(7) {
+            let (&byte, rest) = self
+                .buf
+                .split_first()
+                .ok_or_else(|| self.err("truncated number"))?;
+            self.buf = rest;
+            v |= u128::from(byte & 0x7F) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.err("number too long"))
+    }
+    fn u64(&mut self) -> Result<u64, CubeError> {
+        u64::try_from(self.uvarint()?).map_err(|_| self.err("number out of range"))
+    }
+    fn i64(&mut self) -> Result<i64, CubeError> {
+        let z = self.u64()?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+    fn len(&mut self) -> Result<usize, CubeError> {
+        let n = self.u64()?;
+        // Every element takes at least one byte: a larger count is corrupt.
+        if n as usize > self.buf.len() {
+            return Err(self.err("length beyond the end"));
+        }
+        Ok(n as usize)
+    }
+    fn str(&mut self) -> Result<String, CubeError> {
+        let n = self.len()?;
+        let (s, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        String::from_utf8(s.to_vec()).map_err(|_| self.err("text is not UTF-8"))
+    }
+}
+
+impl Cube {
+    /// Merges another cube into this one.
+    pub fn merge(&mut self, other: &Cube) {
+        for (k, c) in &other.cells {
+            self.cells.entry(k.clone()).or_default().merge(c);
+        }
+    }
+
+    /// Orders in the cube.
+    pub fn orders(&self) -> u64 {
+        self.cells.values().map(|c| c.orders).sum()
+    }
+
+    /// Encodes the cube as parts of at most about `part_bytes` bytes each
+    /// (cells are never split), compact binary with delta-coded lists.
+    pub fn encode_parts(&self, part_bytes: usize) -> Vec<Vec<u8>> {
+        let mut parts = Vec::new();
+        let mut body = Vec::new();
+        let mut count = 0u64;
+        let flush = |body: &mut Vec<u8>, count: &mut u64, parts: &mut Vec<Vec<u8>>| {
+            let mut part = Vec::with_capacity(body.len() + 16);
+            part.extend_from_slice(CUBE_MAGIC);
+            put_uvarint(&mut part, u128::from(*count));
+            part.append(body);
+            parts.push(part);
+            *count = 0;
+        };
+        for (k, c) in &self.cells {
+            put_str(&mut body, &k.hour);
+            put_str(&mut body, &k.category);
+            put_str(&mut body, &k.payment);
+            put_str(&mut body, &k.status);
+            put_uvarint(&mut body, u128::from(c.orders));
+            put_ivarint(&mut body, c.sum_cents);
+            put_uvarint(&mut body, c.sum_sq_cents);
+            put_ivarint(&mut body, c.min_cents);
+            put_ivarint(&mut body, c.max_cents);
+            put_uvarint(&mut body, c.amounts.len() as u128);
+            let mut prev = 0i64;
+            for &(cents, n) in &c.amounts {
+                put_ivarint(&mut body, cents.wrapping_sub(prev));
+                put_uvarint(&mut body, u128::from(n));
+                prev = cents;
+            }
+            put_uvarint(&mut body, c.users.len() as u128);
+            let mut prev = 0u64;
+            for u in &c.users {
+                put_uvarint(&mut body, u128::from(u.user_id - prev));
+                put_uvarint(&mut body, u128::from(u.orders));
+                put_ivarint(&mut body, u.revenue_cents);
+                prev = u.user_id;
+            }
+            put_uvarint(&mut body, c.order_ids.len() as u128);
+            let mut prev = 0u64;
+            for &id in &c.order_ids {
+                put_uvarint(&mut body, u128::from(id - prev));
+                prev = id;
+            }
+            count += 1;
+            if body.len() >= part_bytes {
+                flush(&mut body, &mut count, &mut parts);
+            }
+        }
+        if count > 0 || parts.is_empty() {
+            flush(&mut body, &mut count, &mut parts);
+        }
+        parts
+    }
+
+    /// Decodes one part written by [`Cube::encode_parts`] and merges it in;
+    /// `part` names it in errors.
+    pub fn merge_part(&mut self, bytes: &[u8], part: &str) -> Result<(), CubeError> {
+        let mut r = Reader { buf: bytes, part };
+        if r.buf.get(..4) != Some(CUBE_MAGIC.as_slice()) {
+            return Err(r.err("not a cube part (bad magic)"));
+        }
+        r.buf = &r.buf[4..];
+        let cells = r.u64()?;
+        for _ in 0..cells {
+            let key = CellKey {
+                hour: r.str()?,
+                category: r.str()?,
+                payment: r.str()?,
+                status: r.str()?,
+            };
+            let mut c = Cell {
+                orders: r.u64()?,
+                sum_cents: r.i64()?,
+                sum_sq_cents: r.uvarint()?,
+                min_cents: r.i64()?,
+                max_cents: r.i64()?,
+                ..Default::default()
+            };
+            let n = r.len()?;
+            c.amounts.reserve(n);
+            let mut prev = 0i64;
+            for _ in 0..n {
+                prev = prev.wrapping_add(r.i64()?);
+                c.amounts.push((prev, r.u64()?));
+            }
+            let n = r.len()?;
+            c.users.reserve(n);
+            let mut prev = 0u64;
+            for _ in 0..n {
+                prev += r.u64()?;
+                c.users.push(UserTally {
+                    user_id: prev,
+                    orders: r.u64()?,
+                    revenue_cents: r.i64()?,
+                });
+            }
+            let n = r.len()?;
+            c.order_ids.reserve(n);
+            let mut prev = 0u64;
+            for _ in 0..n {
+                prev += r.u64()?;
+                c.order_ids.push(prev);
+            }
+            self.cells.entry(key).or_default().merge(&c);
+        }
+        if !r.buf.is_empty() {
+            return Err(r.err("trailing bytes"));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +593,86 @@ mod tests {
         assert_eq!(all.by_hour["2024-01-01 10"].orders, 2);
         assert_eq!(all.min_cents, Some(725));
         assert_eq!(all.quantile_unit(0.5), Some(12));
+    }
+
+    #[test]
+    fn cube_round_trips_through_parts_and_merges() {
+        let rows = [
+            (
+                10,
+                7,
+                "Books",
+                12.5,
+                "Cash",
+                "Pending",
+                "2024-01-01 10:00:00",
+            ),
+            (
+                11,
+                7,
+                "Books",
+                12.5,
+                "Cash",
+                "Pending",
+                "2024-01-01 10:59:59",
+            ),
+            (
+                12,
+                3,
+                "Books",
+                7.25,
+                "Cash",
+                "Pending",
+                "2024-01-01 10:30:00",
+            ),
+            (
+                13,
+                3,
+                "Toys",
+                -1.0,
+                "PayPal",
+                "Shipped",
+                "2024-01-01 11:00:00",
+            ),
+        ];
+        let mut all = CubeBuilder::default();
+        let (mut a, mut b) = (CubeBuilder::default(), CubeBuilder::default());
+        for (i, r) in rows.iter().enumerate() {
+            all.add(r.0, r.1, r.2, r.3, r.4, r.5, r.6);
+            let part = if i % 2 == 0 { &mut a } else { &mut b };
+            part.add(r.0, r.1, r.2, r.3, r.4, r.5, r.6);
+        }
+        let all = all.finish();
+        let mut merged = a.finish();
+        merged.merge(&b.finish());
+        assert_eq!(merged, all);
+        let books = &all.cells[&CellKey {
+            hour: "2024-01-01 10".into(),
+            category: "Books".into(),
+            payment: "Cash".into(),
+            status: "Pending".into(),
+        }];
+        assert_eq!(books.orders, 3);
+        assert_eq!(books.sum_cents, 3225);
+        assert_eq!(books.sum_sq_cents, 1250 * 1250 * 2 + 725 * 725);
+        assert_eq!(books.amounts, vec![(725, 1), (1250, 2)]);
+        assert_eq!(books.users[1].orders, 2);
+        assert_eq!(books.order_ids, vec![10, 11, 12]);
+        for size in [1, 1 << 20] {
+            let parts = all.encode_parts(size);
+            let mut back = Cube::default();
+            for (i, p) in parts.iter().enumerate() {
+                back.merge_part(p, &i.to_string()).expect("decode");
+            }
+            assert_eq!(back, all, "part size {size}");
+        }
+        let mut bad = Cube::default();
+        assert!(bad.merge_part(b"nope", "x").is_err());
+        let mut truncated = all.encode_parts(1 << 20).remove(0);
+        truncated.truncate(truncated.len() - 1);
+        let err = bad
+            .merge_part(&truncated, "cube/f/0")
+            .expect_err("truncated");
+        assert!(err.to_string().contains("cube/f/0"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::aggregates::Aggregates;
+use crate::aggregates::{Aggregates, Cube, CubeBuilder};
 use crate::clean::QualityReport;
 use crate::store::log::partition_for;
 use crate::store::{Cells, FileStore, FileStoreError, Row, Table, TableError, TableStore};
@@ -26,6 +26,10 @@ pub const AGG_FAMILY: &str = "agg";
 pub const AGG_PREFIX: &str = "batch/";
 /// Row-key prefix of quality reports in the aggregates table.
 pub const REPORT_PREFIX: &str = "report/";
+/// Row-key prefix of per-file cube parts: `cube/{file id}/{part:04}`.
+pub const CUBE_PREFIX: &str = "cube/";
+/// Bytes per stored cube part (well under HBase's default 10 MB cell limit).
+pub const CUBE_PART_BYTES: usize = 4 << 20;
 
 /// Errors of the load stage.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,9 @@ pub enum LoadError {
     /// JSON encoding failed.
     #[error("encoding aggregates: {0}")]
     Json(#[from] serde_json::Error),
+    /// The table writers stopped (their own error is reported instead).
+    #[error("the serving-table writers stopped after an error")]
+    WritersStopped,
 }
 
 /// Where and how to load.
@@ -161,9 +168,9 @@ pub struct LoadInput {
 }
 
 /// Creates the fact and aggregates tables if missing, then loads `inputs`:
-/// fact rows in batches of `cfg.batch_rows`, written by `concurrency`
-/// threads, and one aggregates row per file, written after all its fact
-/// rows. Re-loading a file writes the same cells.
+/// fact rows streamed in batches of `cfg.batch_rows`, written by
+/// `concurrency` threads, and one aggregates row per file, written after all
+/// fact rows. Re-loading a file writes the same cells.
 pub fn load_files(
     files: &dyn FileStore,
     inputs: &[LoadInput],
@@ -177,13 +184,33 @@ pub fn load_files(
     let fact = tables.table(&cfg.table)?;
     let agg_table = tables.table(&cfg.agg_table())?;
     let mut summary = LoadSummary::default();
-    for input in inputs {
-        let (batches, agg, rows) = read_clean(files, &input.path, cfg)?;
-        put_concurrently(&*fact, batches, concurrency, &mut progress)?;
+    // Fact rows of every file first, through one pool of writers (small date
+    // partitions keep it busy); then each file's aggregates, so an aggregates
+    // row is only ever written after all its file's fact rows.
+    let loaded = put_streaming(&*fact, concurrency, &mut progress, |send| {
+        inputs
+            .iter()
+            .map(|input| read_clean(files, &input.path, cfg, send).map(|r| (input, r)))
+            .collect::<Result<Vec<_>, LoadError>>()
+    })?;
+    for (input, (agg, cube, rows)) in loaded {
         summary.rows += rows;
         summary.files += 1;
+        let parts = put_cube(&*agg_table, &input.agg_key, &cube)?;
         let mut cells = Cells::new();
         cells.insert(format!("{AGG_FAMILY}:json"), serde_json::to_vec(&agg)?);
+        cells.insert(
+            format!("{AGG_FAMILY}:cube_parts"),
+            parts.to_string().into_bytes(),
+        );
+        cells.insert(
+            format!("{AGG_FAMILY}:salt_buckets"),
+            cfg.salt_buckets.to_string().into_bytes(),
+        );
+        cells.insert(
+            format!("{AGG_FAMILY}:loaded_at"),
+            now_rfc3339().into_bytes(),
+        );
         agg_table.put(&[Row {
             key: format!("{AGG_PREFIX}{}", input.agg_key).into_bytes(),
             cells,
@@ -192,30 +219,70 @@ pub fn load_files(
     Ok(summary)
 }
 
-/// Writes `batches` with `concurrency` threads; the first error stops the rest.
-fn put_concurrently(
+/// Writes the cube parts of one file (before its `batch/` row, which marks the
+/// file as loaded); returns how many parts.
+fn put_cube(agg_table: &dyn Table, file_key: &str, cube: &Cube) -> Result<usize, LoadError> {
+    let parts = cube.encode_parts(CUBE_PART_BYTES);
+    for (i, part) in parts.iter().enumerate() {
+        let mut cells = Cells::new();
+        cells.insert(format!("{AGG_FAMILY}:cube"), part.clone());
+        agg_table.put(&[Row {
+            key: format!("{CUBE_PREFIX}{file_key}/{i:04}").into_bytes(),
+            cells,
+        }])?;
+    }
+    Ok(parts.len())
+}
+
+/// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    crate::generate::format_epoch(secs).replacen(' ', "T", 1) + "Z"
+}
+
+/// Where a file's fact-row batches go as they are built.
+type SendBatch<'a> = dyn FnMut(Vec<Row>) -> Result<(), LoadError> + 'a;
+
+/// Runs `produce` on this thread, handing each batch it sends to one of
+/// `concurrency` writer threads through a channel of `concurrency` slots, so
+/// at most about `2 * concurrency` batches are in memory. The first write
+/// error stops the writers and makes the next send fail; it is returned in
+/// preference to `produce`'s own result.
+fn put_streaming<T>(
     table: &dyn Table,
-    batches: Vec<Vec<Row>>,
     concurrency: usize,
     progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<(), LoadError> {
-    let queue = Mutex::new(batches.into_iter());
+    produce: impl FnOnce(&mut SendBatch<'_>) -> Result<T, LoadError>,
+) -> Result<T, LoadError> {
+    let writers = concurrency.max(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Row>>(writers);
+    // A failing writer drops the receiver: blocked and later sends then fail.
+    let rx = Mutex::new(Some(rx));
     let failed = AtomicBool::new(false);
     let progress = Mutex::new(progress);
-    let results: Vec<Result<(), TableError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..concurrency.max(1))
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..writers)
             .map(|_| {
                 scope.spawn(|| -> Result<(), TableError> {
                     loop {
                         if failed.load(Ordering::Relaxed) {
                             return Ok(());
                         }
-                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let next = match rx.lock() {
+                            Ok(guard) => guard.as_ref().and_then(|r| r.recv().ok()),
+                            Err(_) => None,
+                        };
                         let Some(batch) = next else {
                             return Ok(());
                         };
                         if let Err(e) = table.put(&batch) {
                             failed.store(true, Ordering::Relaxed);
+                            if let Ok(mut guard) = rx.lock() {
+                                guard.take();
+                            }
                             return Err(e);
                         }
                         if let Ok(mut p) = progress.lock() {
@@ -225,31 +292,31 @@ fn put_concurrently(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join().unwrap_or_else(|_| {
-                    Err(TableError::Remote {
-                        address: String::new(),
-                        table: String::new(),
-                        message: "a load thread panicked".into(),
-                    })
+        let mut send = |batch: Vec<Row>| tx.send(batch).map_err(|_| LoadError::WritersStopped);
+        let produced = produce(&mut send);
+        drop(tx);
+        for w in workers {
+            let written = w.join().unwrap_or_else(|_| {
+                Err(TableError::Remote {
+                    address: String::new(),
+                    table: String::new(),
+                    message: "a load thread panicked".into(),
                 })
-            })
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
-    Ok(())
+            });
+            written?;
+        }
+        produced
+    })
 }
 
-/// Reads one clean Parquet file into fact-row batches and its aggregates.
+/// Reads one clean Parquet file, sends its fact rows in batches of
+/// `cfg.batch_rows` as they are built, and returns its aggregates and row count.
 fn read_clean(
     files: &dyn FileStore,
     path: &str,
     cfg: &LoadConfig,
-) -> Result<(Vec<Vec<Row>>, Aggregates, u64), LoadError> {
+    send: &mut SendBatch<'_>,
+) -> Result<(Aggregates, Cube, u64), LoadError> {
     let name = files.describe(path);
     let pe = |source| LoadError::Parquet {
         file: name.clone(),
@@ -285,8 +352,8 @@ fn read_clean(
     );
     let amount = text.column("amount").and_then(|c| c.f64()).map_err(pe)?;
     let mut agg = Aggregates::default();
+    let mut cube = CubeBuilder::default();
     let batch_rows = cfg.batch_rows.max(1);
-    let mut batches = Vec::new();
     let mut batch = Vec::with_capacity(batch_rows);
     for i in 0..text.height() {
         let mut cells = Cells::new();
@@ -303,26 +370,101 @@ fn read_clean(
             at(status, i),
             at(ts, i),
         );
+        cube.add(
+            at(order, i).parse().unwrap_or_default(),
+            at(user, i).parse().unwrap_or_default(),
+            at(cat, i),
+            amount.get(i).unwrap_or(0.0),
+            at(pay, i),
+            at(status, i),
+            at(ts, i),
+        );
         batch.push(Row {
             key: row_key(at(order, i), cfg.salt_buckets).into_bytes(),
             cells,
         });
         if batch.len() >= batch_rows {
-            batches.push(std::mem::replace(
+            send(std::mem::replace(
                 &mut batch,
                 Vec::with_capacity(batch_rows),
-            ));
+            ))?;
         }
     }
     if !batch.is_empty() {
-        batches.push(batch);
+        send(batch)?;
     }
-    Ok((batches, agg, text.height() as u64))
+    Ok((agg, cube.finish(), text.height() as u64))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table that fails from its `fail_at`-th put on (an edge case the real
+    /// servers cannot be made to produce on demand).
+    struct FailingTable {
+        puts: std::sync::atomic::AtomicUsize,
+        fail_at: usize,
+    }
+
+    impl Table for FailingTable {
+        fn put(&self, _rows: &[Row]) -> Result<(), TableError> {
+            let n = self.puts.fetch_add(1, Ordering::SeqCst);
+            if n >= self.fail_at {
+                return Err(TableError::Remote {
+                    address: "test".into(),
+                    table: "t".into(),
+                    message: "refused".into(),
+                });
+            }
+            Ok(())
+        }
+        fn get(&self, _key: &[u8]) -> Result<Option<Row>, TableError> {
+            Ok(None)
+        }
+        fn scan(&self, _: &[u8], _: &[u8], _: usize) -> Result<Vec<Row>, TableError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn batch(n: usize) -> Vec<Row> {
+        vec![Row::default(); n]
+    }
+
+    #[test]
+    fn streaming_writes_every_batch_and_stops_on_the_first_error() {
+        let ok = FailingTable {
+            puts: Default::default(),
+            fail_at: usize::MAX,
+        };
+        let mut written = 0;
+        let sent = put_streaming(&ok, 3, &mut |n| written += n, |send| {
+            for _ in 0..50 {
+                send(batch(7))?;
+            }
+            Ok(50)
+        })
+        .expect("all written");
+        assert_eq!((sent, written), (50, 350));
+
+        // A failure stops the producer (no hang on the full channel) and is
+        // the error reported, not the producer's "writers stopped".
+        let failing = FailingTable {
+            puts: Default::default(),
+            fail_at: 3,
+        };
+        let mut sends = 0;
+        let err = put_streaming(&failing, 2, &mut |_| {}, |send| {
+            for _ in 0..10_000 {
+                send(batch(1))?;
+                sends += 1;
+            }
+            Ok(())
+        })
+        .expect_err("must fail");
+        assert!(matches!(err, LoadError::Table(_)), "{err}");
+        assert!(sends < 10_000, "the producer was not stopped");
+    }
 
     #[test]
     fn salted_keys_are_stable_and_spread() {

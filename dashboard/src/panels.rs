@@ -1,0 +1,465 @@
+//! What every endpoint answers (the API contract's shapes), the definitions
+//! shared by the server and the recomputation (quantile rank, histogram
+//! edges, time-series range), and the CSV rendering of each answer.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::query::{Bucket, Filter};
+use crate::time::{auto_bucket, bucket_count, bucket_next, bucket_start};
+
+/// Absolute bound of the reported median and percentiles, currency units:
+/// they are exact (computed from per-cent counts), so the bound is 0.
+pub const QUANTILE_ERROR: f64 = 0.0;
+/// `auto` picks the finest bucket giving at most this many points.
+pub const AUTO_MAX_POINTS: usize = 200;
+/// An explicit bucket may give at most this many points.
+pub const MAX_POINTS: usize = 10_000;
+
+/// Currency units of a number of cents.
+pub fn money(cents: i64) -> f64 {
+    cents as f64 / 100.0
+}
+
+/// The 0-based rank of the `q` quantile among `n` sorted values: nearest
+/// rank, `round(q * (n - 1))` (the median of an even count is the upper
+/// middle value when `q * (n - 1)` ends in .5, rounding half away from zero).
+pub fn quantile_rank(q: f64, n: u64) -> u64 {
+    ((q * (n.saturating_sub(1)) as f64).round() as u64).min(n.saturating_sub(1))
+}
+
+/// Histogram edges in cents: `bins + 1` edges from `min` to `max`, edge `i`
+/// being `min + round(i * (max - min) / bins)`. Bin `i` holds
+/// `edge[i] <= amount < edge[i + 1]`; the last bin also holds `max`.
+pub fn bin_edges(min: i64, max: i64, bins: usize) -> Vec<i64> {
+    let span = i128::from(max - min);
+    let b = bins.max(1) as i128;
+    (0..=b)
+        .map(|i| min + ((2 * i * span + b) / (2 * b)) as i64)
+        .collect()
+}
+
+/// The bin of `cents` among `edges` (see [`bin_edges`]).
+pub fn bin_of(edges: &[i64], cents: i64) -> usize {
+    let bins = edges.len() - 1;
+    // First edge greater than the amount, minus one; the maximum goes last.
+    let i = edges.partition_point(|e| *e <= cents);
+    i.saturating_sub(1).min(bins - 1)
+}
+
+/// The time series' hours `[lo, hi)` and bucket: explicit bounds of the
+/// filter win, missing ones come from the first and last hour with matching
+/// data (`data` = `(first, last)` hour, `None` when no rows match).
+pub fn series_range(
+    filter: &Filter,
+    data: Option<(i64, i64)>,
+    bucket: Bucket,
+) -> (Bucket, i64, i64) {
+    let (lo, hi) = match (filter.from, filter.to, data) {
+        (Some(f), Some(t), _) => (f, t),
+        (f, t, Some((first, last))) => (f.unwrap_or(first), t.unwrap_or(last + 1)),
+        (f, t, None) => {
+            let lo = f.or(t).unwrap_or(0);
+            (lo, lo)
+        }
+    };
+    let chosen = match bucket {
+        Bucket::Auto => auto_bucket(lo, hi, AUTO_MAX_POINTS),
+        b => b,
+    };
+    (chosen, lo, hi)
+}
+
+/// Bucket starts covering `[lo, hi)`.
+pub fn bucket_starts(bucket: Bucket, lo: i64, hi: i64) -> Vec<i64> {
+    let mut out = Vec::with_capacity(bucket_count(bucket, lo, hi));
+    let mut s = bucket_start(bucket, lo);
+    while s < hi {
+        out.push(s);
+        s = bucket_next(bucket, s);
+    }
+    out
+}
+
+/// Key figures of a set of orders.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Orders.
+    pub orders: u64,
+    /// Sum of amounts.
+    pub revenue: f64,
+    /// Mean amount.
+    pub mean: Option<f64>,
+    /// Median amount (nearest rank).
+    pub median: Option<f64>,
+    /// Smallest amount.
+    pub min: Option<f64>,
+    /// Largest amount.
+    pub max: Option<f64>,
+    /// Sample standard deviation of amounts (n - 1; null below 2 orders).
+    pub std: Option<f64>,
+    /// 25th percentile (nearest rank).
+    pub p25: Option<f64>,
+    /// 75th percentile.
+    pub p75: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// Rows dropped by cleaning (whole pipeline; not filterable; null for the previous period).
+    pub dropped_rows: Option<u64>,
+}
+
+/// Change in percent against the previous period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Orders.
+    pub orders: Option<f64>,
+    /// Revenue.
+    pub revenue: Option<f64>,
+    /// Mean amount.
+    pub mean: Option<f64>,
+}
+
+/// `GET /api/kpis`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kpis {
+    /// Figures of the filtered period.
+    #[serde(flatten)]
+    pub current: Figures,
+    /// Absolute bound of median and percentiles, currency units.
+    pub quantile_error: f64,
+    /// Figures of the period of equal length just before `from`.
+    pub previous: Option<Figures>,
+    /// Change against `previous`, percent.
+    pub change_pct: Option<Change>,
+}
+
+/// Percent change from `prev` to `cur` (null when `prev` is 0 or missing).
+pub fn pct(cur: Option<f64>, prev: Option<f64>) -> Option<f64> {
+    match (cur, prev) {
+        (Some(c), Some(p)) if p != 0.0 => Some((c - p) / p * 100.0),
+        _ => None,
+    }
+}
+
+impl Kpis {
+    /// Assembles the answer from the figures of both periods.
+    pub fn new(current: Figures, previous: Option<Figures>) -> Kpis {
+        let change_pct = previous.as_ref().map(|p| Change {
+            orders: pct(Some(current.orders as f64), Some(p.orders as f64)),
+            revenue: pct(Some(current.revenue), Some(p.revenue)),
+            mean: pct(current.mean, p.mean),
+        });
+        Kpis {
+            current,
+            quantile_error: QUANTILE_ERROR,
+            previous,
+            change_pct,
+        }
+    }
+}
+
+/// A row of `/api/categories`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryRow {
+    /// Category.
+    pub category: String,
+    /// Orders.
+    pub orders: u64,
+    /// Sum of amounts.
+    pub revenue: f64,
+    /// Mean amount.
+    pub average: f64,
+}
+
+/// A row of `/api/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusRow {
+    /// Status.
+    pub status: String,
+    /// Orders.
+    pub orders: u64,
+    /// Sum of amounts.
+    pub revenue: f64,
+}
+
+/// A row of `/api/category-status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryStatusRow {
+    /// Category.
+    pub category: String,
+    /// Status.
+    pub status: String,
+    /// Orders.
+    pub orders: u64,
+}
+
+/// A row of `/api/payments`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentRow {
+    /// Payment method.
+    pub payment_method: String,
+    /// Orders.
+    pub orders: u64,
+    /// Sum of amounts.
+    pub revenue: f64,
+}
+
+/// A row of `/api/top-users`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRow {
+    /// User id.
+    pub user_id: u64,
+    /// Orders.
+    pub orders: u64,
+    /// Sum of amounts.
+    pub revenue: f64,
+}
+
+/// A row of `/api/histogram`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BinRow {
+    /// Lower edge (inclusive).
+    pub lo: f64,
+    /// Upper edge (exclusive, inclusive for the last bin).
+    pub hi: f64,
+    /// Orders in the bin.
+    pub orders: u64,
+}
+
+/// A row of `/api/timeseries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeRow {
+    /// Bucket start, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub start: String,
+    /// Orders.
+    pub orders: u64,
+    /// Sum of amounts.
+    pub revenue: f64,
+}
+
+/// `GET /api/timeseries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeseries {
+    /// The bucket used.
+    pub bucket: String,
+    /// Always `UTC`.
+    pub timezone: String,
+    /// One row per bucket of the range, empty buckets included.
+    pub rows: Vec<TimeRow>,
+}
+
+/// Rows through one pipeline stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRow {
+    /// Stage.
+    pub stage: String,
+    /// Rows.
+    pub rows: u64,
+}
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Rows read by cleaning.
+    pub rows_in: u64,
+    /// Rows kept by cleaning.
+    pub rows_out: u64,
+    /// Rows dropped per rule.
+    pub dropped: BTreeMap<String, u64>,
+    /// Rows fixed per fix.
+    pub fixed: BTreeMap<String, u64>,
+    /// Rows in the loaded files.
+    pub rows_loaded: u64,
+    /// Clean files loaded.
+    pub files_loaded: u64,
+    /// Last time a file was loaded (RFC 3339), null if unknown.
+    pub last_update: Option<String>,
+    /// Rows per stage.
+    pub stages: Vec<StageRow>,
+    /// Records in the topic not yet read by cleaning, null without Kafka.
+    pub consumer_lag: Option<u64>,
+}
+
+/// A row of `/api/orders`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRow {
+    /// Order id.
+    pub order_id: u64,
+    /// User id.
+    pub user_id: u64,
+    /// Category.
+    pub category: String,
+    /// Amount.
+    pub amount: f64,
+    /// Payment method.
+    pub payment_method: String,
+    /// Status.
+    pub status: String,
+    /// Timestamp as stored (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub timestamp: String,
+}
+
+/// `GET /api/orders`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Orders {
+    /// Page (1-based).
+    pub page: usize,
+    /// Page size.
+    pub page_size: usize,
+    /// Orders of the page, by order id.
+    pub rows: Vec<OrderRow>,
+    /// Whether a next page exists.
+    pub has_more: bool,
+}
+
+/// `{"rows": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rows<T> {
+    /// The rows.
+    pub rows: Vec<T>,
+}
+
+/// Quotes a CSV field when needed.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Renders the main array of a JSON answer as CSV: a header of the rows'
+/// keys, then one line per row (objects of `rows`; for KPIs one line per
+/// figure: `figure,value,previous,change_pct`; for health the stages).
+pub fn to_csv(answer: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let mut out = String::new();
+    if answer.get("quantile_error").is_some() {
+        out.push_str("figure,value,previous,change_pct\n");
+        let num = |v: Option<&Value>| v.and_then(Value::as_f64);
+        for name in [
+            "orders",
+            "revenue",
+            "mean",
+            "median",
+            "min",
+            "max",
+            "std",
+            "p25",
+            "p75",
+            "p95",
+            "dropped_rows",
+        ] {
+            let prev = answer.get("previous").and_then(|p| num(p.get(name)));
+            let change = answer.get("change_pct").and_then(|c| num(c.get(name)));
+            out.push_str(&format!(
+                "{name},{},{},{}\n",
+                opt(num(answer.get(name))),
+                opt(prev),
+                opt(change)
+            ));
+        }
+        return out;
+    }
+    let rows = answer
+        .get("rows")
+        .or_else(|| answer.get("stages"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let header: Vec<String> = match rows.first() {
+        Some(Value::Object(o)) => o.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    // serde_json keeps keys sorted unless told otherwise; use the declared order instead.
+    let header = declared_order(header);
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for row in &rows {
+        let line: Vec<String> = header
+            .iter()
+            .map(|k| match row.get(k) {
+                Some(Value::String(s)) => field(s),
+                Some(Value::Null) | None => String::new(),
+                Some(v) => v.to_string(),
+            })
+            .collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Column order of the CSV files: as in the contract.
+fn declared_order(mut keys: Vec<String>) -> Vec<String> {
+    const ORDER: [&str; 14] = [
+        "order_id",
+        "start",
+        "lo",
+        "hi",
+        "user_id",
+        "category",
+        "status",
+        "payment_method",
+        "stage",
+        "amount",
+        "orders",
+        "rows",
+        "revenue",
+        "average",
+    ];
+    keys.sort_by_key(|k| ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX));
+    // A drill-down row reads best in the fact table's column order.
+    if keys.first().map(String::as_str) == Some("order_id") {
+        keys = [
+            "order_id",
+            "user_id",
+            "category",
+            "amount",
+            "payment_method",
+            "status",
+            "timestamp",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_bins_and_ranks() {
+        assert_eq!(bin_edges(500, 1500, 4), vec![500, 750, 1000, 1250, 1500]);
+        assert_eq!(bin_edges(0, 10, 3), vec![0, 3, 7, 10]);
+        let e = bin_edges(500, 1500, 4);
+        assert_eq!(bin_of(&e, 500), 0);
+        assert_eq!(bin_of(&e, 749), 0);
+        assert_eq!(bin_of(&e, 750), 1);
+        assert_eq!(bin_of(&e, 1500), 3);
+        let flat = bin_edges(700, 700, 3);
+        assert_eq!(bin_of(&flat, 700), 2);
+        assert_eq!(quantile_rank(0.5, 4), 2);
+        assert_eq!(quantile_rank(0.5, 5), 2);
+        assert_eq!(quantile_rank(0.95, 1), 0);
+    }
+
+    #[test]
+    fn csv_has_header_rows_and_quotes() {
+        let v = serde_json::json!({"rows": [
+            {"category": "Home, Garden", "orders": 2, "revenue": 3.5, "average": 1.75}
+        ]});
+        assert_eq!(
+            to_csv(&v),
+            "category,orders,revenue,average\n\"Home, Garden\",2,3.5,1.75\n"
+        );
+    }
+}

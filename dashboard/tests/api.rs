@@ -1,0 +1,377 @@
+//! The dashboard API on the embedded stores against the polars
+//! recomputation from the clean Parquet: a dirty 200,000-row dataset loaded
+//! in two batches, every endpoint under every filter (each alone, combined,
+//! time ranges, previous period), CSV, bad parameters, and a live update
+//! announced by server-sent events once the second batch is loaded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ecom_dashboard::recompute::{approx_eq, Oracle};
+use ecom_dashboard::AppState;
+use ecom_jobs::clean::{clean_store, CleanConfig};
+use ecom_jobs::generate::{GenerateConfig, Generator};
+use ecom_jobs::load::{load_store, LoadConfig};
+use ecom_jobs::store::{EmbeddedTables, FileStore, LocalFiles, TableStore};
+use serde_json::Value;
+
+/// `GET path` over HTTP/1.1: (status, content type, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8(raw).expect("utf8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
+    let status: u16 = head[9..12].parse().expect("status");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let body = if header("transfer-encoding") == "chunked" {
+        let mut out = String::new();
+        let mut rest = body;
+        loop {
+            let (size, tail) = rest.split_once("\r\n").expect("chunk size");
+            let n = usize::from_str_radix(size.trim(), 16).expect("hex size");
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (status, header("content-type"), body)
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let (status, ct, body) = get(addr, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    assert!(ct.starts_with("application/json"), "{path}: {ct}");
+    serde_json::from_str(&body).expect("json body")
+}
+
+/// Cleans `lines` as one raw file of `raw_dir` into `clean_dir` and loads it.
+fn clean_and_load(files: &LocalFiles, tables: &EmbeddedTables, name: &str, lines: &[u8]) {
+    let raw_dir = format!("raw/{name}");
+    let clean_dir = format!("clean/{name}");
+    files
+        .write_atomic(&format!("{raw_dir}/part-0.tsv"), lines)
+        .expect("raw file");
+    let report =
+        clean_store(files, &raw_dir, &clean_dir, CleanConfig::default(), |_| {}).expect("clean");
+    load_store(
+        files,
+        &clean_dir,
+        tables,
+        &LoadConfig::default(),
+        Some(&report),
+        |_| {},
+    )
+    .expect("load");
+}
+
+fn generate(rows: u64) -> Vec<u8> {
+    let mut g = Generator::new(GenerateConfig {
+        rows,
+        seed: 11,
+        dirty_rate: 0.05,
+        ..Default::default()
+    })
+    .expect("generator");
+    let mut out = Vec::new();
+    out.extend_from_slice(ecom_jobs::record::HEADER.as_bytes());
+    out.push(b'\n');
+    while g.next_line(&mut out) {}
+    out
+}
+
+/// Reads server-sent events until an `update` whose version exceeds `after`.
+fn next_update(reader: &mut BufReader<TcpStream>, after: u64) -> u64 {
+    let mut event = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("event stream");
+        assert!(n > 0, "event stream closed");
+        let line = line.trim_end();
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            if event == "update" {
+                let v: Value = serde_json::from_str(d).expect("event json");
+                let version = v["version"].as_u64().expect("version");
+                if version > after {
+                    return version;
+                }
+            }
+        }
+    }
+}
+
+fn compare(addr: SocketAddr, oracle: &Oracle, query: &str) {
+    let api = get_json(addr, query);
+    let expected = oracle.answer(query).expect("oracle");
+    if let Err(diff) = approx_eq(&api, &expected, &["last_update"]) {
+        panic!("{query}: API and recomputation differ at {diff}");
+    }
+}
+
+fn queries() -> Vec<String> {
+    let filters = [
+        "",
+        "category=Books",
+        "payment=PayPal",
+        "status=Delivered,Shipped",
+        "category=Electronics,Toys&payment=Cash&status=Pending",
+        "from=2024-01-10&to=2024-02-01T12:00:00Z",
+        "from=2024-01-10T05:00:00Z&to=2024-01-20&category=Toys&status=Cancelled",
+        "from=2024-02-15",
+        "to=2024-01-03T07:00:00Z",
+        "category=NoSuchCategory",
+        "category=Home+%26+Kitchen&payment=Credit%20Card",
+    ];
+    let endpoints = [
+        "kpis",
+        "categories",
+        "status",
+        "category-status",
+        "payments",
+        "top-users",
+        "histogram",
+        "timeseries",
+        "orders",
+    ];
+    let mut out = Vec::new();
+    for e in endpoints {
+        for f in filters {
+            out.push(format!("/api/{e}?{f}"));
+        }
+    }
+    for extra in [
+        "top-users?limit=1",
+        "top-users?limit=100&payment=Debit+Card",
+        "histogram?bins=1",
+        "histogram?bins=7&category=Beauty",
+        "histogram?bins=200&from=2024-01-05&to=2024-01-06",
+        "timeseries?bucket=hour&from=2024-01-05&to=2024-01-06",
+        "timeseries?bucket=day",
+        "timeseries?bucket=week&status=Shipped",
+        "timeseries?bucket=month",
+        "timeseries?bucket=auto&from=2023-12-01&to=2024-06-01",
+        "orders?page=2&page_size=7",
+        "orders?page=40&page_size=500&category=Books",
+        "orders?page=100000&page_size=10",
+        "health",
+    ] {
+        out.push(format!("/api/{extra}"));
+    }
+    out
+}
+
+#[test]
+fn api_matches_recomputation_from_clean_parquet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = LocalFiles::new(dir.path().join("files"));
+    let tables = EmbeddedTables::open(dir.path().join("store.redb")).expect("store");
+    let data = generate(200_000);
+    // Two batches: the second arrives while the dashboard is serving.
+    let cut = data
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(120_000)
+        .map(|(i, _)| i + 1)
+        .expect("cut");
+    clean_and_load(&files, &tables, "a", &data[..cut]);
+
+    let cfg = LoadConfig::default();
+    let agg = tables.table(&cfg.agg_table()).expect("agg table");
+    let fact = tables.table(&cfg.table).expect("fact table");
+    let mut state = AppState::load(agg, Some(fact)).expect("state");
+    state.poll = Duration::from_millis(200);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        rt.block_on(ecom_dashboard::serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            state,
+            move |a| tx.send(a).expect("bound"),
+            async {
+                let _ = stop_rx.await;
+            },
+        ))
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+
+    // Batch one alone.
+    let first = Oracle::from_dir(&dir.path().join("files/clean/a")).expect("oracle a");
+    compare(addr, &first, "/api/kpis");
+    compare(addr, &first, "/api/categories?status=Pending");
+
+    // Live: batch two is announced and visible within 10 seconds.
+    let mut events = TcpStream::connect(addr).expect("connect events");
+    write!(events, "GET /api/events HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+    events
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut reader = BufReader::new(events);
+    let v0 = next_update(&mut reader, 0);
+    let loaded = Instant::now();
+    clean_and_load(&files, &tables, "b", &data[cut..]);
+    let v1 = next_update(&mut reader, v0);
+    let seen = loaded.elapsed();
+    assert!(v1 > v0);
+    assert!(seen < Duration::from_secs(10), "update seen after {seen:?}");
+
+    let oracle = Oracle::from_dir(&dir.path().join("files/clean")).expect("oracle");
+    assert!(oracle.rows() > 180_000, "{} clean rows", oracle.rows());
+    let kpis = get_json(addr, "/api/kpis");
+    assert_eq!(kpis["orders"].as_u64(), Some(oracle.rows() as u64));
+    assert!(kpis["dropped_rows"].as_u64().unwrap_or(0) > 5_000, "{kpis}");
+
+    // Every endpoint under every filter.
+    let all = queries();
+    for q in &all {
+        compare(addr, &oracle, q);
+    }
+    // Filters really filter, and the previous period is there.
+    let books = get_json(
+        addr,
+        "/api/kpis?category=Books&from=2024-02-01&to=2024-02-08",
+    );
+    assert!(books["orders"].as_u64().unwrap_or(0) > 0);
+    assert!(books["orders"].as_u64() < kpis["orders"].as_u64());
+    assert!(
+        books["previous"]["orders"].as_u64().unwrap_or(0) > 0,
+        "{books}"
+    );
+    assert!(books["change_pct"]["revenue"].is_number(), "{books}");
+    let cats = get_json(addr, "/api/categories?category=Books");
+    assert_eq!(cats["rows"].as_array().map(Vec::len), Some(1));
+    let page = get_json(
+        addr,
+        "/api/orders?category=Toys&status=Shipped&page_size=20",
+    );
+    assert_eq!(page["rows"].as_array().map(Vec::len), Some(20));
+    assert!(page["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|r| r["category"] == "Toys" && r["status"] == "Shipped"));
+
+    // CSV: same rows as the JSON's main array.
+    for q in [
+        "categories?payment=Cash",
+        "status",
+        "category-status",
+        "payments",
+        "top-users?limit=5",
+        "histogram?bins=9",
+        "timeseries?bucket=week",
+        "orders?page_size=25&status=Cancelled",
+        "health",
+    ] {
+        let path = format!(
+            "/api/{q}{}format=csv",
+            if q.contains('?') { "&" } else { "?" }
+        );
+        let (status, ct, body) = get(addr, &path);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(ct.starts_with("text/csv"), "{path}: {ct}");
+        let expected = oracle.answer(&path).expect("oracle csv");
+        assert_eq!(Value::String(body.clone()), expected, "{path}");
+        let json = get_json(addr, &format!("/api/{q}"));
+        let main = json
+            .get("rows")
+            .or_else(|| json.get("stages"))
+            .expect("rows");
+        assert_eq!(
+            body.lines().count(),
+            main.as_array().map_or(0, Vec::len) + 1,
+            "{path}"
+        );
+    }
+    let (_, _, kcsv) = get(addr, "/api/kpis?format=csv&from=2024-01-10&to=2024-01-20");
+    assert!(
+        kcsv.starts_with("figure,value,previous,change_pct\norders,"),
+        "{kcsv}"
+    );
+
+    // Bad parameters: 400 with a message naming the parameter and the value.
+    for (q, needle) in [
+        ("/api/kpis?from=2024-01-01T10:30:00Z", "10:30"),
+        ("/api/kpis?from=2024-13-01", "2024-13-01"),
+        ("/api/categories?from=2024-02-01&to=2024-01-01", "from"),
+        ("/api/status?colour=blue", "colour"),
+        ("/api/top-users?limit=0", "limit"),
+        ("/api/top-users?limit=101", "limit"),
+        ("/api/histogram?bins=abc", "abc"),
+        ("/api/timeseries?bucket=fortnight", "fortnight"),
+        (
+            "/api/timeseries?bucket=hour&from=2000-01-01&to=2030-01-01",
+            "bucket",
+        ),
+        ("/api/orders?page=0", "page"),
+        ("/api/orders?page_size=501", "page_size"),
+        ("/api/health?category=Books", "category"),
+        ("/api/payments?format=xml", "xml"),
+        ("/api/kpis?category=A&category=B", "category"),
+        ("/api/events?x=1", "parameters"),
+    ] {
+        let (status, ct, body) = get(addr, q);
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(ct.starts_with("application/json"), "{q}: {ct}");
+        let v: Value = serde_json::from_str(&body).expect("error json");
+        let msg = v["error"].as_str().expect("error message");
+        assert!(msg.contains(needle), "{q}: {msg}");
+    }
+    let (status, _, _) = get(addr, "/api/nope");
+    assert_eq!(status, 404);
+
+    // The OpenAPI document describes every endpoint and its parameters.
+    let spec = get_json(addr, "/api/openapi.json");
+    assert_eq!(spec["openapi"], "3.1.0");
+    for e in ecom_dashboard::query::Endpoint::ALL {
+        let op = &spec["paths"][format!("/api/{}", e.name())]["get"];
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for p in e.extra_params() {
+            assert!(names.contains(p), "{} lacks {p}", e.name());
+        }
+        assert_eq!(names.contains(&"category"), e.filtered(), "{}", e.name());
+    }
+    assert!(spec["paths"]["/api/events"].is_object());
+
+    // The page and its bundled assets come from the binary.
+    let (status, ct, page) = get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(
+        ct.starts_with("text/html") && page.contains("<html"),
+        "{ct}"
+    );
+    let summary = get_json(addr, "/api/summary");
+    assert_eq!(summary["orders"].as_u64(), Some(oracle.rows() as u64));
+
+    let _ = stop_tx.send(());
+    server.join().expect("server thread").expect("served");
+    drop(reader);
+    assert!(Path::new(&dir.path().join("store.redb")).exists());
+}
