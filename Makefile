@@ -30,13 +30,18 @@ lint: setup
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
 	$(MAKE) --no-print-directory crd-check
 
-# The committed CRD must equal what the Rust types generate (`make crds` regenerates it).
+# The committed CRD and the Helm chart's copy must equal what the Rust types generate
+# (`make crds` regenerates both).
+CHART_CRD := charts/ecom-pipeline/files/crds/ecompipelines.yaml
 crd-check: build
 	$(ECOM) crd | diff -u crds/ecompipelines.yaml - \
 		|| { echo "crds/ecompipelines.yaml is stale: run 'make crds'" >&2; exit 1; }
+	$(ECOM) crd | diff -u $(CHART_CRD) - \
+		|| { echo "$(CHART_CRD) is stale: run 'make crds'" >&2; exit 1; }
 
 crds: build
 	$(ECOM) crd > crds/ecompipelines.yaml
+	cp crds/ecompipelines.yaml $(CHART_CRD)
 
 unit-test: setup
 	$(CARGO) test $(CARGO_FLAGS) --workspace --exclude ecom-itests
@@ -50,6 +55,8 @@ fmt:
 	$(CARGO) fmt --all
 
 -include mk/services.mk
+-include mk/chart.mk
+-include mk/kind.mk
 
 .PHONY: itest-if-present
 itest-if-present:

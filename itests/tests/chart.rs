@@ -1,0 +1,1294 @@
+//! The Helm chart (`charts/ecom-pipeline`) and the example manifests against the real
+//! kube-apiserver of the services harness (RBAC on, service-account tokens):
+//! `helm lint` and `helm template` for the default, kind and production values; a server-side
+//! dry-run of every rendered object and every manifest (the CRD first); restricted Pod
+//! Security of every pod template; the chart's CRD against `crds/`; the rendered RBAC checked
+//! in both directions with SubjectAccessReviews and a SelfSubjectRulesReview; and the operator
+//! run with the chart's ServiceAccount token (not admin) taking the batch example to Ready,
+//! with a kubelet stand-in running each Job's container against the real Kafka, HDFS and HBase.
+//!
+//! Needs `KUBECONFIG`, `KUBECTL`, `HELM`, `KAFKA_BOOTSTRAP`, `HDFS_URL`, `HBASE_THRIFT` (from
+//! `eval "$(scripts/services.sh env)"`) and the `ecom` binary (`ECOM_BIN`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kube::{
+    client, dashboard_available, ecom_bin, finish_job, free_port, http_get, install_crd, jobs,
+    namespace, run_pod_locally, status_of, unique, wait_for,
+};
+use common::service_env;
+use ecom_operator::crd::EcomPipeline;
+use k8s_openapi::api::authorization::v1::{
+    SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{json, Value};
+
+const CHART: &str = "charts/ecom-pipeline";
+const CRD_NAME: &str = "ecompipelines.pipelines.ecom-pipeline.io";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn run(program: &str, args: &[&str], stdin: Option<&str>, kubeconfig: Option<&Path>) -> String {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(repo())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let kc = kubeconfig.map_or_else(
+        || PathBuf::from(service_env("KUBECONFIG")),
+        Path::to_path_buf,
+    );
+    cmd.env("KUBECONFIG", kc);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run {program}: {e}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn helm(args: &[&str]) -> String {
+    run(&service_env("HELM"), args, None, None)
+}
+
+fn kubectl_in(args: &[&str], stdin: &str) -> String {
+    run(&service_env("KUBECTL"), args, Some(stdin), None)
+}
+
+/// `x.y.z` of the API server (helm template needs it for the chart's kubeVersion).
+fn server_version() -> String {
+    let v: Value = serde_json::from_str(&run(
+        &service_env("KUBECTL"),
+        &["version", "-o", "json"],
+        None,
+        None,
+    ))
+    .expect("kubectl version json");
+    v["serverVersion"]["gitVersion"]
+        .as_str()
+        .expect("server gitVersion")
+        .trim_start_matches('v')
+        .to_string()
+}
+
+/// Every YAML document of `text` that is an object.
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| {
+            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("YAML document");
+            serde_json::to_value(v).expect("YAML as JSON")
+        })
+        .filter(Value::is_object)
+        .collect()
+}
+
+/// The values files of the three setups the issue names.
+fn values_sets() -> Vec<(&'static str, Vec<String>)> {
+    vec![
+        ("default", vec![]),
+        ("kind", vec![format!("{CHART}/values-kind.yaml")]),
+        (
+            "production",
+            vec![format!("{CHART}/values-production.yaml")],
+        ),
+    ]
+}
+
+/// `helm template` of the chart: the rendered YAML.
+fn render_text(release: &str, ns: &str, values: &[String], sets: &[String]) -> String {
+    let version = server_version();
+    let mut args = vec![
+        "template",
+        release,
+        CHART,
+        "--namespace",
+        ns,
+        "--kube-version",
+        &version,
+    ];
+    for v in values {
+        args.extend(["-f", v.as_str()]);
+    }
+    for s in sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    helm(&args)
+}
+
+fn render(release: &str, ns: &str, values: &[String], sets: &[String]) -> Vec<Value> {
+    documents(&render_text(release, ns, values, sets))
+}
+
+fn kind_of(o: &Value) -> &str {
+    o["kind"].as_str().unwrap_or_default()
+}
+
+fn name_of(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objs.iter()
+        .find(|o| kind_of(o) == kind && name_of(o) == name)
+        .unwrap_or_else(|| {
+            let all: Vec<String> = objs
+                .iter()
+                .map(|o| format!("{}/{}", kind_of(o), name_of(o)))
+                .collect();
+            panic!("no {kind}/{name} among {all:?}")
+        })
+}
+
+fn to_yaml_stream(objs: &[&Value]) -> String {
+    objs.iter()
+        .map(|o| serde_yaml::to_string(o).expect("yaml"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Creates namespace `name` if missing (optionally with labels).
+async fn ensure_namespace(client: &Client, name: &str, labels: Value) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api.get_opt(name).await.expect("get namespace").is_some() {
+        return;
+    }
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
+            .expect("namespace");
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create namespace {name}: {e}"),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Lint, render, shape.
+
+fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
+    deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("container {name} in {}", name_of(deployment)))
+}
+
+#[test]
+fn chart_lints_and_renders_every_values_file() {
+    for (setup, values) in values_sets() {
+        let mut args = vec!["lint", "--strict", CHART];
+        for v in &values {
+            args.extend(["-f", v.as_str()]);
+        }
+        let out = helm(&args);
+        assert!(out.contains("0 chart(s) failed"), "{setup}: {out}");
+    }
+
+    // Default: the operator only, cluster-wide, hardened; the CRD kept on uninstall.
+    let objs = render("ecom-pipeline", "ecom", &[], &[]);
+    let kinds: BTreeSet<&str> = objs.iter().map(kind_of).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "Deployment",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ])
+    );
+    let crd = find(&objs, "CustomResourceDefinition", CRD_NAME);
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let op = find(&objs, "Deployment", "ecom-pipeline-operator");
+    let pod = &op["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["serviceAccountName"], "ecom-pipeline-operator");
+    let c = container(op, "operator");
+    let sc = &c["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(c["resources"]["requests"]["memory"].is_string(), "{c}");
+    assert!(c["resources"]["limits"]["memory"].is_string(), "{c}");
+    assert_eq!(c["image"], "ghcr.io/ecom-pipeline/ecom:0.1.0");
+    let sa = find(&objs, "ServiceAccount", "ecom-pipeline-operator");
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    let svc = find(&objs, "Service", "ecom-pipeline-operator-metrics");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+
+    // Kind: the development services with readiness probes and small requests.
+    let objs = render(
+        "ecom-pipeline",
+        "ecom",
+        &[format!("{CHART}/values-kind.yaml")],
+        &[],
+    );
+    for (deployment, containers) in [
+        ("ecom-kafka", vec!["kafka"]),
+        ("ecom-hdfs-namenode", vec!["namenode"]),
+        ("ecom-hdfs-datanode", vec!["datanode"]),
+        ("ecom-hbase", vec!["master", "thrift"]),
+    ] {
+        let d = find(&objs, "Deployment", deployment);
+        for name in containers {
+            let c = container(d, name);
+            assert!(c["readinessProbe"].is_object(), "{deployment}/{name}");
+            let mem = c["resources"]["requests"]["memory"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{deployment}/{name} memory request"));
+            let mib: u64 = mem.trim_end_matches("Mi").parse().unwrap_or(u64::MAX);
+            assert!(mib <= 1024, "{deployment}/{name} requests {mem}");
+        }
+    }
+    for svc in ["ecom-kafka", "ecom-hdfs-namenode", "ecom-hbase"] {
+        find(&objs, "Service", svc);
+    }
+    let op = find(&objs, "Deployment", "ecom-pipeline-operator");
+    assert_eq!(container(op, "operator")["image"], "ecom:dev");
+    assert_eq!(container(op, "operator")["imagePullPolicy"], "Never");
+
+    // Production: two replicas, one namespace (Roles only), NetworkPolicies, ServiceMonitor.
+    let objs = render(
+        "ecom-pipeline",
+        "ecom",
+        &[format!("{CHART}/values-production.yaml")],
+        &[],
+    );
+    let kinds: BTreeSet<&str> = objs.iter().map(kind_of).collect();
+    assert!(!kinds.contains("ClusterRole"), "{kinds:?}");
+    assert!(kinds.contains("NetworkPolicy") && kinds.contains("ServiceMonitor"));
+    let role = find(&objs, "Role", "ecom-pipeline-operator");
+    assert_eq!(role["metadata"]["namespace"], "analytics");
+    let op = find(&objs, "Deployment", "ecom-pipeline-operator");
+    assert_eq!(op["spec"]["replicas"], 2);
+    assert!(container(op, "operator")["args"]
+        .as_array()
+        .expect("args")
+        .contains(&json!("--namespace=analytics")));
+    assert!(objs.iter().all(|o| !name_of(o).starts_with("ecom-kafka")));
+
+    // Switches: no CRD, no RBAC, no metrics Service.
+    let objs = render(
+        "ecom-pipeline",
+        "ecom",
+        &[],
+        &[
+            "crds.install=false".into(),
+            "rbac.create=false".into(),
+            "metrics.service.enabled=false".into(),
+        ],
+    );
+    let kinds: BTreeSet<&str> = objs.iter().map(kind_of).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["Deployment", "ServiceAccount"]),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn values_schema_rejects_bad_values() {
+    let version = server_version();
+    for (set, expected) in [
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("operator.replicas=-1", "replicas"),
+        ("operator.watchNamespace=Not_A_Namespace", "watchNamespace"),
+        ("devInfra.kafka.clusterId=short", "clusterId"),
+        ("operator.unknownKey=1", "unknownKey"),
+    ] {
+        let out = Command::new(service_env("HELM"))
+            .args([
+                "template",
+                "x",
+                CHART,
+                "--kube-version",
+                &version,
+                "--set",
+                set,
+            ])
+            .current_dir(repo())
+            .output()
+            .expect("helm");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{set} accepted");
+        assert!(err.contains(expected), "{set}: {err}");
+    }
+}
+
+#[test]
+fn chart_crd_equals_committed_crd() {
+    let committed = std::fs::read_to_string(repo().join("crds/ecompipelines.yaml")).expect("crds/");
+    let copy = std::fs::read_to_string(repo().join(CHART).join("files/crds/ecompipelines.yaml"))
+        .expect("chart copy");
+    assert!(
+        committed == copy,
+        "the chart's CRD copy differs from crds/ecompipelines.yaml: run `make crds`"
+    );
+    // What the chart installs is that CRD plus Helm's labels and the keep annotation.
+    let objs = render("ecom-pipeline", "ecom", &[], &[]);
+    let mut rendered = find(&objs, "CustomResourceDefinition", CRD_NAME).clone();
+    let meta = rendered["metadata"].as_object_mut().expect("metadata");
+    meta.remove("labels");
+    meta.remove("annotations");
+    let committed = numbers_as_floats(documents(&committed).remove(0));
+    // (Helm's YAML round trip writes 604800.0 as 604800: compare numbers by value.)
+    assert!(
+        numbers_as_floats(rendered) == committed,
+        "the chart renders a CRD different from crds/ecompipelines.yaml"
+    );
+    // And it is what the operator's types generate.
+    let generated =
+        numbers_as_floats(serde_json::to_value(ecom_operator::crd()).expect("crd json"));
+    assert!(
+        committed["spec"] == generated["spec"],
+        "crds/ecompipelines.yaml is stale: run `make crds`"
+    );
+}
+
+/// `v` with every number as a float, so 1 and 1.0 compare equal.
+fn numbers_as_floats(v: Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64().expect("finite number")),
+        Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_floats).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| (k, numbers_as_floats(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Server-side dry-run.
+
+/// A stand-in ServiceMonitor CRD (the harness has no Prometheus Operator): a structural
+/// schema of the fields the chart sets, so the dry-run checks their shape and types.
+fn service_monitor_crd() -> Value {
+    let s = |t: &str| json!({"type": t});
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {
+                    "type": "object", "required": ["selector", "endpoints"],
+                    "properties": {
+                        "selector": {"type": "object", "properties": {"matchLabels": {"type": "object", "additionalProperties": s("string")}}},
+                        "namespaceSelector": {"type": "object", "properties": {"matchNames": {"type": "array", "items": s("string")}, "any": s("boolean")}},
+                        "endpoints": {"type": "array", "minItems": 1, "items": {"type": "object", "properties": {
+                            "port": s("string"), "path": s("string"),
+                            "interval": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+                            "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+                        }}}
+                    }
+                }}
+            }}}]
+        }
+    })
+}
+
+/// Pods built from every pod template of `objs` (Deployments), for a Pod Security check.
+fn pods_of(objs: &[Value], ns: &str) -> Vec<Value> {
+    objs.iter()
+        .filter(|o| kind_of(o) == "Deployment")
+        .map(|d| {
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("{}-pss", name_of(d)), "namespace": ns,
+                             "labels": d["spec"]["template"]["metadata"]["labels"]},
+                "spec": d["spec"]["template"]["spec"]
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
+    let client = client().await;
+    // The CRD first, for real (the operator's types generate it; `chart_crd_equals_committed_crd`
+    // shows the chart's copy is the same): EcomPipelines are validated against it.
+    install_crd(&client).await;
+    kubectl_in(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "ecom-itests",
+            "-f",
+            "-",
+        ],
+        &to_yaml_stream(&[&service_monitor_crd()]),
+    );
+    run(
+        &service_env("KUBECTL"),
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "--timeout=60s",
+        ],
+        None,
+        None,
+    );
+    let ns = namespace(&client, "chart-dry").await;
+    ensure_namespace(&client, "analytics", json!({})).await;
+    // Pod Security "restricted", enforced: a Pod that violates it is refused.
+    let restricted = unique("chart-pss");
+    ensure_namespace(
+        &client,
+        &restricted,
+        json!({"pod-security.kubernetes.io/enforce": "restricted",
+               "pod-security.kubernetes.io/enforce-version": "latest"}),
+    )
+    .await;
+
+    for (setup, values) in values_sets() {
+        let text = render_text("ecom-pipeline", &ns, &values, &[]);
+        let out = kubectl_in(
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--dry-run=server",
+                "-f",
+                "-",
+            ],
+            &text,
+        );
+        let objs = documents(&text);
+        let applied = out.matches("(server dry run)").count();
+        assert_eq!(applied, objs.len(), "{setup}: {out}");
+        // Every pod the chart would run passes restricted Pod Security (their
+        // ServiceAccounts must exist there for the dry-run to reach admission).
+        let mut accounts: Vec<Value> = vec![json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": restricted}})];
+        for sa in objs.iter().filter(|o| kind_of(o) == "ServiceAccount") {
+            let mut sa = sa.clone();
+            sa["metadata"]["namespace"] = json!(restricted);
+            accounts.push(sa);
+        }
+        let refs: Vec<&Value> = accounts.iter().collect();
+        kubectl_in(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            &to_yaml_stream(&refs),
+        );
+        let pods = pods_of(&objs, &restricted);
+        assert!(!pods.is_empty());
+        let refs: Vec<&Value> = pods.iter().collect();
+        let out = kubectl_in(
+            &["create", "--dry-run=server", "-f", "-"],
+            &to_yaml_stream(&refs),
+        );
+        assert_eq!(
+            out.matches("(server dry run)").count(),
+            pods.len(),
+            "{setup}: {out}"
+        );
+    }
+    // The check has teeth: a pod without the hardening is refused in that namespace.
+    let bad = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bad", "namespace": restricted},
+        "spec": {"containers": [{"name": "c", "image": "ecom:dev"}]}});
+    let out = Command::new(service_env("KUBECTL"))
+        .args(["create", "--dry-run=server", "-f", "-"])
+        .env("KUBECONFIG", service_env("KUBECONFIG"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(serde_json::to_string(&bad).expect("json").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("kubectl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("violates PodSecurity \"restricted:latest\""),
+        "{err}"
+    );
+
+    // Every file of manifests/ (the kind cluster config is read by kind, not the API server).
+    let dir = repo().join("manifests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("manifests/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let mut pipelines = BTreeSet::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("manifest");
+        let docs = documents(&text);
+        for d in &docs {
+            assert!(
+                d["metadata"]["namespace"].is_null(),
+                "{}: manifests take the namespace from kubectl -n",
+                f.display()
+            );
+            if kind_of(d) == "EcomPipeline" {
+                pipelines.insert(d["spec"]["mode"].as_str().unwrap_or("batch").to_string());
+                // The operator's own validation accepts it too.
+                let p: EcomPipeline =
+                    serde_json::from_value(d.clone()).expect("EcomPipeline parses");
+                let mut p = p;
+                p.metadata.namespace = Some(ns.clone());
+                p.metadata.uid = Some("uid".into());
+                ecom_operator::validate::validate(&p)
+                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            }
+        }
+        let out = kubectl_in(
+            &[
+                "apply",
+                "-n",
+                &ns,
+                "--server-side",
+                "--force-conflicts",
+                "--dry-run=server",
+                "-f",
+                "-",
+            ],
+            &text,
+        );
+        assert_eq!(
+            out.matches("(server dry run)").count(),
+            docs.len(),
+            "{}: {out}",
+            f.display()
+        );
+    }
+    assert_eq!(
+        pipelines,
+        BTreeSet::from(["batch".to_string(), "streaming".to_string()])
+    );
+    let kind = documents(
+        &std::fs::read_to_string(dir.join("kind/cluster.yaml")).expect("kind cluster config"),
+    )
+    .remove(0);
+    assert_eq!(
+        (kind["apiVersion"].as_str(), kind["kind"].as_str()),
+        (Some("kind.x-k8s.io/v1alpha4"), Some("Cluster"))
+    );
+    assert_eq!(kind["nodes"][0]["role"], "control-plane");
+
+    // NOTES.txt renders against the server and tells how to apply the example and port-forward.
+    let notes = helm(&[
+        "install",
+        "ecom-pipeline",
+        CHART,
+        "--namespace",
+        &ns,
+        "-f",
+        &format!("{CHART}/values-kind.yaml"),
+        "--set",
+        "crds.install=false",
+        "--dry-run=server",
+    ]);
+    assert!(
+        notes.contains("kubectl -n") && notes.contains("apply -f manifests/pipeline-batch.yaml"),
+        "{notes}"
+    );
+    assert!(notes.contains("port-forward svc/"), "{notes}");
+}
+
+// ------------------------------------------------------------------------------------------
+// RBAC.
+
+/// One permission: verb, API group, resource (with subresource), optional name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Perm {
+    verb: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    sub: &'static str,
+    name: &'static str,
+}
+
+const fn p(verb: &'static str, group: &'static str, resource: &'static str) -> Perm {
+    Perm {
+        verb,
+        group,
+        resource,
+        sub: "",
+        name: "",
+    }
+}
+
+const PIPELINES: &str = "pipelines.ecom-pipeline.io";
+
+/// What the operator's reconcile does in a pipeline namespace (see operator/src/controller.rs,
+/// apply.rs, observe.rs).
+fn needed_in_pipeline_namespace() -> Vec<Perm> {
+    let mut v = vec![
+        p("get", PIPELINES, "ecompipelines"),
+        p("list", PIPELINES, "ecompipelines"),
+        p("watch", PIPELINES, "ecompipelines"),
+        p("patch", PIPELINES, "ecompipelines"),
+        Perm {
+            sub: "status",
+            ..p("patch", PIPELINES, "ecompipelines")
+        },
+        Perm {
+            sub: "finalizers",
+            ..p("update", PIPELINES, "ecompipelines")
+        },
+        p("list", "", "pods"),
+        p("list", "", "services"),
+        p("watch", "", "services"),
+        p("create", "", "services"),
+        p("patch", "", "services"),
+        p("delete", "", "services"),
+        p("create", "events.k8s.io", "events"),
+        p("patch", "events.k8s.io", "events"),
+    ];
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+        v.push(p(verb, "batch", "jobs"));
+        v.push(p(verb, "apps", "deployments"));
+    }
+    v
+}
+
+/// Leader election in the release namespace.
+fn needed_in_release_namespace(lease: &'static str) -> Vec<Perm> {
+    vec![
+        p("create", "coordination.k8s.io", "leases"),
+        Perm {
+            name: lease,
+            ..p("get", "coordination.k8s.io", "leases")
+        },
+        Perm {
+            name: lease,
+            ..p("update", "coordination.k8s.io", "leases")
+        },
+    ]
+}
+
+/// A sample of what neither the operator nor a stage pod may do.
+fn forbidden() -> Vec<Perm> {
+    vec![
+        p("get", "", "secrets"),
+        p("list", "", "secrets"),
+        p("watch", "", "secrets"),
+        p("get", "", "configmaps"),
+        p("create", "", "configmaps"),
+        p("create", "", "pods"),
+        p("delete", "", "pods"),
+        p("get", "", "pods"),
+        Perm {
+            sub: "exec",
+            ..p("create", "", "pods")
+        },
+        Perm {
+            sub: "log",
+            ..p("get", "", "pods")
+        },
+        Perm {
+            sub: "token",
+            ..p("create", "", "serviceaccounts")
+        },
+        p("update", "batch", "jobs"),
+        p("deletecollection", "batch", "jobs"),
+        p("update", "apps", "deployments"),
+        p("create", "apps", "daemonsets"),
+        p("create", "apps", "statefulsets"),
+        p("create", PIPELINES, "ecompipelines"),
+        p("delete", PIPELINES, "ecompipelines"),
+        p("update", PIPELINES, "ecompipelines"),
+        Perm {
+            sub: "status",
+            ..p("update", PIPELINES, "ecompipelines")
+        },
+        p(
+            "delete",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+        ),
+        p(
+            "update",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+        ),
+        p("create", "rbac.authorization.k8s.io", "rolebindings"),
+        p("create", "rbac.authorization.k8s.io", "clusterroles"),
+        p("escalate", "rbac.authorization.k8s.io", "roles"),
+        p("bind", "rbac.authorization.k8s.io", "clusterroles"),
+        p("impersonate", "", "serviceaccounts"),
+        p("list", "", "nodes"),
+        p("create", "", "namespaces"),
+        p("delete", "", "namespaces"),
+        p("create", "", "persistentvolumeclaims"),
+        p("create", "networking.k8s.io", "networkpolicies"),
+        p("create", "", "events"),
+        p("delete", "events.k8s.io", "events"),
+        p("delete", "coordination.k8s.io", "leases"),
+        p("list", "coordination.k8s.io", "leases"),
+        Perm {
+            name: "someone-elses-lease",
+            ..p("update", "coordination.k8s.io", "leases")
+        },
+    ]
+}
+
+async fn allowed(admin: &Client, user: &str, perm: &Perm, ns: &str) -> bool {
+    let sar = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(
+                serde_json::from_value(json!({
+                    "namespace": ns, "verb": perm.verb, "group": perm.group,
+                    "resource": perm.resource, "subresource": perm.sub, "name": perm.name
+                }))
+                .expect("resource attributes"),
+            ),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(admin.clone());
+    api.create(&PostParams::default(), &sar)
+        .await
+        .expect("SubjectAccessReview")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+/// Applies the rendered objects of `kinds` (for real).
+fn apply_objects(objs: &[Value], kinds: &[&str]) {
+    let chosen: Vec<&Value> = objs
+        .iter()
+        .filter(|o| kinds.contains(&kind_of(o)))
+        .collect();
+    kubectl_in(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "helm",
+            "-f",
+            "-",
+        ],
+        &to_yaml_stream(&chosen),
+    );
+}
+
+/// A kubeconfig that authenticates with a token of ServiceAccount `ns/sa` only.
+fn token_kubeconfig(ns: &str, sa: &str) -> PathBuf {
+    let token = run(
+        &service_env("KUBECTL"),
+        &["-n", ns, "create", "token", sa, "--duration", "1h"],
+        None,
+        None,
+    );
+    let admin: Value = serde_json::from_str(&run(
+        &service_env("KUBECTL"),
+        &["config", "view", "--raw", "--minify", "-o", "json"],
+        None,
+        None,
+    ))
+    .expect("kubeconfig json");
+    let cluster = &admin["clusters"][0]["cluster"];
+    let kc = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "harness", "cluster": {
+            "server": cluster["server"],
+            "certificate-authority-data": cluster["certificate-authority-data"]}}],
+        "users": [{"name": sa, "user": {"token": token.trim()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "harness", "user": sa, "namespace": ns}}],
+        "current-context": "sa"
+    });
+    let path = std::env::temp_dir().join(format!("{}.kubeconfig", unique(sa)));
+    std::fs::write(&path, serde_json::to_vec(&kc).expect("json")).expect("write kubeconfig");
+    path
+}
+
+async fn client_from(kubeconfig: &Path) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("kube config");
+    Client::try_from(cfg).expect("client")
+}
+
+/// Every (verb, group, resource, name) the token of `client` holds in `ns`, without the
+/// self-review rules every authenticated user has.
+async fn own_rules(client: &Client, ns: &str) -> BTreeSet<(String, String, String, String)> {
+    let review: SelfSubjectRulesReview =
+        serde_json::from_value(json!({"spec": {"namespace": ns}})).expect("review");
+    let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
+    let status = api
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SelfSubjectRulesReview")
+        .status
+        .expect("status");
+    let mut out = BTreeSet::new();
+    for r in status.resource_rules {
+        for g in r.api_groups.clone().unwrap_or_default() {
+            for res in r.resources.clone().unwrap_or_default() {
+                if res.starts_with("selfsubject") {
+                    continue;
+                }
+                for v in &r.verbs {
+                    let names = r.resource_names.clone().unwrap_or_default();
+                    if names.is_empty() {
+                        out.insert((v.clone(), g.clone(), res.clone(), String::new()));
+                    }
+                    for n in names {
+                        out.insert((v.clone(), g.clone(), res.clone(), n));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn as_rules(perms: &[Perm]) -> BTreeSet<(String, String, String, String)> {
+    perms
+        .iter()
+        .map(|p| {
+            let res = if p.sub.is_empty() {
+                p.resource.to_string()
+            } else {
+                format!("{}/{}", p.resource, p.sub)
+            };
+            (
+                p.verb.to_string(),
+                p.group.to_string(),
+                res,
+                p.name.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_allows_what_the_operator_needs_and_nothing_more() {
+    let admin = client().await;
+    install_crd(&admin).await;
+    // Cluster-wide (default values): a unique release so the ClusterRole name is ours.
+    let ns = namespace(&admin, "chart-rbac").await;
+    let other = namespace(&admin, "chart-rbac-other").await;
+    let release = unique("rbac");
+    let objs = render(&release, &ns, &[], &[]);
+    apply_objects(
+        &objs,
+        &[
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+        ],
+    );
+    let sa_name = find(
+        &objs,
+        "ServiceAccount",
+        &format!("{release}-ecom-pipeline-operator"),
+    )["metadata"]["name"]
+        .as_str()
+        .expect("sa")
+        .to_string();
+    let user = format!("system:serviceaccount:{ns}:{sa_name}");
+    let stage_user = format!("system:serviceaccount:{other}:default");
+    let mut failures = Vec::new();
+    for pipeline_ns in [&ns, &other] {
+        for perm in needed_in_pipeline_namespace() {
+            if !allowed(&admin, &user, &perm, pipeline_ns).await {
+                failures.push(format!("operator denied {perm:?} in {pipeline_ns}"));
+            }
+            if allowed(&admin, &stage_user, &perm, pipeline_ns).await {
+                failures.push(format!("stage pods allowed {perm:?} in {pipeline_ns}"));
+            }
+        }
+    }
+    for perm in needed_in_release_namespace("ecom-operator") {
+        if !allowed(&admin, &user, &perm, &ns).await {
+            failures.push(format!("operator denied {perm:?} in {ns}"));
+        }
+        // The Lease is the release namespace's only.
+        if allowed(&admin, &user, &perm, &other).await {
+            failures.push(format!("operator allowed {perm:?} in {other}"));
+        }
+    }
+    for perm in forbidden() {
+        for n in [&ns, &other] {
+            if allowed(&admin, &user, &perm, n).await {
+                failures.push(format!("operator allowed {perm:?} in {n}"));
+            }
+            if allowed(&admin, &stage_user, &perm, n).await {
+                failures.push(format!("stage pods allowed {perm:?} in {n}"));
+            }
+        }
+    }
+    // Cluster-scoped writes.
+    for perm in [
+        p("create", "", "namespaces"),
+        p("patch", "apiextensions.k8s.io", "customresourcedefinitions"),
+        p("create", "rbac.authorization.k8s.io", "clusterrolebindings"),
+    ] {
+        if allowed(&admin, &user, &perm, "").await {
+            failures.push(format!("operator allowed cluster-scoped {perm:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Nothing more: the token's own rules in each namespace are exactly the needed ones.
+    let token_client = client_from(&token_kubeconfig(&ns, &sa_name)).await;
+    let mut expected = as_rules(&needed_in_pipeline_namespace());
+    expected.extend(as_rules(&needed_in_release_namespace("ecom-operator")));
+    assert_eq!(own_rules(&token_client, &ns).await, expected);
+    assert_eq!(
+        own_rules(&token_client, &other).await,
+        as_rules(&needed_in_pipeline_namespace())
+    );
+
+    // One watched namespace: Roles only, nothing anywhere else.
+    let watched = namespace(&admin, "chart-rbac-watched").await;
+    let release = unique("rbacns");
+    let objs = render(
+        &release,
+        &ns,
+        &[],
+        &[format!("operator.watchNamespace={watched}")],
+    );
+    assert!(objs.iter().all(|o| kind_of(o) != "ClusterRole"));
+    apply_objects(&objs, &["ServiceAccount", "Role", "RoleBinding"]);
+    let sa_name = format!("{release}-ecom-pipeline-operator");
+    let token_client = client_from(&token_kubeconfig(&ns, &sa_name)).await;
+    assert_eq!(
+        own_rules(&token_client, &watched).await,
+        as_rules(&needed_in_pipeline_namespace())
+    );
+    assert_eq!(
+        own_rules(&token_client, &ns).await,
+        as_rules(&needed_in_release_namespace("ecom-operator"))
+    );
+    assert!(own_rules(&token_client, &other).await.is_empty());
+}
+
+// ------------------------------------------------------------------------------------------
+// The operator with the chart's credentials.
+
+/// `ecom operator` started with the rendered Deployment's args and env, authenticated with a
+/// token of the chart's ServiceAccount; SIGKILLed on drop.
+struct ChartOperator {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl ChartOperator {
+    fn start(deployment: &Value, ns: &str, kubeconfig: &Path) -> ChartOperator {
+        let c = container(deployment, "operator");
+        assert_eq!(c["command"], json!(["ecom"]));
+        let port = free_port();
+        let args: Vec<String> = c["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| {
+                let a = a.as_str().expect("arg");
+                if a.starts_with("--listen=") {
+                    format!("--listen=127.0.0.1:{port}")
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let identity = unique("chart-op");
+        let mut env = BTreeMap::new();
+        for e in c["env"].as_array().expect("env") {
+            let name = e["name"].as_str().expect("env name").to_string();
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.namespace") => ns.to_string(),
+                Some("metadata.name") => identity.clone(),
+                Some(other) => panic!("unexpected fieldRef {other}"),
+                None => e["value"].as_str().expect("env value").to_string(),
+            };
+            env.insert(name, value);
+        }
+        env.insert("RUST_LOG".into(), "info,ecom_operator=debug".into());
+        let log = std::env::temp_dir().join(format!("{identity}.log"));
+        let child = Command::new(ecom_bin())
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&env)
+            .env("KUBECONFIG", kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", ecom_bin().display()));
+        ChartOperator { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ChartOperator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
+    let admin = client().await;
+    install_crd(&admin).await;
+    let ns = namespace(&admin, "chart-op").await;
+    // One watched namespace, so this operator never touches other tests' pipelines.
+    let release = unique("op");
+    let objs = render(
+        &release,
+        &ns,
+        &[],
+        &[
+            format!("operator.watchNamespace={ns}"),
+            "crds.install=false".into(),
+        ],
+    );
+    let installed: Vec<&Value> = objs.iter().collect();
+    kubectl_in(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "helm",
+            "-f",
+            "-",
+        ],
+        &to_yaml_stream(&installed),
+    );
+    let deployment = find(
+        &objs,
+        "Deployment",
+        &format!("{release}-ecom-pipeline-operator"),
+    );
+    let sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .expect("serviceAccountName");
+    let kubeconfig = token_kubeconfig(&ns, sa);
+    let op = ChartOperator::start(deployment, &ns, &kubeconfig);
+    wait_for("the operator ready", || async {
+        let port = op.port;
+        let r = tokio::task::spawn_blocking(move || http_get(port, "/readyz"))
+            .await
+            .ok()??;
+        (r.0 == 200).then_some(())
+    })
+    .await;
+
+    // The batch example, pointed at the harness's services with names unique to this run.
+    let mut example = documents(
+        &std::fs::read_to_string(repo().join("manifests/pipeline-batch.yaml")).expect("example"),
+    )
+    .remove(0);
+    let name = name_of(&example).to_string();
+    let suffix = unique("c").replace('-', "");
+    let thrift = service_env("HBASE_THRIFT");
+    let (thrift_host, thrift_port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
+    let (rows, seed, dirty) = (20_000u64, 42u64, 0.05f64);
+    let spec = &mut example["spec"];
+    spec["kafka"]["bootstrap"] = json!(service_env("KAFKA_BOOTSTRAP"));
+    spec["kafka"]["topic"] = json!(format!("chart-{suffix}"));
+    spec["hdfs"]["url"] = json!(service_env("HDFS_URL"));
+    spec["hdfs"]["rawPath"] = json!(format!("/chart-{suffix}/raw"));
+    spec["hdfs"]["cleanPath"] = json!(format!("/chart-{suffix}/clean"));
+    spec["hbase"]["thriftHost"] = json!(thrift_host);
+    spec["hbase"]["thriftPort"] = json!(thrift_port.parse::<i64>().expect("port"));
+    spec["hbase"]["table"] = json!(format!("chart_{suffix}"));
+    spec["source"]["generated"] = json!({"rows": rows, "seed": seed, "dirtyRate": dirty});
+    example["metadata"]["namespace"] = json!(ns);
+    let api: Api<EcomPipeline> = Api::namespaced(admin.clone(), &ns);
+    let obj: EcomPipeline = serde_json::from_value(example).expect("example parses");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("create the example");
+
+    // Ground truth of the generated data.
+    let truth_file = std::env::temp_dir().join(format!("truth-{suffix}.json"));
+    let out = Command::new(ecom_bin())
+        .args(["generate", "--rows", &rows.to_string()])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--dirty-rate",
+            &dirty.to_string(),
+        ])
+        .args(["--out", "/dev/null", "--truth"])
+        .arg(&truth_file)
+        .output()
+        .expect("ecom generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+
+    // Play kubelet until Ready.
+    let mut done = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        assert!(
+            Instant::now() < deadline,
+            "not Ready within 300 s: {:?}\noperator log:\n{}",
+            status_of(&api, &name).await,
+            op.log()
+        );
+        if let Some(s) = status_of(&api, &name).await {
+            if s.phase.as_deref() == Some("Ready") {
+                break s;
+            }
+            assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
+            if s.stages.get("load").is_some_and(|l| l.state == "Succeeded") {
+                dashboard_available(&admin, &ns, &format!("{name}-dashboard")).await;
+            }
+        }
+        let runnable: Vec<Job> = jobs(&admin, &ns)
+            .await
+            .into_values()
+            .filter(|j| !done.contains(&j.name_any()))
+            .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
+            .collect();
+        for job in runnable {
+            let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+            let mut messages = Vec::new();
+            for i in 0..n {
+                let (success, message) = run_pod_locally(&admin, &ns, &job, i).await;
+                assert!(success, "{} index {i} failed:\n{message}", job.name_any());
+                messages.push(message);
+            }
+            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+            finish_job(&admin, &ns, &job, &refs, false).await;
+            done.insert(job.name_any());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let counts = status.counts.expect("counts");
+    let full = &truth["full"];
+    assert_eq!(counts.produced, Some(rows as i64), "{counts:?}");
+    assert_eq!(counts.sunk, Some(rows as i64), "{counts:?}");
+    assert_eq!(counts.cleaned, full["rows_out"].as_i64(), "{counts:?}");
+    assert_eq!(counts.loaded, full["rows_out"].as_i64(), "{counts:?}");
+    // kubectl wait, as the quick start does it.
+    run(
+        &service_env("KUBECTL"),
+        &[
+            "-n",
+            &ns,
+            "wait",
+            &format!("ecp/{name}"),
+            "--for=condition=Ready",
+            "--timeout=10s",
+        ],
+        None,
+        None,
+    );
+    // Its Events went out with the chart's credentials.
+    let events: Api<Event> = Api::namespaced(admin.clone(), &ns);
+    let reasons: BTreeSet<String> = events
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        reasons.contains("JobsCreated") && reasons.contains("Ready"),
+        "{reasons:?}"
+    );
+
+    // cleanupPolicy Delete: deleting runs the cleanup Job, then the finalizer lets go.
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the example");
+    let cleanup = wait_for("the cleanup Job", || async {
+        jobs(&admin, &ns).await.into_values().find(|j| {
+            j.labels()
+                .get("app.kubernetes.io/component")
+                .map(String::as_str)
+                == Some("cleanup")
+        })
+    })
+    .await;
+    let (success, message) = run_pod_locally(&admin, &ns, &cleanup, 0).await;
+    assert!(success, "cleanup failed: {message}");
+    finish_job(&admin, &ns, &cleanup, &[&message], false).await;
+    wait_for("the example gone", || async {
+        api.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let log = op.log();
+    assert!(
+        !log.contains("forbidden") && !log.contains("Forbidden"),
+        "the operator hit RBAC denials:\n{log}"
+    );
+}
