@@ -55,6 +55,7 @@ fmt:
 	$(CARGO) fmt --all
 
 -include mk/services.mk
+-include mk/browser.mk
 -include mk/chart.mk
 -include mk/kind.mk
 
