@@ -1218,6 +1218,14 @@ async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
             .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
             .collect();
         for job in runnable {
+            // Stage pods: the namespace's default ServiceAccount (bound to nothing), no token.
+            let pod = job
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.clone())
+                .expect("pod spec");
+            assert_eq!(pod.automount_service_account_token, Some(false));
+            assert_eq!(pod.service_account_name, None);
             let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
             let mut messages = Vec::new();
             for i in 0..n {
@@ -1291,4 +1299,121 @@ async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
         !log.contains("forbidden") && !log.contains("Forbidden"),
         "the operator hit RBAC denials:\n{log}"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Helm itself: install, upgrade (the CRD follows the chart), uninstall (the CRD stays).
+
+fn crd_json() -> Value {
+    serde_json::from_str(&run(
+        &service_env("KUBECTL"),
+        &["get", "crd", CRD_NAME, "-o", "json"],
+        None,
+        None,
+    ))
+    .expect("crd json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_upgrade_updates_the_crd_and_uninstall_keeps_it() {
+    let admin = client().await;
+    install_crd(&admin).await;
+    // The CRD is shared with the other tests: touch it only when the chart's copy is what the
+    // operator's types generate.
+    let copy = std::fs::read_to_string(repo().join(CHART).join("files/crds/ecompipelines.yaml"))
+        .expect("chart copy");
+    let generated =
+        numbers_as_floats(serde_json::to_value(ecom_operator::crd()).expect("crd json"));
+    assert!(
+        numbers_as_floats(documents(&copy).remove(0))["spec"] == generated["spec"],
+        "the chart's CRD is stale: run `make crds`"
+    );
+    let ns = namespace(&admin, "chart-helm").await;
+    let release = unique("helm");
+    // Adopt the existing CRD into this release (as `helm install` over an existing CRD needs).
+    run(
+        &service_env("KUBECTL"),
+        &[
+            "label",
+            "--overwrite",
+            "crd",
+            CRD_NAME,
+            "app.kubernetes.io/managed-by=Helm",
+        ],
+        None,
+        None,
+    );
+    run(
+        &service_env("KUBECTL"),
+        &[
+            "annotate",
+            "--overwrite",
+            "crd",
+            CRD_NAME,
+            &format!("meta.helm.sh/release-name={release}"),
+            &format!("meta.helm.sh/release-namespace={ns}"),
+        ],
+        None,
+        None,
+    );
+    let watch = format!("operator.watchNamespace={ns}");
+    let helm_release = |extra: &[&str]| {
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            release.as_str(),
+            CHART,
+            "--namespace",
+            ns.as_str(),
+            "--set",
+            watch.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        helm(&args)
+    };
+    helm_release(&[]);
+    let crd = crd_json();
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert_eq!(
+        crd["metadata"]["labels"]["app.kubernetes.io/instance"],
+        json!(release)
+    );
+    // An upgrade changes the CRD (a file in crds/ would never be touched again).
+    helm_release(&["--set", "crds.keep=false"]);
+    assert!(
+        crd_json()["metadata"]["annotations"]["helm.sh/resource-policy"].is_null(),
+        "helm upgrade did not update the CRD"
+    );
+    helm_release(&["--set", "crds.keep=true"]);
+    assert_eq!(
+        crd_json()["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let status = helm(&["status", release.as_str(), "--namespace", ns.as_str()]);
+    assert!(status.contains("REVISION: 3"), "{status}");
+    // Uninstall: the operator's objects go, the CRD and the pipelines stay.
+    let out = helm(&["uninstall", release.as_str(), "--namespace", ns.as_str()]);
+    assert!(out.contains("kept due to the resource policy"), "{out}");
+    assert_eq!(crd_json()["metadata"]["name"], CRD_NAME);
+    let any: Api<EcomPipeline> = Api::all(admin.clone());
+    any.list(&ListParams::default().limit(1))
+        .await
+        .expect("EcomPipelines still served");
+    let left = run(
+        &service_env("KUBECTL"),
+        &[
+            "-n",
+            &ns,
+            "get",
+            "deployments,serviceaccounts,roles",
+            "-o",
+            "name",
+        ],
+        None,
+        None,
+    );
+    assert!(!left.contains("ecom-pipeline-operator"), "{left}");
 }
