@@ -51,6 +51,11 @@ test: lint unit-test itest-if-present
 bench-clean: build
 	scripts/bench-clean.sh
 
+# Stage benchmark (produce, clean, load) against peers on the running services.
+.PHONY: bench-stages
+bench-stages: build
+	scripts/bench-stages.sh
+
 fmt:
 	$(CARGO) fmt --all
 

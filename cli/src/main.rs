@@ -119,7 +119,7 @@ pub(crate) struct CleanArgs {
     disable_fixes: Vec<String>,
     /// Flags that apply when --input or --output is an hdfs:// URL: then only
     /// raw files not cleaned yet are read (tracked in OUTPUT/_manifest), and
-    /// each run writes part-RUN.parquet and report-RUN.json.
+    /// each run writes date=YYYY-MM-DD/part-RUN.parquet per date and report-RUN.json.
     #[command(flatten)]
     stage: stages::CleanStageArgs,
 }

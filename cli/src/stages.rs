@@ -58,7 +58,8 @@ pub struct StageCommon {
     #[arg(long, env = "ECOM_SUMMARY_FILE")]
     pub summary_file: Option<PathBuf>,
     /// Fail with a clear message if the stage has not finished after this long
-    /// (retries included), e.g. 90s, 10m, 1h.
+    /// (retries included), e.g. 90s, 10m, 1h. A continuous `sink` (without
+    /// --until-caught-up) has no end: there it bounds a streak of failures.
     #[arg(long, env = "ECOM_DEADLINE", default_value = "30m", value_parser = parse_duration)]
     pub deadline: Duration,
     /// Attempts of the whole stage on a failure (each resumes where the last
@@ -112,19 +113,41 @@ fn emit(common: &StageCommon, summary: &Value) {
     }
 }
 
+/// What `--deadline` bounds for a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// The whole stage, retries included; a watchdog ends a call stuck past it.
+    WholeRun,
+    /// Only a streak of failures (a continuous stage has no natural end): an
+    /// attempt that ran longer than the deadline before it failed starts a
+    /// fresh budget of time and attempts.
+    FailureStreak,
+}
+
 /// Runs a stage body with retries, a deadline watchdog and the JSON summary.
 fn run_stage(
     stage: &'static str,
     common: &StageCommon,
     retry: bool,
+    body: impl FnMut(&Clock, u32) -> Result<Value>,
+) -> Result<()> {
+    run_stage_with(stage, common, retry, Budget::WholeRun, body)
+}
+
+/// [`run_stage`] with an explicit [`Budget`] for `--deadline`.
+fn run_stage_with(
+    stage: &'static str,
+    common: &StageCommon,
+    retry: bool,
+    budget: Budget,
     mut body: impl FnMut(&Clock, u32) -> Result<Value>,
 ) -> Result<()> {
-    let clock = Clock {
+    let mut clock = Clock {
         start: Instant::now(),
         deadline: common.deadline,
     };
     let finished = Arc::new(AtomicBool::new(false));
-    {
+    if budget == Budget::WholeRun {
         // The watchdog: a call stuck past the deadline still ends the stage.
         let finished = finished.clone();
         let common = common.clone();
@@ -148,14 +171,27 @@ fn run_stage(
     }
     let mut backoff = Duration::from_secs(1);
     let mut attempt = 1;
+    let mut attempts_total = 0;
     loop {
-        match body(&clock, attempt) {
+        let attempt_start = Instant::now();
+        attempts_total += 1;
+        let result = body(&clock, attempt);
+        if result.is_err()
+            && budget == Budget::FailureStreak
+            && attempt_start.elapsed() > common.deadline
+        {
+            // It ran well for a long time before failing: a new streak begins.
+            clock.start = attempt_start;
+            attempt = 1;
+            backoff = Duration::from_secs(1);
+        }
+        match result {
             Ok(mut summary) => {
                 finished.store(true, Ordering::SeqCst);
                 if let Value::Object(m) = &mut summary {
                     m.insert("stage".into(), json!(stage));
                     m.insert("ok".into(), json!(true));
-                    m.insert("attempts".into(), json!(attempt));
+                    m.insert("attempts".into(), json!(attempts_total));
                     m.insert(
                         "elapsed_ms".into(),
                         json!(clock.start.elapsed().as_millis() as u64),
@@ -178,7 +214,7 @@ fn run_stage(
                     let error = format!("{e:#}{why}");
                     emit(
                         common,
-                        &json!({"stage": stage, "ok": false, "attempts": attempt, "error": error}),
+                        &json!({"stage": stage, "ok": false, "attempts": attempts_total, "error": error}),
                     );
                     bail!("{stage} failed: {error}");
                 }
@@ -454,11 +490,18 @@ pub struct SinkArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BOOTSTRAP")]
     kafka_bootstrap: String,
-    /// Stop once the end offsets seen at start are written (batch Jobs);
-    /// without it the sink runs until SIGTERM/Ctrl-C, then commits and exits
-    /// (in that mode the default --deadline does not apply).
+    /// Stop once the end offsets seen at start are written (batch Jobs); then
+    /// --deadline bounds the whole run, retries included. Without it the sink
+    /// is continuous: it runs until SIGTERM/Ctrl-C (or --run-for), then commits
+    /// what it holds and exits 0; --deadline and --attempts then bound only a
+    /// streak of failures (reaching Kafka/HDFS again after an error), and an
+    /// attempt that ran longer than --deadline before failing starts afresh.
     #[arg(long)]
     until_caught_up: bool,
+    /// Continuous mode only: stop after this long (e.g. 90s, 10m), commit what
+    /// is held and exit 0, as on SIGTERM.
+    #[arg(long, conflicts_with = "until_caught_up", value_parser = parse_duration)]
+    run_for: Option<Duration>,
     /// Records per raw file at most.
     #[arg(long, default_value_t = 100_000)]
     roll_rows: usize,
@@ -492,12 +535,20 @@ pub fn sink(args: SinkArgs) -> Result<()> {
             }
         });
     }
-    let mut common = args.common.clone();
-    if !args.until_caught_up && args.common.deadline == Duration::from_secs(1800) {
-        // A continuous sink has no natural end: only an explicit deadline applies.
-        common.deadline = Duration::from_secs(u64::MAX / 4);
+    if let Some(run_for) = args.run_for {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(run_for);
+            tracing::info!(?run_for, "--run-for elapsed, committing and exiting");
+            stop.store(true, Ordering::SeqCst);
+        });
     }
-    run_stage("sink", &common, true, |clock, _| {
+    let budget = if args.until_caught_up {
+        Budget::WholeRun
+    } else {
+        Budget::FailureStreak
+    };
+    run_stage_with("sink", &args.common, true, budget, |clock, _| {
         let timeout = clock.call(args.common.call_timeout);
         let (files, dir) = open_store(&args.output, timeout)?;
         let cfg = kafka_config(
@@ -612,8 +663,9 @@ pub fn clean_is_remote(input: &Path, output: &Path) -> bool {
 /// Flags of `ecom load`.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// Clean directory written by `ecom clean` (`hdfs://host:port/path` or local).
-    /// Only runs committed in its manifest are loaded.
+    /// Clean directory written by `ecom clean` (`hdfs://host:port/path` or local):
+    /// the `date=YYYY-MM-DD/part-RUN.parquet` files of the runs committed in its
+    /// manifest (`_manifest/`) are loaded, nothing else.
     #[arg(long)]
     input: String,
     /// Fact table (created with its four column families if missing); the
@@ -629,7 +681,9 @@ pub struct LoadArgs {
     /// Rows per mutateRows call.
     #[arg(long, default_value_t = 2000)]
     batch_rows: usize,
-    /// mutateRows calls in flight at once (one Thrift connection each).
+    /// mutateRows calls in flight at once (one Thrift connection each); the
+    /// Parquet is read and cut into batches on another thread meanwhile, with
+    /// at most about twice this many batches in memory.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Process only this share of the clean files: INDEX/COUNT (INDEX defaults
@@ -656,18 +710,23 @@ pub fn load(args: LoadArgs) -> Result<()> {
             salt_buckets: args.salt_buckets,
             batch_rows: args.batch_rows,
         };
-        let runs: Vec<_> = committed_runs(files.as_ref(), &dir)?
-            .into_iter()
-            .filter(|r| shard.owns(&r.parquet))
-            .collect();
-        let inputs: Vec<LoadInput> = runs
-            .iter()
-            .map(|r| LoadInput {
-                path: r.parquet.clone(),
-                agg_key: files.describe(&r.parquet),
-            })
-            .collect();
-        let total: u64 = runs.iter().map(|r| r.rows_out).sum();
+        // Every date-partition file of every committed run; a shard owns a file
+        // by its path, so shards split even a single run's partitions.
+        let runs = committed_runs(files.as_ref(), &dir)?;
+        let mut inputs: Vec<LoadInput> = Vec::new();
+        let mut total = 0;
+        for run in &runs {
+            // Both in date order: file i holds partition i's rows.
+            for (path, rows) in run.parquet_files.iter().zip(run.partitions.values()) {
+                if shard.owns(path) {
+                    total += rows;
+                    inputs.push(LoadInput {
+                        agg_key: files.describe(path),
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
         let bar = rows_bar("load", total);
         let mut ticker = Ticker::new("load");
         let started = Instant::now();
@@ -683,6 +742,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
             },
         )?;
         bar.finish_and_clear();
+        // Quality reports are small: every shard records all of them.
         for r in &runs {
             let report: ecom_jobs::clean::QualityReport =
                 serde_json::from_slice(&files.read(&r.report)?)
@@ -698,6 +758,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
             "thrift": args.hbase_thrift,
             "shard": shard.to_string(),
             "runs": runs.len(),
+            "partitions": inputs.len(),
             "files": summary.files,
             "rows": summary.rows,
             "rows_per_second": (summary.rows as f64 / secs).round(),

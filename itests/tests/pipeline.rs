@@ -13,9 +13,39 @@ use std::time::{Duration, Instant};
 use common::*;
 use ecom_jobs::aggregates::Aggregates;
 use ecom_jobs::generate::GroundTruth;
+use ecom_jobs::incremental::{committed_runs, MANIFEST_DIR};
 use ecom_jobs::load::{row_key, AGG_FAMILY, AGG_PREFIX};
 use ecom_jobs::store::table::scan_prefix;
 use ecom_jobs::store::{FileStore, TableStore};
+use polars::prelude::*;
+
+/// Every visible file under `dir` (the manifest directory and each `date=`
+/// partition), with its length.
+fn list_tree(store: &dyn FileStore, dir: &str) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let mut subdirs = vec![dir.to_string(), format!("{dir}/{MANIFEST_DIR}")];
+    for run in committed_runs(store, dir).expect("manifests") {
+        for p in &run.parquet_files {
+            subdirs.push(
+                p.rsplit_once('/')
+                    .map(|(d, _)| d.to_string())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    subdirs.sort();
+    subdirs.dedup();
+    for d in subdirs {
+        out.extend(
+            store
+                .list(&d)
+                .expect("list")
+                .into_iter()
+                .map(|e| (e.path, e.len)),
+        );
+    }
+    out
+}
 
 #[test]
 fn pipeline_end_to_end_matches_ground_truth() {
@@ -66,9 +96,46 @@ fn pipeline_end_to_end_matches_ground_truth() {
     for (fix, n) in &truth.full.fixed {
         assert_eq!(report["fixed"][fix], *n, "fix {fix}: {cleaned}");
     }
+    // The clean output is partitioned by date: every file under
+    // `date=YYYY-MM-DD/`, holding only rows of that date, as the manifest says.
+    let store = run.hdfs_store();
+    let clean_dir = format!("{}/clean", run.base);
+    let runs = committed_runs(&store, &clean_dir).expect("manifests");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let manifest = &runs[0];
+    assert!(manifest.partitions.len() > 1, "{:?}", manifest.partitions);
+    assert_eq!(
+        manifest.partitions.values().sum::<u64>(),
+        truth.full.rows_out
+    );
+    assert_eq!(manifest.parquet_files.len(), manifest.partitions.len());
+    let listing_before = list_tree(&store, &clean_dir);
+    for (path, (date, rows)) in manifest.parquet_files.iter().zip(&manifest.partitions) {
+        let suffix = format!("{clean_dir}/date={date}/part-{}.parquet", manifest.run);
+        assert_eq!(path, &suffix);
+        let df = ParquetReader::new(std::io::Cursor::new(store.read(path).expect("read")))
+            .finish()
+            .expect("parquet");
+        assert_eq!(df.height() as u64, *rows, "{path}");
+        let ts = df
+            .column("timestamp")
+            .expect("ts")
+            .str()
+            .expect("str")
+            .clone();
+        assert!(
+            ts.iter()
+                .all(|t| t.is_some_and(|t| t.starts_with(date.as_str()))),
+            "{path}"
+        );
+    }
+    assert!(store
+        .exists(&format!("{clean_dir}/report-{}.json", manifest.run))
+        .expect("report"));
     // Re-running on the same input changes nothing.
     let again = ecom_json(&run.clean_args());
     assert!(again["run"].is_null(), "{again}");
+    assert_eq!(list_tree(&store, &clean_dir), listing_before);
 
     let loaded = ecom_json(&run.load_args());
     assert_eq!(loaded["rows"], truth.full.rows_out, "{loaded}");

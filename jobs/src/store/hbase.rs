@@ -284,29 +284,29 @@ impl Table for HbaseTable {
         if rows.is_empty() {
             return Ok(());
         }
-        let batches: Vec<BatchMutation> = rows
-            .iter()
-            .map(|row| BatchMutation {
-                row: Some(row.key.clone()),
-                mutations: Some(
-                    row.cells
-                        .iter()
-                        .map(|(column, value)| Mutation {
-                            is_delete: Some(false),
-                            column: Some(column.clone().into_bytes()),
-                            value: Some(value.clone()),
-                            write_to_w_a_l: Some(true),
-                        })
-                        .collect(),
-                ),
-            })
-            .collect();
+        let build = || -> Vec<BatchMutation> {
+            rows.iter()
+                .map(|row| BatchMutation {
+                    row: Some(row.key.clone()),
+                    mutations: Some(
+                        row.cells
+                            .iter()
+                            .map(|(column, value)| Mutation {
+                                is_delete: Some(false),
+                                column: Some(column.as_bytes().to_vec()),
+                                value: Some(value.clone()),
+                                write_to_w_a_l: Some(true),
+                            })
+                            .collect(),
+                    ),
+                })
+                .collect()
+        };
+        // The client consumes its argument: build it once, again only on a retry.
+        let mut first = Some(build());
         self.conn.call(&self.name, |c| {
-            c.mutate_rows(
-                self.name.clone().into_bytes(),
-                batches.clone(),
-                Default::default(),
-            )
+            let batches = first.take().unwrap_or_else(build);
+            c.mutate_rows(self.name.as_bytes().to_vec(), batches, Default::default())
         })
     }
 
