@@ -6,8 +6,8 @@
 #
 # Build stage: librdkafka is compiled from source by rdkafka-sys (cmake, a C/C++ toolchain);
 # its bundled build picks up the curl, OpenSSL and zlib headers when present.
-ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=debian:bookworm-slim
+ARG RUST_IMAGE=rust:1.95-trixie
+ARG RUNTIME_IMAGE=debian:trixie-slim
 
 FROM ${RUST_IMAGE} AS build
 RUN apt-get update \
