@@ -232,8 +232,10 @@
       const share = r.orders / total;
       const da = Math.min(2 * Math.PI * share, 2 * Math.PI - 1e-4), a2 = a + da, large = da > Math.PI ? 1 : 0;
       const d = `M ${pt(a, R)} A ${R} ${R} 0 ${large} 1 ${pt(a2, R)} L ${pt(a2, r0)} A ${r0} ${r0} 0 ${large} 0 ${pt(a, r0)} Z`;
+      const mid = a + da / 2, rm = (R + r0) / 2;
       const g = s("g", { class: "mark" + (opt.selected(r) ? " selected" : ""), "data-testid": "slice", "data-label": r.status,
-        "data-value": r.orders, "data-revenue": r.revenue, role: "button", tabindex: 0 });
+        "data-value": r.orders, "data-revenue": r.revenue, role: "button", tabindex: 0,
+        "data-mid-x": (cx + rm * Math.cos(mid)).toFixed(1), "data-mid-y": (cy + rm * Math.sin(mid)).toFixed(1) });
       const path = s("path", { d, fill: statusColorOf(r.status) });
       path.append(s("title", {}, `${r.status}: ${fmtInt(r.orders)} orders (${(100 * share).toFixed(1)}%)`));
       g.append(path);
@@ -573,6 +575,11 @@
     if (gen !== generation) return;
     updateCsvLinks(base);
     renderActive(base);
+    if (state.range in PRESETS) {
+      // Show what the preset resolved to; "absolute…" starts from it.
+      $("#from").value = base.get("from") ? base.get("from").slice(0, 16) : "";
+      $("#to").value = base.get("to") ? base.get("to").slice(0, 16) : "";
+    }
     const list = panels(base);
     for (const p of list) for (const n of [p.name].concat(p.also || [])) panel(n).dataset.state = "loading";
     const errors = [];

@@ -39,10 +39,21 @@ fn page_shows_the_clean_data_and_filters_by_click() {
     let cats = clean.categories(&Filter::default());
     let clicked = cats[1].0.clone();
     let out_dir = repo.join("test-output").join("browser");
+    // Then the slice of the status with the most orders in that category.
+    let in_cat = Filter {
+        category: Some(clicked.clone()),
+        ..Filter::default()
+    };
+    let slice = clean
+        .group(&in_cat, |r| r.status.clone())
+        .into_iter()
+        .max_by_key(|(_, t)| t.orders)
+        .map(|(s, _)| s)
+        .expect("statuses");
     let result = run_node(
         &repo,
         "dashboard.mjs",
-        &[&demo.url, out_dir.to_str().expect("utf8"), &clicked],
+        &[&demo.url, out_dir.to_str().expect("utf8"), &clicked, &slice],
     );
 
     // No console errors, no page errors, nothing fetched from outside the dashboard.
@@ -58,6 +69,23 @@ fn page_shows_the_clean_data_and_filters_by_click() {
 
     let all = Filter::default();
     check_panels(&result["initial"], &clean, &all, "unfiltered page");
+
+    // Next page of the drill-down table: the next 50 orders, the rest unchanged.
+    let page2 = &result["page2"];
+    assert_eq!(page2["url"], "/?page=2");
+    let want2 = clean.orders_page(&all, 2, 50);
+    let got2: Vec<u64> = page2["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| o["order_id"].as_u64().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        got2,
+        want2.iter().map(|r| r.order_id).collect::<Vec<_>>(),
+        "page 2"
+    );
+    assert_eq!(page2["kpis"], result["initial"]["kpis"]);
 
     // The click filtered every panel and the URL.
     let filtered = &result["filtered"];
@@ -91,6 +119,25 @@ fn page_shows_the_clean_data_and_filters_by_click() {
             "panel {panel} did not change with the filter"
         );
     }
+    // A click on a status slice adds that filter to every panel.
+    let both = Filter {
+        category: Some(clicked.clone()),
+        status: Some(slice.clone()),
+        ..Filter::default()
+    };
+    let url2 = result["filtered2"]["url"].as_str().expect("url");
+    assert!(
+        url2.contains(&format!("status={}", url_encode(&slice)))
+            && url2.contains(&format!("category={}", url_encode(&clicked))),
+        "URL after clicking a slice: {url2}"
+    );
+    check_panels(
+        &result["filtered2"],
+        &clean,
+        &both,
+        "after clicking a slice too",
+    );
+
     // The URL alone restores the filtered view.
     check_panels(&result["reopened"], &clean, &by_click, "reopened URL");
 
@@ -143,6 +190,31 @@ fn page_shows_the_clean_data_and_filters_by_click() {
         );
     }
 
+    // 7 bins and daily buckets over the same 7 days.
+    let day = &result["rangedDay"];
+    assert!(day["url"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("bins=7&bucket=day"));
+    check_view(
+        day,
+        &clean,
+        &week,
+        7,
+        Some("day"),
+        "last 7 days, 7 bins, by day",
+    );
+    assert_eq!(day["timeseries"]["rows"].as_array().map(Vec::len), Some(7));
+
+    // Auto refresh every 5 s reloads the panels by itself.
+    let auto = &result["autoRefresh"];
+    let secs = auto["seconds"].as_f64().expect("seconds");
+    assert!(secs <= 7.5, "auto refresh after {secs} s");
+    assert!(auto["url"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("refresh=5"));
+
     // CSV downloads equal the recomputation too.
     check_csv(&result["csv"], &clean, &all, "unfiltered");
     check_csv(&result["filteredCsv"], &clean, &by_click, "filtered");
@@ -178,8 +250,21 @@ fn page_shows_the_clean_data_and_filters_by_click() {
     println!("screenshots in {}", out_dir.display());
 }
 
-/// Compares every panel the page read with the recomputation for `f`.
+/// Compares every panel the page read with the recomputation for `f`
+/// (20 histogram bins, automatic time bucket).
 fn check_panels(page: &Value, clean: &CleanData, f: &Filter, what: &str) {
+    check_view(page, clean, f, 20, None, what);
+}
+
+/// Like [`check_panels`] with `bins` histogram bins and an explicit time bucket.
+fn check_view(
+    page: &Value,
+    clean: &CleanData,
+    f: &Filter,
+    n_bins: usize,
+    explicit_bucket: Option<&str>,
+    what: &str,
+) {
     for (panel, state) in page["states"].as_object().expect("states") {
         assert_eq!(state, "ready", "{what}: panel {panel} is {state}");
     }
@@ -268,14 +353,14 @@ fn check_panels(page: &Value, clean: &CleanData, f: &Filter, what: &str) {
 
     // Histogram: 20 equal-width bins over [min, max], exact counts.
     let bins = page["histogram"].as_array().expect("histogram");
-    assert_eq!(bins.len(), 20, "{what}: bins");
+    assert_eq!(bins.len(), n_bins, "{what}: bins");
     money_eq(
         &bins[0]["lo"],
         stats.min,
         &format!("{what}: first bin edge"),
     );
     money_eq(
-        &bins[19]["hi"],
+        &bins[n_bins - 1]["hi"],
         stats.max,
         &format!("{what}: last bin edge"),
     );
@@ -292,7 +377,7 @@ fn check_panels(page: &Value, clean: &CleanData, f: &Filter, what: &str) {
             "{what}: bin {i} is not contiguous"
         );
         let width = (edges[i + 1] - edges[i]) as f64;
-        let exact = (stats.max - stats.min) as f64 / 20.0;
+        let exact = (stats.max - stats.min) as f64 / n_bins as f64;
         assert!(
             (width - exact).abs() <= 1.0,
             "{what}: bin {i} width {width} vs {exact} cents"
@@ -319,7 +404,8 @@ fn check_panels(page: &Value, clean: &CleanData, f: &Filter, what: &str) {
         "{what}: timezone shown"
     );
     let bucket = ts["bucket"].as_str().expect("bucket");
-    assert_eq!(bucket, clean.auto_bucket(f), "{what}: auto bucket");
+    let want_bucket = explicit_bucket.unwrap_or_else(|| clean.auto_bucket(f));
+    assert_eq!(bucket, want_bucket, "{what}: bucket");
     let want_ts = clean.timeseries(f, bucket);
     let got_ts: BTreeMap<String, (u64, i64)> = ts["rows"]
         .as_array()

@@ -122,7 +122,7 @@ export async function readPanels(page) {
 
 /** Clicks a CSV link and returns the downloaded text. */
 export async function downloadCsv(page, testid) {
-  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 15000 }), page.click(`[data-testid=${testid}]`)]);
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 30000 }), page.click(`[data-testid=${testid}]`)]);
   const file = await download.path();
   return { name: download.suggestedFilename(), href: await page.getAttribute(`[data-testid=${testid}]`, "href"), text: fs.readFileSync(file, "utf8") };
 }

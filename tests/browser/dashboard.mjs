@@ -2,14 +2,14 @@
 // CSV, clicks a category bar and reads again, takes screenshots. Prints one
 // JSON document on standard output; the Rust test (itests/tests/dashboard_browser.rs)
 // compares it with a recomputation from the clean data.
-// Usage: node dashboard.mjs BASE_URL OUT_DIR CATEGORY_TO_CLICK
+// Usage: node dashboard.mjs BASE_URL OUT_DIR CATEGORY_TO_CLICK STATUS_TO_CLICK
 import path from "node:path";
 import fs from "node:fs";
 import { launch, openPage, settled, generation, readPanels, downloadCsv } from "./browser.mjs";
 
-const [baseUrl, outDir, clickCategory] = process.argv.slice(2);
-if (!baseUrl || !outDir || !clickCategory) {
-  console.error("usage: node dashboard.mjs BASE_URL OUT_DIR CATEGORY_TO_CLICK");
+const [baseUrl, outDir, clickCategory, clickStatus] = process.argv.slice(2);
+if (!baseUrl || !outDir || !clickCategory || !clickStatus) {
+  console.error("usage: node dashboard.mjs BASE_URL OUT_DIR CATEGORY_TO_CLICK STATUS_TO_CLICK");
   process.exit(2);
 }
 fs.mkdirSync(outDir, { recursive: true });
@@ -28,6 +28,12 @@ try {
     result.csv[id] = await downloadCsv(page, id);
   }
 
+  // Drill-down table: the next page.
+  let gen = await generation(page);
+  await page.click("[data-testid=page-next]");
+  await settled(page, gen);
+  result.page2 = await readPanels(page);
+
   // Click the category's bar in the "total amount per category" chart.
   const before = await generation(page);
   await page.locator(`[data-testid=chart-category-total] [data-testid=bar][data-label="${clickCategory}"]`).click();
@@ -35,6 +41,25 @@ try {
   result.filtered = await readPanels(page);
   result.filteredCsv = { "csv-orders": await downloadCsv(page, "csv-orders"), "csv-categories": await downloadCsv(page, "csv-categories") };
   await page.screenshot({ path: path.join(outDir, "dashboard-filtered.png"), fullPage: true });
+
+  // Then a slice of the status donut: both filters apply; removing its chip goes back.
+  gen = await generation(page);
+  // A real click in the middle of the slice's ring segment.
+  const slice = page.locator(`[data-testid=chart-status] [data-testid=slice][data-label="${clickStatus}"]`);
+  await slice.scrollIntoViewIfNeeded();
+  const at = await slice.evaluate((g) => {
+    const p = g.ownerSVGElement.createSVGPoint();
+    p.x = Number(g.dataset.midX);
+    p.y = Number(g.dataset.midY);
+    const q = p.matrixTransform(g.ownerSVGElement.getScreenCTM());
+    return { x: q.x, y: q.y };
+  });
+  await page.mouse.click(at.x, at.y);
+  await settled(page, gen);
+  result.filtered2 = await readPanels(page);
+  gen = await generation(page);
+  await page.locator("[data-testid=chip-status]").click();
+  await settled(page, gen);
 
   // The URL alone restores the view (shareable): a fresh load of it shows the same figures.
   const shared = new URL(result.filtered.url, baseUrl).toString();
@@ -50,6 +75,24 @@ try {
   await settled(page, beforeRange);
   result.ranged = await readPanels(page);
   result.rangedChip = await page.textContent("[data-testid=chip-range]");
+  // Other bins and an explicit bucket for the same range.
+  gen = await generation(page);
+  await page.fill("[data-testid=bins]", "7");
+  await page.dispatchEvent("[data-testid=bins]", "change");
+  await settled(page, gen);
+  gen = await generation(page);
+  await page.selectOption("[data-testid=bucket]", "day");
+  await settled(page, gen);
+  result.rangedDay = await readPanels(page);
+  // Auto refresh every 5 s: a new load starts by itself, without a navigation.
+  gen = await generation(page);
+  await page.selectOption("[data-testid=refresh]", "5");
+  await settled(page, gen);
+  const t0 = Date.now();
+  const afterSelect = await generation(page);
+  await settled(page, afterSelect, 12000);
+  result.autoRefresh = { seconds: (Date.now() - t0) / 1000, url: await page.evaluate(() => location.search) };
+  await page.selectOption("[data-testid=refresh]", "off");
 
   // Dark theme on a narrow screen: the layout stacks to one column.
   await page.click("[data-testid=theme-toggle]");
