@@ -23,11 +23,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -D -m 0755 target/release/ecom /out/ecom \
  && strip /out/ecom
 
-# Runtime: the binary links only libc, libm, libgcc_s and libz (checked with ldd);
-# ca-certificates for a pipeline whose source is an https URL and for Kafka over TLS.
+# Runtime: the binary links libc, libm, libgcc_s, libz and OpenSSL 3 (librdkafka's TLS and
+# SCRAM; checked with ldd); ca-certificates for https sources and for Kafka over TLS.
+# (On a bookworm runtime the OpenSSL package is named libssl3.)
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates zlib1g \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates zlib1g libssl3t64 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 ecom \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /work --shell /usr/sbin/nologin ecom \
