@@ -51,6 +51,11 @@ test: lint unit-test itest-if-present
 bench-clean: build
 	scripts/bench-clean.sh
 
+# Dashboard load benchmark (10 M rows, wrk) against a per-request fact-table scan.
+.PHONY: bench-dashboard
+bench-dashboard: build
+	scripts/bench-dashboard.sh
+
 # Stage benchmark (produce, clean, load) against peers on the running services.
 .PHONY: bench-stages
 bench-stages: build

@@ -47,6 +47,10 @@ pub struct DashboardArgs {
     /// table per request (benchmark reference only).
     #[arg(long, hide = true)]
     scan_baseline: bool,
+    /// Answers cached per query and data version (0: none, every request
+    /// computed; benchmarks).
+    #[arg(long, default_value_t = 4096)]
+    cache_entries: usize,
     /// Recompute answers from the clean Parquet under this local directory
     /// (the tests' oracle) and print them, one JSON per `--expect-query`.
     #[arg(long, hide = true, requires = "expect_query")]
@@ -129,6 +133,7 @@ pub fn run(args: DashboardArgs) -> Result<()> {
     let (aggregates, fact) = open_tables(&args)?;
     let mut state = AppState::load(aggregates, fact).context("reading the aggregates")?;
     state.scan_baseline = args.scan_baseline;
+    state.cache_entries = args.cache_entries;
     state.poll = Duration::from_millis(args.poll_ms.max(50));
     if let (Some(bootstrap), Some(topic)) = (&args.kafka_bootstrap, &args.topic) {
         state.lag = Some(lag_probe(bootstrap, topic)?);

@@ -221,6 +221,28 @@ fn orders(state: &AppState, q: &Query) -> Result<Value, ApiError> {
     })
 }
 
+/// Computes the unfiltered answer of every panel into the cache (after a
+/// data change, so that the page's first load is served from memory).
+pub fn warm(state: &AppState) {
+    if state.cache_entries == 0 {
+        return;
+    }
+    let version = state.updates.borrow().0;
+    for e in Endpoint::ALL {
+        if e == Endpoint::Health {
+            continue;
+        }
+        let q = Query::new(e);
+        let Ok(value) = compute(state, &q) else {
+            continue;
+        };
+        let key = format!("{}&format={:?}", q.canonical(), q.format);
+        if let Ok(mut c) = state.cache.lock() {
+            c.insert(key, (version, Arc::new(render(&value, q.format))));
+        }
+    }
+}
+
 /// Computes an answer (blocking: model passes and fact-table reads).
 fn compute(state: &AppState, q: &Query) -> Result<Value, ApiError> {
     match q.endpoint {
@@ -247,8 +269,6 @@ fn render(value: &Value, format: Format) -> Answer {
     }
 }
 
-const CACHE_ENTRIES: usize = 4096;
-
 /// `GET /api/{panel}`: every panel endpoint and the drill-down.
 pub async fn panel(
     State(state): State<AppState>,
@@ -260,7 +280,7 @@ pub async fn panel(
     let q = parse(endpoint, raw.as_deref())?;
     let key = format!("{}&format={:?}", q.canonical(), q.format);
     let version = state.updates.borrow().0;
-    let cacheable = endpoint != Endpoint::Health;
+    let cacheable = endpoint != Endpoint::Health && state.cache_entries > 0;
     if cacheable {
         if let Some((v, a)) = state.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             if v == version {
@@ -276,7 +296,7 @@ pub async fn panel(
     let answer = render(&value, q.format);
     if cacheable {
         if let Ok(mut c) = state.cache.lock() {
-            if c.len() >= CACHE_ENTRIES {
+            if c.len() >= state.cache_entries {
                 c.clear();
             }
             c.insert(key, (version, Arc::new(answer.clone())));

@@ -72,6 +72,8 @@ pub struct AppState {
     pub lag: Option<LagProbe>,
     /// Serve `/api/scan-baseline/categories` (benchmarks only).
     pub scan_baseline: bool,
+    /// Answers kept in the cache (0: no cache).
+    pub cache_entries: usize,
     /// How often the aggregates table is polled.
     pub poll: Duration,
     /// Raised at shutdown so that event streams end.
@@ -103,6 +105,7 @@ impl AppState {
             updates,
             lag: None,
             scan_baseline: false,
+            cache_entries: 4096,
             poll: Duration::from_secs(1),
             closing: watch::channel(false).0,
         })
@@ -158,7 +161,15 @@ async fn refresh_loop(state: AppState) {
     loop {
         tick.tick().await;
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.refresh()).await {
+        match tokio::task::spawn_blocking(move || {
+            let changed = s.refresh()?;
+            if changed {
+                api::warm(&s);
+            }
+            Ok::<bool, ReadError>(changed)
+        })
+        .await
+        {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "polling the aggregates failed"),
             Err(e) => tracing::warn!(error = %e, "polling task failed"),
@@ -180,6 +191,8 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
     on_bound(bound);
+    let warm = state.clone();
+    tokio::task::spawn_blocking(move || api::warm(&warm));
     let poller = tokio::spawn(refresh_loop(state.clone()));
     let closing = state.closing.clone();
     let served = axum::serve(listener, router(state))
