@@ -308,6 +308,67 @@ fn sink_killed_mid_run_resumes_to_identical_files() {
 }
 
 #[test]
+fn continuous_sink_runs_past_its_deadline_and_stops_on_run_for() {
+    // A continuous sink is not bound by --deadline (it has no end): with a 2 s
+    // deadline it keeps consuming for --run-for 8s, commits what it holds
+    // (records produced while it runs included) and exits 0.
+    let run = Run::new("cont");
+    let first = ecom_json(&["produce", "--generate-rows", "3000", "--topic", &run.topic]);
+    assert_eq!(first["delivered"], 3000, "{first}");
+    let raw = run.raw_url();
+    let started = Instant::now();
+    let child = ecom_cmd(&[
+        "sink",
+        "--topic",
+        &run.topic,
+        "--output",
+        &raw,
+        "--deadline",
+        "2s",
+        "--run-for",
+        "8s",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn sink");
+    std::thread::sleep(Duration::from_secs(3));
+    let second = ecom_json(&[
+        "produce",
+        "--generate-rows",
+        "2000",
+        "--seed",
+        "9",
+        "--topic",
+        &run.topic,
+    ]);
+    assert_eq!(second["delivered"], 2000, "{second}");
+    let out = child.wait_with_output().expect("sink");
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "sink failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        elapsed >= Duration::from_secs(8),
+        "stopped after {elapsed:?}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary");
+    assert_eq!(summary["ok"], true, "{summary}");
+    assert_eq!(summary["records"], 5000, "{summary}");
+    let lines: usize = run
+        .raw_files()
+        .iter()
+        .map(|(_, d)| d.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count())
+        .sum();
+    assert_eq!(lines, 5000);
+    run.cleanup();
+}
+
+#[test]
 fn producing_twice_leaves_no_duplicates_downstream() {
     let run = Run::new("twice");
     let input = run.tmp.path().join("in.tsv");
