@@ -24,7 +24,7 @@ use ecom_jobs::produce::{produce_paced, Pacing};
 use ecom_jobs::sink::{run_sink, SinkConfig, SinkMode};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
-use ecom_jobs::store::kafka::{KafkaConfig, KafkaLog};
+use ecom_jobs::store::kafka::{kafka_properties, KafkaConfig, KafkaLog};
 use ecom_jobs::store::{FileStore, LocalFiles, MessageLog};
 use serde_json::{json, Value};
 
@@ -337,7 +337,13 @@ pub struct ProduceArgs {
     /// Replay the records' timestamps, SPEED times faster than real time.
     #[arg(long, value_name = "SPEED")]
     replay: Option<f64>,
-    /// Extra librdkafka property KEY=VALUE (repeatable).
+    /// Extra librdkafka property KEY=VALUE (repeatable), e.g. security.protocol=SASL_PLAINTEXT.
+    ///
+    /// Secrets are refused here (the command line is visible in the process list) and read
+    /// from the environment instead: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD set
+    /// sasl.username and sasl.password; ECOM_KAFKA_PROPERTY_<NAME> sets any property <name>
+    /// (upper case, `_` for `.`; e.g. ECOM_KAFKA_PROPERTY_SSL_KEY_PASSWORD). The environment
+    /// wins over this flag. The operator passes Secrets this way (secretKeyRef).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
     #[command(flatten)]
@@ -352,12 +358,10 @@ fn kafka_config(
 ) -> Result<KafkaConfig> {
     let mut cfg = KafkaConfig::new(bootstrap, topic);
     cfg.timeout = timeout;
-    for p in properties {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("--kafka-property {p}: expected KEY=VALUE"))?;
-        cfg.extra.push((k.to_string(), v.to_string()));
-    }
+    // Secrets (KAFKA_SASL_PASSWORD, ECOM_KAFKA_PROPERTY_*) come from the environment.
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    cfg.extra = kafka_properties(properties, env)?;
     Ok(cfg)
 }
 
@@ -512,7 +516,13 @@ pub struct SinkArgs {
     /// (0: off, which keeps file boundaries deterministic across restarts).
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     roll_interval: Duration,
-    /// Extra librdkafka property KEY=VALUE (repeatable).
+    /// Extra librdkafka property KEY=VALUE (repeatable), e.g. security.protocol=SASL_PLAINTEXT.
+    ///
+    /// Secrets are refused here (the command line is visible in the process list) and read
+    /// from the environment instead: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD set
+    /// sasl.username and sasl.password; ECOM_KAFKA_PROPERTY_<NAME> sets any property <name>
+    /// (upper case, `_` for `.`; e.g. ECOM_KAFKA_PROPERTY_SSL_KEY_PASSWORD). The environment
+    /// wins over this flag. The operator passes Secrets this way (secretKeyRef).
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
     #[command(flatten)]

@@ -4,7 +4,9 @@
 //!
 //! Contract with the `ecom` stage subcommands (`cli/src/stages.rs`): service addresses come
 //! from `KAFKA_BOOTSTRAP`, `HDFS_URL` and `HBASE_THRIFT`; Kafka security as
-//! `--kafka-property` librdkafka settings; `ECOM_DEADLINE` slightly below the Job's
+//! `--kafka-property` librdkafka settings, except the credentials, which come from the
+//! Secret as `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` (`secretKeyRef`; never in the
+//! args, which the process list shows); `ECOM_DEADLINE` slightly below the Job's
 //! `activeDeadlineSeconds`; `--shard INDEX/COUNT` in Indexed Jobs. Each stage prints a JSON
 //! summary as its last line of standard output and writes it to the termination-message
 //! file (`/dev/termination-log`), where the operator reads the counts.
@@ -198,8 +200,9 @@ fn kafka_env(p: &Pipeline) -> Vec<EnvVar> {
     v
 }
 
-/// Kafka security as librdkafka properties (`--kafka-property KEY=VALUE`); credentials are
-/// expanded by the kubelet from the Secret-backed environment, never written in the Job.
+/// Kafka security as librdkafka properties (`--kafka-property KEY=VALUE`). The credentials
+/// are not among them: the stage reads `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` from
+/// its Secret-backed environment ([`kafka_env`]).
 fn kafka_args(p: &Pipeline) -> Vec<String> {
     let Some(sec) = &p.spec.kafka.security else {
         return Vec::new();
@@ -207,8 +210,6 @@ fn kafka_args(p: &Pipeline) -> Vec<String> {
     let mut props = vec![format!("security.protocol={}", sec.protocol.as_str())];
     if let Some(sasl) = &sec.sasl {
         props.push(format!("sasl.mechanism={}", sasl.mechanism.as_str()));
-        props.push("sasl.username=$(KAFKA_SASL_USERNAME)".to_string());
-        props.push("sasl.password=$(KAFKA_SASL_PASSWORD)".to_string());
     }
     if let Some(tls) = &sec.tls {
         props.push(format!("ssl.ca.location={KAFKA_TLS_DIR}/{}", tls.ca_key));
@@ -236,6 +237,17 @@ fn kafka_tls_volume(p: &Pipeline) -> Option<(Volume, VolumeMount)> {
         ..Volume::default()
     };
     Some((volume, mount("kafka-tls", KAFKA_TLS_DIR, true)))
+}
+
+/// Streaming mode: seconds after which the sink commits a raw file even if it is not full,
+/// half the clean+load interval (5 to 60 s), so a cycle never waits long for recent records.
+pub fn streaming_roll_seconds(p: &Pipeline) -> i32 {
+    let interval = p
+        .spec
+        .streaming
+        .as_ref()
+        .map_or(300, |s| s.interval_seconds);
+    (interval / 2).clamp(5, 60)
 }
 
 fn s(v: impl ToString) -> String {
@@ -289,6 +301,9 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
                     s("--dirty-rate"),
                     s(g.dirty_rate),
                 ]);
+                if let Some(rate) = g.rate_per_second {
+                    args.extend([s("--rate"), s(rate)]);
+                }
             } else if let Some(f) = &src.file {
                 volumes.push(Volume {
                     name: "source".to_string(),
@@ -322,7 +337,13 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
                 s("--output"),
                 p.raw_url.clone(),
             ]);
-            if !streaming {
+            if streaming {
+                // Commit raw files by time too, so every clean cycle sees recent records.
+                args.extend([
+                    s("--roll-interval"),
+                    format!("{}s", streaming_roll_seconds(p)),
+                ]);
+            } else {
                 args.push(s("--until-caught-up"));
             }
             args.extend(kafka_args(p));

@@ -465,6 +465,11 @@ pub struct GeneratedSource {
     #[serde(default = "default_dirty_rate")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub dirty_rate: f64,
+    /// Send at most this many rows per second, so the producer keeps running for
+    /// rows / ratePerSecond seconds (useful with `mode: streaming`); unpaced when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.001, max = 10_000_000.0))]
+    pub rate_per_second: Option<f64>,
 }
 
 fn default_rows() -> i64 {

@@ -218,6 +218,14 @@ pub fn check(name: &str, spec: &EcomPipelineSpec) -> Vec<FieldError> {
         if g.rows < 1 {
             err("spec.source.generated.rows", "must be at least 1");
         }
+        if g.rate_per_second
+            .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+        {
+            err(
+                "spec.source.generated.ratePerSecond",
+                "must be a positive number",
+            );
+        }
     }
     if let Some(f) = &src.file {
         if f.path.starts_with('/') || f.path.split('/').any(|p| p == "..") {

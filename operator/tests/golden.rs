@@ -106,6 +106,32 @@ fn produce_and_sink_jobs_with_file_source_sasl_and_tls() {
         "job-sink-sasl-tls",
         &build::stage_job(&p, Stage::Sink, JobOptions::default()),
     );
+    // The credentials reach the container only as Secret-backed env, never as args.
+    for stage in [Stage::Produce, Stage::Sink] {
+        let job = build::stage_job(&p, stage, JobOptions::default());
+        let c = &job
+            .spec
+            .and_then(|s| s.template.spec)
+            .expect("pod spec")
+            .containers[0];
+        let args = c.args.clone().unwrap_or_default().join(" ");
+        assert!(!args.contains("sasl.password"), "{stage}: {args}");
+        assert!(!args.contains("sasl.username"), "{stage}: {args}");
+        for var in ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"] {
+            let e = c
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == var)
+                .unwrap_or_else(|| panic!("{stage}: no {var}"));
+            assert!(e.value.is_none(), "{stage}: {var} has a literal value");
+            let secret = e
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref());
+            assert!(secret.is_some(), "{stage}: {var} not from a Secret");
+        }
+    }
 }
 
 #[test]

@@ -537,8 +537,75 @@ pub fn expand(s: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// Runs completion index `index` of `job` locally; returns (succeeded, termination message).
-pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> (bool, String) {
+/// A Job's container running as a local process (same binary, args and env), with its
+/// emptyDirs and termination-message file mapped to a scratch directory.
+pub struct LocalPod {
+    /// The process.
+    pub child: Child,
+    /// The Job's name.
+    pub job: String,
+    scratch: PathBuf,
+}
+
+impl LocalPod {
+    /// (succeeded, termination message) once the process has exited, else `None`.
+    pub fn try_finish(&mut self) -> Option<(bool, String)> {
+        let status = self.child.try_wait().expect("poll the pod process")?;
+        Some(self.outcome(status.success()))
+    }
+
+    /// Waits for the process to exit; (succeeded, termination message).
+    pub async fn wait(mut self) -> (bool, String) {
+        loop {
+            if let Some(done) = self.try_finish() {
+                return done;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM (what the kubelet sends when a pod is deleted), then waits for the exit.
+    pub async fn stop(self) -> (bool, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.wait().await
+    }
+
+    /// The termination message as the kubelet builds it with `FallbackToLogsOnError`.
+    fn outcome(&self, success: bool) -> (bool, String) {
+        let read =
+            |name: &str| std::fs::read_to_string(self.scratch.join(name)).unwrap_or_default();
+        let written = read("termination-log");
+        let message = if !written.trim().is_empty() {
+            written
+        } else if success {
+            read("stdout")
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            let err = read("stderr");
+            let lines: Vec<&str> = err.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        };
+        (success, message)
+    }
+}
+
+impl Drop for LocalPod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// Starts completion index `index` of `job` as a local process, resolving the container's
+/// env like the kubelet: literal values (with `$(VAR)` expansion), the completion index, and
+/// `secretKeyRef`s read from the real Secret.
+pub async fn spawn_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> LocalPod {
     let spec = job
         .spec
         .clone()
@@ -558,11 +625,13 @@ pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -
             } else if let Some(sk) = from.secret_key_ref {
                 let secrets: Api<k8s_openapi::api::core::v1::Secret> =
                     Api::namespaced(client.clone(), ns);
-                let s = secrets.get(&sk.name).await.expect("secret");
+                let s = secrets.get(&sk.name).await.unwrap_or_else(|e| {
+                    panic!("Secret {ns}/{} for container {}: {e}", sk.name, c.name)
+                });
                 let bytes = s
                     .data
                     .and_then(|d| d.get(&sk.key).cloned())
-                    .expect("secret key");
+                    .unwrap_or_else(|| panic!("key {} missing in Secret {ns}/{}", sk.key, sk.name));
                 String::from_utf8_lossy(&bytes.0).into_owned()
             } else {
                 continue;
@@ -572,7 +641,6 @@ pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -
         };
         env.insert(e.name, value);
     }
-    // The emptyDir mounts and the termination-message file, mapped to local paths.
     env.insert("ECOM_WORK_DIR".into(), scratch.display().to_string());
     env.insert("TMPDIR".into(), scratch.display().to_string());
     env.insert("ECOM_SUMMARY_FILE".into(), summary.display().to_string());
@@ -582,29 +650,26 @@ pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -
         .iter()
         .map(|a| expand(a, &env))
         .collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(ecom_bin())
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&env)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("run the container command");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let written = std::fs::read_to_string(&summary).unwrap_or_default();
-    let message = if !written.trim().is_empty() {
-        written
-    } else if out.status.success() {
-        stdout.lines().last().unwrap_or_default().to_string()
-    } else {
-        // FallbackToLogsOnError: the tail of the log.
-        let err = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = err.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    };
-    let _ = std::fs::remove_dir_all(&scratch);
-    (out.status.success(), message)
+    let file = |name: &str| std::fs::File::create(scratch.join(name)).expect("pod log file");
+    let child = Command::new(ecom_bin())
+        .args(&args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&env)
+        .stdin(Stdio::null())
+        .stdout(file("stdout"))
+        .stderr(file("stderr"))
+        .spawn()
+        .expect("run the container command");
+    LocalPod {
+        child,
+        job: job.name_any(),
+        scratch,
+    }
+}
+
+/// Runs completion index `index` of `job` locally to its end; returns (succeeded,
+/// termination message).
+pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> (bool, String) {
+    spawn_pod_locally(client, ns, job, index).await.wait().await
 }

@@ -8,16 +8,17 @@
 //! partition at a time (no consumer-group offsets: the caller says where to
 //! read from), end offsets come from the partition watermarks. Every call that
 //! waits on the cluster fails after the configured timeout with an error that
-//! names the bootstrap address.
+//! names the bootstrap address, and the last client error librdkafka reported
+//! (such as a failed SASL authentication) when there was one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message as _};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
@@ -38,6 +39,20 @@ pub enum KafkaLogError {
         /// The rdkafka error.
         source: KafkaError,
     },
+    /// A `--kafka-property` argument is not `KEY=VALUE`.
+    #[error("--kafka-property {0}: expected KEY=VALUE")]
+    MalformedProperty(String),
+    /// A secret was given on the command line, where the process list shows it.
+    #[error(
+        "--kafka-property {key}=...: {key} is a secret and the command line is visible in the \
+         process list; set the environment variable {env} instead"
+    )]
+    SecretOnCommandLine {
+        /// The property.
+        key: String,
+        /// The environment variable to use instead.
+        env: String,
+    },
     /// The cluster did not answer in time, or answered with an error.
     #[error("Kafka at {bootstrap}, topic {topic}: {op}: {message}")]
     Cluster {
@@ -56,6 +71,78 @@ impl From<KafkaLogError> for LogError {
     fn from(e: KafkaLogError) -> Self {
         LogError::Remote(e.to_string())
     }
+}
+
+/// Environment variable read as `sasl.username`.
+pub const ENV_SASL_USERNAME: &str = "KAFKA_SASL_USERNAME";
+/// Environment variable read as `sasl.password`.
+pub const ENV_SASL_PASSWORD: &str = "KAFKA_SASL_PASSWORD";
+/// Prefix of environment variables read as any librdkafka property:
+/// `ECOM_KAFKA_PROPERTY_SSL_KEY_PASSWORD` sets `ssl.key.password`.
+pub const ENV_PROPERTY_PREFIX: &str = "ECOM_KAFKA_PROPERTY_";
+/// Properties holding secrets, refused on the command line.
+pub const SECRET_PROPERTIES: &[&str] = &[
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+];
+
+/// The environment variable that carries librdkafka property `key`.
+pub fn property_env_name(key: &str) -> String {
+    match key {
+        "sasl.username" => ENV_SASL_USERNAME.to_string(),
+        "sasl.password" => ENV_SASL_PASSWORD.to_string(),
+        _ => format!(
+            "{ENV_PROPERTY_PREFIX}{}",
+            key.replace(['.', '-'], "_").to_ascii_uppercase()
+        ),
+    }
+}
+
+/// librdkafka properties from `--kafka-property KEY=VALUE` arguments and the environment
+/// `env`: `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` set `sasl.username` and
+/// `sasl.password`, `ECOM_KAFKA_PROPERTY_<NAME>` sets `<name>` in lower case with `_` read
+/// as `.`. The environment comes last, so it wins. Secrets ([`SECRET_PROPERTIES`]) are
+/// refused in `args`: a Kubernetes Secret reaches a pod as an environment variable.
+pub fn kafka_properties(
+    args: &[String],
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, KafkaLogError> {
+    let mut out = Vec::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| KafkaLogError::MalformedProperty(a.clone()))?;
+        let k = k.trim();
+        if SECRET_PROPERTIES.contains(&k) {
+            return Err(KafkaLogError::SecretOnCommandLine {
+                key: k.to_string(),
+                env: property_env_name(k),
+            });
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    let mut from_env: Vec<(String, String)> = env
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let key = match name.as_str() {
+                ENV_SASL_USERNAME => "sasl.username".to_string(),
+                ENV_SASL_PASSWORD => "sasl.password".to_string(),
+                _ => name
+                    .strip_prefix(ENV_PROPERTY_PREFIX)
+                    .filter(|n| !n.is_empty())?
+                    .to_ascii_lowercase()
+                    .replace('_', "."),
+            };
+            Some((key, value))
+        })
+        .collect();
+    from_env.sort();
+    out.extend(from_env);
+    Ok(out)
 }
 
 /// Settings of the Kafka backend.
@@ -79,7 +166,8 @@ pub struct KafkaConfig {
     pub timeout: Duration,
     /// How long one read waits for new messages before returning what it has.
     pub poll_timeout: Duration,
-    /// Extra librdkafka properties (`key`, `value`), applied last.
+    /// Extra librdkafka properties (`key`, `value`), applied last to every client
+    /// (security settings such as `security.protocol` and `sasl.*` go here).
     pub extra: Vec<(String, String)>,
 }
 
@@ -109,6 +197,7 @@ impl KafkaConfig {
                 self.timeout.as_millis().max(1000).to_string(),
             )
             .set("log_level", "3");
+        self.apply_extra(&mut c);
         c
     }
 
@@ -151,6 +240,61 @@ impl DeliveryCounter {
 }
 
 impl ClientContext for DeliveryCounter {}
+
+/// Remembers the last client-level error librdkafka reported (a failed SASL
+/// authentication, a refused connection), to name the cause when a call then fails.
+#[derive(Default)]
+pub struct LastClientError(Mutex<Option<String>>);
+
+impl LastClientError {
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// `message`, followed by the last client error if there was one.
+    fn explain(&self, message: impl std::fmt::Display) -> String {
+        match self.get() {
+            Some(cause) => format!("{message}; last client error: {cause}"),
+            None => message.to_string(),
+        }
+    }
+}
+
+impl ConsumerContext for LastClientError {}
+
+impl ClientContext for LastClientError {
+    // librdkafka reports a failed authentication as an error-level log line from its broker
+    // thread (the error event would need a poll the metadata call does not do).
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{fac} {log_message}");
+                if let Ok(mut last) = self.0.lock() {
+                    *last = Some(log_message.to_string());
+                }
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac} {log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{fac} {log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac} {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka client error");
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(if reason.is_empty() {
+                error.to_string()
+            } else {
+                format!("{error} ({reason})")
+            });
+        }
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = ();
@@ -357,9 +501,9 @@ fn new_consumer(cfg: &KafkaConfig) -> Result<BaseConsumer, KafkaLogError> {
 
 /// Partitions of the configured topic, `None` if it does not exist.
 pub fn topic_partitions(cfg: &KafkaConfig) -> Result<Option<u32>, KafkaLogError> {
-    let client: BaseConsumer = cfg
+    let client: BaseConsumer<LastClientError> = cfg
         .base()
-        .create()
+        .create_with_context(LastClientError::default())
         .map_err(|source| KafkaLogError::Client {
             bootstrap: cfg.bootstrap.clone(),
             what: "metadata client",
@@ -368,9 +512,16 @@ pub fn topic_partitions(cfg: &KafkaConfig) -> Result<Option<u32>, KafkaLogError>
     let md = client
         .fetch_metadata(Some(&cfg.topic), cfg.timeout)
         .map_err(|e| {
+            // Serve the queued log and error events: they name the cause (e.g. a failed SASL
+            // authentication) that the metadata error only calls a transport failure.
+            for _ in 0..10 {
+                let _ = client.poll(Duration::from_millis(50));
+            }
             cfg.err(
                 "fetching metadata",
-                format!("{e} (no answer within {:?})", cfg.timeout),
+                client
+                    .context()
+                    .explain(format!("{e} (no answer within {:?})", cfg.timeout)),
             )
         })?;
     let Some(t) = md.topics().iter().find(|t| t.name() == cfg.topic) else {
@@ -388,14 +539,14 @@ pub fn topic_partitions(cfg: &KafkaConfig) -> Result<Option<u32>, KafkaLogError>
 
 /// Creates the configured topic (an existing topic is not an error).
 pub fn create_topic(cfg: &KafkaConfig) -> Result<(), KafkaLogError> {
-    let admin: AdminClient<DefaultClientContext> =
-        cfg.base()
-            .create()
-            .map_err(|source| KafkaLogError::Client {
-                bootstrap: cfg.bootstrap.clone(),
-                what: "admin client",
-                source,
-            })?;
+    let admin: AdminClient<LastClientError> = cfg
+        .base()
+        .create_with_context(LastClientError::default())
+        .map_err(|source| KafkaLogError::Client {
+            bootstrap: cfg.bootstrap.clone(),
+            what: "admin client",
+            source,
+        })?;
     let opts = AdminOptions::new()
         .operation_timeout(Some(cfg.timeout))
         .request_timeout(Some(cfg.timeout));
@@ -405,12 +556,14 @@ pub fn create_topic(cfg: &KafkaConfig) -> Result<(), KafkaLogError> {
         TopicReplication::Fixed(cfg.replication.max(1) as i32),
     );
     let results = futures::executor::block_on(admin.create_topics([&topic], &opts))
-        .map_err(|e| cfg.err("creating the topic", e))?;
+        .map_err(|e| cfg.err("creating the topic", admin.inner().context().explain(e)))?;
     for r in results {
         match r {
             Ok(_) => {}
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(cfg.err("creating the topic", code)),
+            Err((_, code)) => {
+                return Err(cfg.err("creating the topic", admin.inner().context().explain(code)))
+            }
         }
     }
     tracing::info!(bootstrap = %cfg.bootstrap, topic = %cfg.topic, partitions = cfg.partitions, replication = cfg.replication, "created topic");
@@ -509,5 +662,71 @@ impl MessageLog for KafkaLog {
             .fetch_watermarks(&self.cfg.topic, partition as i32, self.cfg.timeout)
             .map_err(|e| self.cfg.err("fetching end offsets", e))?;
         Ok(high.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        let args = vec![
+            "security.protocol=SASL_PLAINTEXT".to_string(),
+            "sasl.mechanism=PLAIN".to_string(),
+        ];
+        let props = kafka_properties(
+            &args,
+            env(&[
+                ("KAFKA_SASL_PASSWORD", "p=w"),
+                ("KAFKA_SASL_USERNAME", "ecom"),
+                ("ECOM_KAFKA_PROPERTY_SSL_KEY_PASSWORD", "k"),
+                ("PATH", "/bin"),
+                ("ECOM_KAFKA_PROPERTY_", "ignored"),
+            ]),
+        )
+        .expect("valid");
+        let props: Vec<(&str, &str)> = props
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            props,
+            [
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.password", "p=w"),
+                ("sasl.username", "ecom"),
+                ("ssl.key.password", "k"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_secret_on_the_command_line_is_refused_naming_the_variable() {
+        let err = kafka_properties(&["sasl.password=hunter2".to_string()], Vec::new())
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("KAFKA_SASL_PASSWORD"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        let err =
+            kafka_properties(&["ssl.key.password=x".to_string()], Vec::new()).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("ECOM_KAFKA_PROPERTY_SSL_KEY_PASSWORD"),
+            "{err}"
+        );
+        let err = kafka_properties(&["novalue".to_string()], Vec::new()).expect_err("malformed");
+        assert_eq!(
+            err.to_string(),
+            "--kafka-property novalue: expected KEY=VALUE"
+        );
     }
 }
