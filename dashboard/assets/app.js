@@ -199,7 +199,7 @@
 
   /** Horizontal bars: one row per item, value label at the end of the bar. */
   function hbars(rows, opt) {
-    const W = 560, rowH = 26, left = opt.left || 130, right = 96;
+    const W = opt.width || 560, rowH = 26, left = opt.left || 130, right = opt.right || 96;
     const H = rows.length * rowH + 8;
     const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opt.title });
     const max = Math.max(...rows.map(opt.value), 0) || 1;
@@ -505,7 +505,7 @@
       kv("health-last_update", "last update", d.last_update ? d.last_update.replace("T", " ") : "–", d.last_update))));
     const stages = (d.stages || []).map((st) => ({ stage: st.stage, rows: st.rows }));
     const stagesEl = h("div", {}, h("h3", {}, "Rows per stage"), stages.length
-      ? hbars(stages, { title: "rows per stage", label: (r) => r.stage, value: (r) => r.rows, fmt: fmtInt, left: 90, attrs: (r) => ({ "data-stage": r.stage }) })
+      ? hbars(stages, { title: "rows per stage", label: (r) => r.stage, value: (r) => r.rows, fmt: fmtInt, left: 90, width: 330, right: 70, attrs: (r) => ({ "data-stage": r.stage }) })
       : h("p", { class: "state-msg" }, "no stage figures"));
     const rules = Object.entries(d.dropped || {}).map(([rule, n]) => ({ rule, n }));
     const dropped = h("div", { "data-testid": "health-dropped" }, h("h3", {}, "Rows dropped, per cleaning rule"),
