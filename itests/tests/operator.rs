@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::kube::*;
 use common::service_env;
+use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
+use ecom_jobs::store::hdfs::HdfsFiles;
+use ecom_jobs::store::{FileStore, Row, TableStore};
 use ecom_operator::crd::EcomPipeline;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -499,10 +502,64 @@ async fn delete_runs_the_finalizer() {
     })
     .await;
 
-    // Delete: a cleanup Job runs first; the resource goes when it succeeded.
+    // Delete: the real cleanup Job (`ecom purge`) runs first, against the real HDFS and
+    // HBase; the resource goes when it succeeded, and the data with it.
+    let suffix = unique("f").replace('-', "");
+    let hdfs_url = service_env("HDFS_URL");
+    let thrift = service_env("HBASE_THRIFT");
+    let (thrift_host, thrift_port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
+    let base = format!("/ecf-{suffix}");
+    let table = format!("ecf_{suffix}");
+    let keep = format!("/ecf-keep-{suffix}/k.tsv");
+    {
+        let (hdfs_url, thrift, base, table, keep) = (
+            hdfs_url.clone(),
+            thrift.clone(),
+            base.clone(),
+            table.clone(),
+            keep.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let files = HdfsFiles::open(&hdfs_url, Duration::from_secs(30)).expect("hdfs");
+            for path in [
+                format!("{base}/raw/a.tsv"),
+                format!("{base}/clean/_manifest/r.json"),
+                keep,
+            ] {
+                files.write_atomic(&path, b"1\n").expect("write");
+            }
+            let tables = HbaseTables::new(HbaseConfig::new(thrift));
+            for (name, family) in [
+                (table.clone(), "order_details"),
+                (format!("{table}_agg"), "agg"),
+            ] {
+                tables.ensure_table(&name, &[family]).expect("create table");
+                let row = Row {
+                    key: b"k".to_vec(),
+                    cells: [(format!("{family}:q"), b"v".to_vec())]
+                        .into_iter()
+                        .collect(),
+                };
+                tables
+                    .table(&name)
+                    .expect("table")
+                    .put(&[row])
+                    .expect("put");
+            }
+        })
+        .await
+        .expect("seed data");
+    }
     create(
         &api,
-        &pipeline("purged", json!({"cleanupPolicy": "Delete"})),
+        &pipeline(
+            "purged",
+            json!({
+                "cleanupPolicy": "Delete",
+                "hdfs": {"url": hdfs_url, "rawPath": format!("{base}/raw"), "cleanPath": format!("{base}/clean")},
+                "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port.parse::<i64>().expect("port"), "table": table}
+            }),
+        ),
     )
     .await
     .expect("create");
@@ -511,30 +568,34 @@ async fn delete_runs_the_finalizer() {
         .await
         .expect("delete");
     let cleanup = wait_job_of(&client, &ns, "purged", "cleanup").await;
-    let args = cleanup
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(|s| s.containers[0].args.clone());
-    assert!(
-        format!("{args:?}").contains("hdfs://127.0.0.1:9000/itest/raw"),
-        "{args:?}"
-    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let obj = api.get("purged").await.expect("still there while cleaning");
     assert!(obj.metadata.deletion_timestamp.is_some());
-    finish_job(
-        &client,
-        &ns,
-        &cleanup,
-        &[r#"{"deleted_paths":2,"deleted_tables":1}"#],
-        false,
-    )
-    .await;
+    let (ok, message) = run_pod_locally(&client, &ns, &cleanup, 0).await;
+    assert!(ok, "the cleanup Job failed:\n{message}");
+    finish_job(&client, &ns, &cleanup, &[&message], false).await;
     wait_for("purged gone", || async {
         api.get_opt("purged").await.ok()?.is_none().then_some(())
     })
     .await;
+    let gone = tokio::task::spawn_blocking(move || {
+        let files = HdfsFiles::open(&hdfs_url, Duration::from_secs(30)).expect("hdfs");
+        let tables = HbaseTables::new(HbaseConfig::new(thrift));
+        (
+            files.exists(&format!("{base}/raw")).expect("exists"),
+            files.exists(&format!("{base}/clean")).expect("exists"),
+            files.exists(&keep).expect("exists"),
+            tables.table(&table).is_ok(),
+            tables.table(&format!("{table}_agg")).is_ok(),
+        )
+    })
+    .await
+    .expect("check data");
+    assert_eq!(
+        gone,
+        (false, false, true, false, false),
+        "(raw, clean, unrelated path, table, aggregates table) exist after cleanup: {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
