@@ -17,7 +17,7 @@
 #            order_id, the four families, UTF-8 text, batch size 2000, into fresh tables
 #
 # Knobs (environment): ROWS (500000), REPEAT (3), STAGES ("produce clean load": which
-# stages to measure), ECOM (the binary), ECOM_CACHE (~/.cache/ecom-pipeline: venvs, run
+# stages to measure), KEEP (1 = keep the HDFS data and topics), ECOM (the binary), ECOM_CACHE (~/.cache/ecom-pipeline: venvs, run
 # directories under bench-stages/).
 # Needs the services running (`make services-up`). Prints a table with rows/s and
 # ratios (ecom rows/s / peer rows/s, above 1 = ecom faster); raw figures stay in the
@@ -198,4 +198,11 @@ printf 'load_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RUN/meta.tsv"
 printf 'data_rows\t%s\nraw_files\t%s\nload_rows\t%s\nclean_partitions\t%s\n' \
   "$DATA_ROWS" "$RAW_FILES" "$LOAD_ROWS" "$PARTS" >>"$RUN/meta.tsv"
 python3 "$BENCH_DIR/report_stages.py" "$RUN"
-log "raw figures: $RUN (HDFS data under $HDFS_URL$HBASE_BASE, topics $ID-*)"
+if [[ "${KEEP:-0}" == 1 ]]; then
+  log "kept: HDFS data under $HDFS_URL$HBASE_BASE, topics $ID-*"
+else
+  # The shared services keep nothing of the benchmark but its figures (KEEP=1 keeps all).
+  "$ECOM" purge --path "$HDFS_URL$HBASE_BASE" >/dev/null 2>>"$RUN/stderr.log"
+  $PY "$BENCH_DIR/kafka_admin.py" delete "$KAFKA_BOOTSTRAP" "$ID-" >/dev/null
+fi
+log "raw figures: $RUN"

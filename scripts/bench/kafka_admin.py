@@ -3,6 +3,7 @@
 Usage:
   kafka_admin.py create BOOTSTRAP TOPIC PARTITIONS   create a topic (replication 1)
   kafka_admin.py count BOOTSTRAP TOPIC               records in a topic (sum of end offsets)
+  kafka_admin.py delete BOOTSTRAP PREFIX             delete every topic whose name starts with PREFIX
 """
 
 import sys
@@ -34,12 +35,23 @@ def count(bootstrap, topic):
     print(sum(ends.values()))
 
 
+def delete(bootstrap, prefix):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    names = [t for t in admin.list_topics() if t.startswith(prefix)]
+    if names:
+        admin.delete_topics(names)
+    admin.close()
+    print(len(names))
+
+
 def main():
     cmd, bootstrap, topic = sys.argv[1:4]
     if cmd == "create":
         create(bootstrap, topic, int(sys.argv[4]))
     elif cmd == "count":
         count(bootstrap, topic)
+    elif cmd == "delete":
+        delete(bootstrap, topic)
     else:
         sys.exit(f"unknown command {cmd!r}")
 
