@@ -171,6 +171,7 @@ async fn streaming_pipeline_repeats_clean_and_load_with_growing_counts() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    eprintln!("rows loaded per cycle: {loads:?} (expected in the end: {expected})");
     // Loaded rows grew over the cycles, up to exactly the clean rows of the generated data.
     let counts: Vec<i64> = loads.iter().map(|l| l.1).collect();
     assert!(

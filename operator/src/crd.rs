@@ -784,19 +784,20 @@ pub struct Counts {
     /// Records the producer delivered to Kafka.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub produced: Option<i64>,
-    /// Records the sink wrote to raw files on HDFS.
+    /// Records the sink wrote to raw files on HDFS (a streaming sink reports it when it stops).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sunk: Option<i64>,
-    /// Rows read by cleaning.
+    /// Rows read by cleaning (in streaming mode: by the latest cycle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clean_input: Option<i64>,
-    /// Rows kept by cleaning.
+    /// Rows kept by cleaning (in streaming mode: by the latest cycle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleaned: Option<i64>,
-    /// Rows dropped by cleaning, per rule.
+    /// Rows dropped by cleaning, per rule (in streaming mode: by the latest cycle).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dropped: BTreeMap<String, i64>,
-    /// Rows loaded into HBase.
+    /// Rows loaded into HBase: every committed clean run is loaded, so in streaming mode this
+    /// is the total so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loaded: Option<i64>,
 }
