@@ -114,15 +114,15 @@ fn demo_serves_counts_equal_to_the_quality_report() {
         assert_eq!(&summary["dropped"][rule], n, "{rule}");
     }
     let cats = json(&addr, "/api/categories");
-    let orders: u64 = cats
+    let orders: u64 = cats["rows"]
         .as_array()
-        .expect("array")
+        .expect("rows array")
         .iter()
         .map(|c| c["orders"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(Some(orders), summary["orders"].as_u64());
     let status = json(&addr, "/api/status");
-    assert_eq!(status.as_array().expect("array").len(), 4);
+    assert_eq!(status["rows"].as_array().expect("rows array").len(), 4);
     let (code, page) = http_get(&addr, "/");
     assert_eq!(code, 200);
     assert!(page.contains("ecom-pipeline"));
