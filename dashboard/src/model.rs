@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ecom_jobs::aggregates::Cube;
+use ecom_jobs::aggregates::{merge_sorted, Cube};
 
 use crate::panels::{
     bin_edges, bin_of, bucket_starts, money, quantile_rank, series_range, BinRow, CategoryRow,
@@ -133,8 +133,8 @@ impl Model {
             rec.sum_sq += cell.sum_sq_cents;
             let amounts: Vec<(i64, u32)> =
                 cell.amounts.iter().map(|&(c, n)| (c, n as u32)).collect();
-            rec.amounts = merge_by(&rec.amounts, &amounts, |a| a.0, |a, b| (a.0, a.1 + b.1));
-            rec.users = merge_by(
+            rec.amounts = merge_sorted(&rec.amounts, &amounts, |a| a.0, |a, b| (a.0, a.1 + b.1));
+            rec.users = merge_sorted(
                 &rec.users,
                 &users,
                 |u| u.0,
@@ -146,7 +146,7 @@ impl Model {
         if self.orders.is_empty() {
             self.orders = new_orders;
         } else {
-            self.orders = merge_by(&self.orders, &new_orders, |o| o.0, |a, _| *a);
+            self.orders = merge_sorted(&self.orders, &new_orders, |o| o.0, |a, _| *a);
         }
     }
 
@@ -488,41 +488,4 @@ impl Model {
         let more = ids.next().is_some();
         (page_ids, more)
     }
-}
-
-/// Merges two lists sorted by `key`, combining equal keys with `join`.
-fn merge_by<T: Copy, K: Ord>(
-    a: &[T],
-    b: &[T],
-    key: impl Fn(&T) -> K,
-    join: impl Fn(&T, &T) -> T,
-) -> Vec<T> {
-    if a.is_empty() {
-        return b.to_vec();
-    }
-    if b.is_empty() {
-        return a.to_vec();
-    }
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match key(&a[i]).cmp(&key(&b[j])) {
-            std::cmp::Ordering::Less => {
-                out.push(a[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(join(&a[i], &b[j]));
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
 }

@@ -241,12 +241,18 @@ impl Cell {
 }
 
 /// Merges two lists sorted by `key`, combining equal keys with `join`.
-fn merge_sorted<T: Copy, K: Ord>(
+pub fn merge_sorted<T: Copy, K: Ord>(
     a: &[T],
     b: &[T],
     key: impl Fn(&T) -> K,
     join: impl Fn(&T, &T) -> T,
 ) -> Vec<T> {
+    if a.is_empty() {
+        return b.to_vec();
+    }
+    if b.is_empty() {
+        return a.to_vec();
+    }
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
