@@ -120,9 +120,22 @@ export async function readPanels(page) {
   });
 }
 
-/** Clicks a CSV link and returns the downloaded text. */
+/**
+ * Clicks a CSV link and returns the downloaded text. Chromium's limit on several
+ * downloads from one page in a row swallows the first click of a second download
+ * (seen every run for csv-categories right after csv-orders), so a click with no
+ * download is repeated, at most twice.
+ */
 export async function downloadCsv(page, testid) {
-  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 30000 }), page.click(`[data-testid=${testid}]`)]);
+  let download = null;
+  for (let attempt = 1; !download; attempt++) {
+    try {
+      [download] = await Promise.all([page.waitForEvent("download", { timeout: 15000 }), page.click(`[data-testid=${testid}]`)]);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.error(`download of ${testid}: attempt ${attempt} got no download (${e.name}), clicking again`);
+    }
+  }
   const file = await download.path();
   return { name: download.suggestedFilename(), href: await page.getAttribute(`[data-testid=${testid}]`, "href"), text: fs.readFileSync(file, "utf8") };
 }
