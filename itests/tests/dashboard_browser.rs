@@ -4,6 +4,7 @@
 //! a recomputation from the clean Parquet the demo wrote (never from the API
 //! under test). Screenshots land in `test-output/browser/` at the repository root.
 
+mod common;
 mod dashboard_support;
 
 use std::collections::{BTreeMap, BTreeSet};

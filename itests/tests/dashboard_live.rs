@@ -4,6 +4,7 @@
 //! reloaded, must show each new batch's totals within 10 seconds of its load
 //! finishing, pushed by server-sent events. Prints the measured delays.
 
+mod common;
 mod dashboard_support;
 
 use std::io::{BufRead, BufReader, Write};

@@ -83,6 +83,54 @@ pub struct CleanRow {
     pub timestamp: String,
 }
 
+/// Every row of one clean Parquet file (ids as text, whatever their stored type).
+pub fn parquet_rows(bytes: Vec<u8>) -> Vec<CleanRow> {
+    let df = ParquetReader::new(Cursor::new(bytes))
+        .finish()
+        .expect("parquet")
+        .lazy()
+        .select([
+            col("order_id").cast(DataType::String),
+            col("user_id").cast(DataType::String),
+            col("category"),
+            col("amount"),
+            col("payment_method"),
+            col("status"),
+            col("timestamp"),
+        ])
+        .collect()
+        .expect("select");
+    let s = |c: &str| df.column(c).expect(c).str().expect(c).clone();
+    let (o, u, c, p, st, t) = (
+        s("order_id"),
+        s("user_id"),
+        s("category"),
+        s("payment_method"),
+        s("status"),
+        s("timestamp"),
+    );
+    let a = df
+        .column("amount")
+        .expect("amount")
+        .f64()
+        .expect("f64")
+        .clone();
+    (0..df.height())
+        .map(|i| {
+            let g = |x: &StringChunked| x.get(i).unwrap_or_default().to_string();
+            CleanRow {
+                order_id: g(&o),
+                user_id: g(&u),
+                category: g(&c),
+                amount: a.get(i).expect("clean rows have an amount"),
+                payment: g(&p),
+                status: g(&st),
+                timestamp: g(&t),
+            }
+        })
+        .collect()
+}
+
 /// Unique topic, HDFS directory and table of one test.
 pub struct Run {
     pub topic: String,
@@ -175,48 +223,7 @@ impl Run {
         let runs = committed_runs(&store, &format!("{}/clean", self.base)).expect("manifests");
         for path in runs.iter().flat_map(|r| &r.parquet_files) {
             let bytes = store.read(path).expect("read parquet");
-            let df = ParquetReader::new(Cursor::new(bytes))
-                .finish()
-                .expect("parquet")
-                .lazy()
-                .select([
-                    col("order_id").cast(DataType::String),
-                    col("user_id").cast(DataType::String),
-                    col("category"),
-                    col("amount"),
-                    col("payment_method"),
-                    col("status"),
-                    col("timestamp"),
-                ])
-                .collect()
-                .expect("select");
-            let s = |c: &str| df.column(c).expect(c).str().expect(c).clone();
-            let (o, u, c, p, st, t) = (
-                s("order_id"),
-                s("user_id"),
-                s("category"),
-                s("payment_method"),
-                s("status"),
-                s("timestamp"),
-            );
-            let a = df
-                .column("amount")
-                .expect("amount")
-                .f64()
-                .expect("f64")
-                .clone();
-            for i in 0..df.height() {
-                let g = |x: &StringChunked| x.get(i).unwrap_or_default().to_string();
-                out.push(CleanRow {
-                    order_id: g(&o),
-                    user_id: g(&u),
-                    category: g(&c),
-                    amount: a.get(i).unwrap_or_default(),
-                    payment: g(&p),
-                    status: g(&st),
-                    timestamp: g(&t),
-                });
-            }
+            out.extend(parquet_rows(bytes));
         }
         out
     }

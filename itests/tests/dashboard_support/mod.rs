@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use polars::prelude::*;
 use serde_json::Value;
 
 /// The repository root (the parent of `itests/`).
@@ -372,50 +371,17 @@ fn collect(dir: &Path, parquet: &mut Vec<PathBuf>, reports: &mut Vec<PathBuf>) {
 
 /// Rows of one clean Parquet file.
 pub fn read_parquet(bytes: &[u8]) -> Vec<Row> {
-    let df = ParquetReader::new(std::io::Cursor::new(bytes.to_vec()))
-        .finish()
-        .expect("parquet")
-        .lazy()
-        .select([
-            col("order_id").cast(DataType::String),
-            col("user_id").cast(DataType::String),
-            col("category"),
-            col("amount"),
-            col("payment_method"),
-            col("status"),
-            col("timestamp"),
-        ])
-        .collect()
-        .expect("select");
-    let s = |c: &str| df.column(c).expect(c).str().expect(c).clone();
-    let (o, u, c, p, st, t) = (
-        s("order_id"),
-        s("user_id"),
-        s("category"),
-        s("payment_method"),
-        s("status"),
-        s("timestamp"),
-    );
-    let a = df
-        .column("amount")
-        .expect("amount")
-        .f64()
-        .expect("f64")
-        .clone();
-    (0..df.height())
-        .map(|i| {
-            let g = |x: &StringChunked| x.get(i).unwrap_or_default().to_string();
-            let timestamp = g(&t);
-            Row {
-                order_id: g(&o).parse().expect("order id"),
-                user_id: g(&u).parse().expect("user id"),
-                category: g(&c),
-                cents: (a.get(i).expect("amount") * 100.0).round() as i64,
-                payment: g(&p),
-                status: g(&st),
-                epoch: epoch_of(&timestamp),
-                timestamp,
-            }
+    crate::common::parquet_rows(bytes.to_vec())
+        .into_iter()
+        .map(|r| Row {
+            order_id: r.order_id.parse().expect("order id"),
+            user_id: r.user_id.parse().expect("user id"),
+            category: r.category,
+            cents: (r.amount * 100.0).round() as i64,
+            payment: r.payment,
+            status: r.status,
+            epoch: epoch_of(&r.timestamp),
+            timestamp: r.timestamp,
         })
         .collect()
 }
