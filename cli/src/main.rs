@@ -272,6 +272,7 @@ fn clean(args: CleanArgs) -> Result<()> {
         .sum();
     let bar = progress::bytes_bar("clean", total);
     let out = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let out = std::io::BufWriter::with_capacity(1 << 20, out);
     let mut cleaner = Cleaner::new(cfg, out, &part.display().to_string())?;
     for f in &files {
         let reader = BufReader::with_capacity(

@@ -49,8 +49,10 @@ impl LineCounts {
 /// (ids in `--seed-compat`, timestamps with their rule off) are skipped and
 /// their columns filled with a constant at the end.
 struct Columns {
+    /// Every text column but `amount` (its parsed value is the output).
     text: Vec<StringChunkedBuilder>,
     amount: PrimitiveChunkedBuilder<Float64Type>,
+    missing: BooleanChunkedBuilder,
     ids: Option<IdColumns>,
     ts_ok: Option<BooleanChunkedBuilder>,
     normalized: BooleanChunkedBuilder,
@@ -66,11 +68,12 @@ struct IdColumns {
 impl Columns {
     fn new(capacity: usize, parse_ids: bool, check_timestamps: bool) -> Self {
         Columns {
-            text: COLUMNS
+            text: TEXT_COLUMNS
                 .iter()
-                .map(|n| StringChunkedBuilder::new((*n).into(), capacity))
+                .map(|&i| StringChunkedBuilder::new(COLUMNS[i].into(), capacity))
                 .collect(),
             amount: PrimitiveChunkedBuilder::new("amount_value".into(), capacity),
+            missing: BooleanChunkedBuilder::new("missing".into(), capacity),
             ids: parse_ids.then(|| IdColumns {
                 order_num: PrimitiveChunkedBuilder::new("order_num".into(), capacity),
                 user_num: PrimitiveChunkedBuilder::new("user_num".into(), capacity),
@@ -88,6 +91,7 @@ impl Columns {
             .map(|b| b.finish().into_column())
             .collect();
         columns.push(self.amount.finish().into_column());
+        columns.push(self.missing.finish().into_column());
         match self.ids {
             Some(ids) => {
                 columns.push(ids.order_num.finish().into_column());
@@ -117,6 +121,17 @@ impl Columns {
         DataFrame::new(height, columns)
     }
 }
+
+/// The fields kept as text columns, in output order: all but `amount`, which
+/// only matters as its parsed value.
+const TEXT_COLUMNS: [usize; 6] = [
+    c::ORDER_ID,
+    c::USER_ID,
+    c::CATEGORY,
+    c::PAYMENT_METHOD,
+    c::STATUS,
+    c::TIMESTAMP,
+];
 
 /// The value to store for a categorical field, and whether it was normalised.
 fn categorical(column: usize, value: &str, normalize: bool) -> (&str, bool) {
@@ -169,17 +184,22 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
         cfg.rule_on(Rule::TooFewFields),
         cfg.rule_on(Rule::TooManyFields),
     );
+    // One validation of the whole block (the usual case: all valid) instead
+    // of one per line; lines are cut at ASCII bytes, so at char boundaries.
+    let whole = std::str::from_utf8(block).ok();
     let mut height = 0usize;
     let mut start = 0usize;
     while start < block.len() {
         let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i + 1);
         let line = trim_terminator(&block[start..end]);
+        let line_start = start;
         start = end;
         if line.is_empty() {
             counts.blank_lines += 1;
             continue;
         }
-        let text: Cow<'_, str> = match std::str::from_utf8(line) {
+        let valid = whole.and_then(|w| w.get(line_start..line_start + line.len()));
+        let text: Cow<'_, str> = match valid.map_or_else(|| std::str::from_utf8(line), Ok) {
             Ok(t) => Cow::Borrowed(t),
             Err(_) if drop_utf8 => {
                 counts.rows_in += 1;
@@ -204,8 +224,8 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
         }
         height += 1;
         let mut normalized = false;
-        for (i, (builder, value)) in cols.text.iter_mut().zip(fields).enumerate() {
-            match value {
+        for (builder, &i) in cols.text.iter_mut().zip(&TEXT_COLUMNS) {
+            match fields[i] {
                 None => builder.append_null(),
                 Some(v) if matches!(i, c::CATEGORY | c::PAYMENT_METHOD | c::STATUS) => {
                     let (out, changed) = categorical(i, v, normalize);
@@ -215,6 +235,9 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
                 Some(v) => builder.append_value(v),
             }
         }
+        // Absent or empty (the seed's typed read makes both null for `na.drop`).
+        cols.missing
+            .append_value(fields.iter().any(|f| f.is_none_or(str::is_empty)));
         let amount_text = fields[c::AMOUNT].unwrap_or("");
         let amount = if cfg.seed_compat {
             // Spark's na.drop() treats NaN like null.

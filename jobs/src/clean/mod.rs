@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 
 use rayon::prelude::*;
 
-use crate::record::COLUMNS;
 use crate::rules::{Fix, Rule};
 
 mod block;
@@ -331,59 +330,39 @@ impl<W: Write + Send> Cleaner<W> {
         if height == 0 {
             return Ok(());
         }
-        let reasons = df.column("drop_reason").and_then(|c| c.str()).map_err(pe)?;
-        let order_text = df.column("order_id").and_then(|c| c.str()).map_err(pe)?;
-        let order_num = df.column("order_num").and_then(|c| c.i64()).map_err(pe)?;
-        let flag = |name: &str| -> Result<BooleanChunked, CleanError> {
-            Ok(df.column(name).and_then(|c| c.bool()).map_err(pe)?.clone())
-        };
-        let flags = [flag("fix_credit")?, flag("fix_debit")?, flag("normalized")?];
-        let dedup = self.cfg.rule_on(Rule::DuplicateOrderId);
-        let mut keep = Vec::with_capacity(height);
-        let mut dropped: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut fixed = [0u64; 3];
-        for i in 0..height {
-            let reason = reasons.get(i).unwrap_or("");
-            let drop = if !reason.is_empty() {
-                Some(reason)
-            } else if dedup
-                && !self
-                    .seen
-                    .insert(order_num.get(i), order_text.get(i).unwrap_or(""))
-            {
-                Some(Rule::DuplicateOrderId.name())
-            } else {
-                None
-            };
-            match drop {
-                Some(rule) => {
-                    *dropped.entry(rule).or_default() += 1;
-                    keep.push(false);
-                }
-                None => {
-                    keep.push(true);
-                    for (n, f) in fixed.iter_mut().zip(&flags) {
-                        *n += u64::from(f.get(i).unwrap_or(false));
+        let reasons = df.column("drop_reason").and_then(|c| c.u32()).map_err(pe)?;
+        // Drops per rule code (index 0: kept).
+        let mut per_code = [0u64; Rule::ALL.len() + 1];
+        let mask = if self.cfg.rule_on(Rule::DuplicateOrderId) {
+            let order_text = df.column("order_id").and_then(|c| c.str()).map_err(pe)?;
+            let order_num = df.column("order_num").and_then(|c| c.i64()).map_err(pe)?;
+            let duplicate = rule_code(Rule::DuplicateOrderId);
+            let keep: Vec<bool> = reasons
+                .iter()
+                .zip(order_num.iter().zip(order_text.iter()))
+                .map(|(reason, (num, text))| {
+                    let mut code = reason.unwrap_or(KEEP);
+                    if code == KEEP && !self.seen.insert(num, text.unwrap_or("")) {
+                        code = duplicate;
                     }
+                    per_code[code as usize] += 1;
+                    code == KEEP
+                })
+                .collect();
+            BooleanChunked::from_slice("keep".into(), &keep)
+        } else {
+            for arr in reasons.downcast_iter() {
+                for &code in arr.values().iter() {
+                    per_code[code as usize] += 1;
                 }
             }
-        }
-        for (rule, n) in dropped {
-            *self.report.dropped.entry(rule.to_string()).or_default() += n;
-        }
-        for (fix, n) in [
-            Fix::CreditCardTypo,
-            Fix::DebitCardTypo,
-            Fix::NormalizedValue,
-        ]
-        .into_iter()
-        .zip(fixed)
-        {
-            if self.cfg.fix_on(fix) {
-                *self.report.fixed.entry(fix.name().into()).or_default() += n;
+            reasons.equal(KEEP)
+        };
+        for (rule, n) in Rule::ALL.into_iter().zip(&per_code[1..]) {
+            if *n > 0 {
+                *self.report.dropped.entry(rule.name().into()).or_default() += n;
             }
         }
-        let mask = BooleanChunked::from_slice("keep".into(), &keep);
         let (order, user) = if self.cfg.seed_compat {
             (col("order_id"), col("user_id"))
         } else {
@@ -404,9 +383,25 @@ impl<W: Write + Send> Cleaner<W> {
                 col("payment_out").alias("payment_method"),
                 col("status"),
                 col("timestamp"),
+                col("fix_credit"),
+                col("fix_debit"),
+                col("normalized"),
             ])
             .collect()
             .map_err(pe)?;
+        for (fix, name) in [
+            (Fix::CreditCardTypo, "fix_credit"),
+            (Fix::DebitCardTypo, "fix_debit"),
+            (Fix::NormalizedValue, "normalized"),
+        ] {
+            let n = out
+                .drop_in_place(name)
+                .and_then(|c| c.bool().map(|b| b.sum().unwrap_or(0)))
+                .map_err(pe)?;
+            if self.cfg.fix_on(fix) {
+                *self.report.fixed.entry(fix.name().into()).or_default() += u64::from(n);
+            }
+        }
         self.report.rows_out += out.height() as u64;
         out.rechunk_mut();
         self.writer
@@ -439,16 +434,22 @@ impl SeenIds {
     }
 }
 
-/// The polars plan that attributes each row to the first rule it fails and
-/// applies the payment typo fixes.
-fn plan(cfg: &CleanConfig, df: DataFrame) -> LazyFrame {
-    let missing = COLUMNS
+/// `drop_reason` of a row that passes every rule.
+const KEEP: u32 = 0;
+
+/// `drop_reason` of a row dropped by `rule`: its position in [`Rule::ALL`], plus one.
+fn rule_code(rule: Rule) -> u32 {
+    Rule::ALL
         .iter()
-        .map(|name| col(*name).is_null().or(col(*name).eq(lit(""))))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(false));
+        .position(|r| *r == rule)
+        .map_or(KEEP, |i| i as u32 + 1)
+}
+
+/// The polars plan that attributes each row to the first rule it fails
+/// (`drop_reason`, a [`rule_code`]) and applies the payment typo fixes.
+fn plan(cfg: &CleanConfig, df: DataFrame) -> LazyFrame {
     let checks = [
-        (missing, Rule::MissingField),
+        (col("missing"), Rule::MissingField),
         (col("amount_value").is_null(), Rule::UnparseableAmount),
         (col("id_ok").not(), Rule::UnparseableId),
         (col("amount_value").lt_eq(lit(0.0)), Rule::NonpositiveAmount),
@@ -457,7 +458,7 @@ fn plan(cfg: &CleanConfig, df: DataFrame) -> LazyFrame {
     let arms = checks
         .into_iter()
         .filter(|(_, rule)| cfg.rule_on(*rule))
-        .map(|(cond, rule)| (cond, lit(rule.name())))
+        .map(|(cond, rule)| (cond, lit(rule_code(rule))))
         .collect();
     // Typos are fixed on the raw payment value; normalisation never maps them.
     let typo = |typo: &str, on: bool| {
@@ -475,7 +476,9 @@ fn plan(cfg: &CleanConfig, df: DataFrame) -> LazyFrame {
     );
     df.lazy()
         .with_columns([
-            case_chain(arms, lit("")).alias("drop_reason"),
+            case_chain(arms, lit(KEEP))
+                .cast(DataType::UInt32)
+                .alias("drop_reason"),
             typo("Credit Car", cfg.fix_on(Fix::CreditCardTypo)).alias("fix_credit"),
             typo("Debit Car", cfg.fix_on(Fix::DebitCardTypo)).alias("fix_debit"),
         ])
