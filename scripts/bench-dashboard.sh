@@ -12,7 +12,9 @@
 # filter combinations, so the filters the page sends are what is measured.
 #
 # Environment: ROWS, DURATION (seconds per wrk run, 10), CONNECTIONS (16),
-# SCAN_REQUESTS (sequential scan requests, 2), PORT (18990), ECOM (binary).
+# SCAN_REQUESTS (sequential scan requests, 2; 0 skips the scan baseline),
+# PORT (18990), ECOM (binary). The load average is printed beside the figures
+# (the machine may be shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,8 +119,12 @@ bench() {
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
     if grep -q "Non-2xx" "$out"; then echo "WARNING: non-2xx answers in $out" >&2; fi
-    echo "$rps $p50 $p99"
+    # 1-minute load average at the end of the run (other work on the machine).
+    echo "$rps $p50 $p99 $(cut -d' ' -f1 /proc/loadavg)"
 }
+
+# Ratio of a throughput to the scan's, or "-" without a scan.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "nan" || b + 0 == 0) print "-"; else printf "%.0f", a / b }'; }
 
 declare -A CACHED UNCACHED
 start
@@ -137,13 +143,15 @@ for _ in $(seq 1 "$SCAN_REQUESTS"); do
     scan_times+=("$(curl -sf -o "$RUN/scan.json" -w '%{time_total}' "http://127.0.0.1:$PORT/api/scan-baseline/categories")")
 done
 # The scan's figures must be the panel's figures.
-curl -sf "http://127.0.0.1:$PORT/api/categories" >"$RUN/categories.json"
-python3 - "$RUN/scan.json" "$RUN/categories.json" <<'EOF' || echo "WARNING: scan and panel differ" >&2
+if [ "$SCAN_REQUESTS" -gt 0 ]; then
+    curl -sf "http://127.0.0.1:$PORT/api/categories" >"$RUN/categories.json"
+    python3 - "$RUN/scan.json" "$RUN/categories.json" <<'EOF' || echo "WARNING: scan and panel differ" >&2
 import json, sys
 a, b = (json.load(open(p))["rows"] for p in sys.argv[1:])
 key = lambda r: (r["category"], r["orders"], round(r["revenue"], 2))
 assert sorted(map(key, a)) == sorted(map(key, b)), (a, b)
 EOF
+fi
 stop
 start --cache-entries 0
 echo "bench-dashboard: dashboard (no cache) up in ${STARTUP}s, RSS ${RSS} MiB" >&2
@@ -151,19 +159,18 @@ for ep in "${endpoints[@]}"; do UNCACHED[$ep]=$(bench "$ep" uncached); done
 stop
 
 read -r SCAN_RPS SCAN_P50 SCAN_P99 < <(printf '%s\n' "${scan_times[@]}" | sort -n | awk '
-    { t[NR] = $1; s += $1 }
-    END { printf "%.4f %.1f %.1f\n", NR / s, t[int((NR + 1) / 2)] * 1000, t[NR] * 1000 }')
+    $1 != "" { t[++n] = $1; s += $1 }
+    END { if (n == 0) print "nan - -"; else printf "%.4f %.1f %.1f\n", n / s, t[int((n + 1) / 2)] * 1000, t[n] * 1000 }')
 
 {
     echo "dashboard load benchmark: $ROWS generated rows ($(cat "$RUN/model.txt")), wrk -t2 -c$CONNECTIONS -d${DURATION}s, ${#filters[@]} filter combinations per endpoint"
     echo "dashboard RSS: ${CACHED_RSS} MiB, ready ${CACHED_STARTUP}s after start"
-    printf '%-16s | %10s %9s %9s %9s | %10s %9s %9s %9s\n' endpoint "cached r/s" "p50 ms" "p99 ms" "x scan" "uncached" "p50 ms" "p99 ms" "x scan"
+    printf '%-16s | %10s %9s %9s %9s %5s | %10s %9s %9s %9s %5s\n' endpoint "cached r/s" "p50 ms" "p99 ms" "x scan" load "uncached" "p50 ms" "p99 ms" "x scan" load
     for ep in "${endpoints[@]}"; do
-        read -r r1 a1 b1 <<<"${CACHED[$ep]}"
-        read -r r2 a2 b2 <<<"${UNCACHED[$ep]}"
-        printf '%-16s | %10s %9s %9s %9.0f | %10s %9s %9s %9.0f\n' "$ep" "$r1" "$a1" "$b1" \
-            "$(awk -v a="$r1" -v b="$SCAN_RPS" 'BEGIN {print a / b}')" "$r2" "$a2" "$b2" \
-            "$(awk -v a="$r2" -v b="$SCAN_RPS" 'BEGIN {print a / b}')"
+        read -r r1 a1 b1 l1 <<<"${CACHED[$ep]}"
+        read -r r2 a2 b2 l2 <<<"${UNCACHED[$ep]}"
+        printf '%-16s | %10s %9s %9s %9s %5s | %10s %9s %9s %9s %5s\n' "$ep" "$r1" "$a1" "$b1" \
+            "$(ratio "$r1" "$SCAN_RPS")" "$l1" "$r2" "$a2" "$b2" "$(ratio "$r2" "$SCAN_RPS")" "$l2"
     done
     printf '%-16s | %10s %9s %9s %9s |   (%s sequential requests, each a full scan of the fact table)\n' \
         "scan baseline" "$SCAN_RPS" "$SCAN_P50" "$SCAN_P99" 1 "$SCAN_REQUESTS"

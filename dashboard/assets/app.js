@@ -615,7 +615,8 @@
   function updateCsvLinks(base) {
     const extra = {
       "top-users": { limit: 10 }, histogram: { bins: state.bins }, timeseries: { bucket: state.bucket },
-      orders: { page: state.page, page_size: state.pageSize },
+      // The table's CSV is the whole filtered result, streamed by the server.
+      orders: { all: "true" },
     };
     for (const a of $$("a[data-csv]")) {
       const name = a.dataset.csv;

@@ -18,8 +18,10 @@ use ecom_jobs::store::Table;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::panels::{money, to_csv, Health, OrderRow, Orders, Rows, StageRow};
-use crate::query::{parse, Endpoint, Format, Query};
+use crate::panels::{
+    money, order_csv_line, to_csv, Health, OrderRow, Orders, Rows, StageRow, ORDER_COLUMNS,
+};
+use crate::query::{parse, Endpoint, Filter, Format, Query};
 use crate::read_model::Snapshot;
 use crate::AppState;
 
@@ -221,6 +223,129 @@ fn orders(state: &AppState, q: &Query) -> Result<Value, ApiError> {
     })
 }
 
+/// Orders per batch of the full export: ids from the order index, then
+/// their rows by key from the fact table.
+const EXPORT_BATCH: usize = 1000;
+/// Index entries walked per batch at most (bounds the time the snapshot
+/// lock is held under a very selective filter).
+const EXPORT_WALK: usize = 1 << 20;
+
+/// Where a full export stands between batches.
+struct Export {
+    state: AppState,
+    fact: Arc<dyn Table>,
+    filter: Filter,
+    /// The order id to continue after (`None` before the first batch).
+    cursor: Option<u64>,
+    /// The cell mask of the filter and the data version it was computed for.
+    pass: Option<(u64, Vec<bool>)>,
+    /// Rows sent so far.
+    rows: u64,
+    /// The index is exhausted.
+    done: bool,
+}
+
+impl Export {
+    /// The CSV lines of the next batch; `None` once every order was sent.
+    fn next_batch(&mut self) -> Result<Option<Bytes>, ApiError> {
+        while !self.done {
+            let ((ids, next), salt) = {
+                let s = read_snapshot(&self.state)?;
+                if self.pass.as_ref().is_none_or(|(v, _)| *v != s.version) {
+                    self.pass = Some((s.version, s.model.pass_mask(&self.filter)));
+                }
+                let pass = self.pass.as_ref().map(|p| p.1.as_slice()).unwrap_or(&[]);
+                (
+                    s.model
+                        .order_ids_after(self.cursor, pass, EXPORT_BATCH, EXPORT_WALK),
+                    s.salt_buckets,
+                )
+            };
+            match next {
+                Some(n) => self.cursor = Some(n),
+                None => self.done = true,
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            let mut out = String::with_capacity(ids.len() * 80);
+            for &id in &ids {
+                order_csv_line(&order_row(self.fact.as_ref(), id, salt)?, &mut out);
+            }
+            self.rows += ids.len() as u64;
+            return Ok(Some(Bytes::from(out)));
+        }
+        Ok(None)
+    }
+}
+
+/// `/api/orders?format=csv&all=true`: every order passing the filters, by
+/// order id, streamed in batches (ids from the in-memory index, rows by key
+/// from the fact table), so memory stays bounded whatever the size. A store
+/// failure mid-way ends the body with an `# error: ...` line and aborts the
+/// connection (no terminating chunk), so the file never looks complete.
+fn export_orders(state: &AppState, q: &Query) -> Result<Response, ApiError> {
+    let fact = state.fact.clone().ok_or_else(|| {
+        ApiError::Unavailable("the fact table is not available to this dashboard".into())
+    })?;
+    let export = Export {
+        state: state.clone(),
+        fact,
+        filter: q.filter.clone(),
+        cursor: None,
+        pass: None,
+        rows: 0,
+        done: false,
+    };
+    let header = Bytes::from(format!("{}\n", ORDER_COLUMNS.join(",")));
+    enum Step {
+        Run(Box<Export>),
+        Fail(String),
+        Done,
+    }
+    let body = futures::stream::unfold(Step::Run(Box::new(export)), |step| async move {
+        match step {
+            Step::Done => None,
+            Step::Fail(msg) => {
+                // Let the error line be flushed before the connection is aborted.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Err(std::io::Error::other(msg)), Step::Done))
+            }
+            Step::Run(mut x) => {
+                let task = tokio::task::spawn_blocking(move || {
+                    let r = x.next_batch();
+                    (x, r)
+                })
+                .await;
+                let msg = match task {
+                    Ok((_, Ok(None))) => return None,
+                    Ok((x, Ok(Some(bytes)))) => return Some((Ok(bytes), Step::Run(x))),
+                    Ok((x, Err(e))) => format!("after {} rows: {e}", x.rows),
+                    Err(e) => format!("export task failed: {e}"),
+                };
+                tracing::error!(error = %msg, "orders export aborted");
+                let line = Bytes::from(format!("# error: export incomplete, {msg}\n"));
+                Some((Ok(line), Step::Fail(msg)))
+            }
+        }
+    });
+    let stream = futures::StreamExt::chain(
+        futures::stream::iter([Ok::<_, std::io::Error>(header)]),
+        body,
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"orders.csv\"",
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 /// Computes the unfiltered answer of every panel into the cache (after a
 /// data change, so that the page's first load is served from memory).
 pub fn warm(state: &AppState) {
@@ -274,10 +399,19 @@ pub async fn panel(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Answer, ApiError> {
+) -> Result<Response, ApiError> {
     let endpoint = Endpoint::from_name(&name)
         .ok_or_else(|| ApiError::NotFound(format!("no such endpoint: /api/{name}")))?;
     let q = parse(endpoint, raw.as_deref())?;
+    if q.all {
+        return export_orders(&state, &q);
+    }
+    answer(state, q).await.map(IntoResponse::into_response)
+}
+
+/// A panel's answer, from the cache or computed.
+async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
+    let endpoint = q.endpoint;
     let key = format!("{}&format={:?}", q.canonical(), q.format);
     let version = state.updates.borrow().0;
     let cacheable = endpoint != Endpoint::Health && state.cache_entries > 0;

@@ -19,11 +19,10 @@ use crate::time::{format_hour, hour_of_text};
 /// excluded by every time filter, left out of the time series.
 pub const NO_HOUR: i64 = i64::MIN;
 
-/// One merged cell.
+/// Sums and amounts of a set of orders (a cell, or a combination of
+/// dimension values over every hour).
 #[derive(Debug, Clone, Default)]
-struct CellRec {
-    hour: i64,
-    dims: [u16; 3],
+struct Agg {
     orders: u64,
     sum_cents: i64,
     sum_sq: u128,
@@ -31,8 +30,62 @@ struct CellRec {
     max: i64,
     /// `(cents, orders)` sorted by cents.
     amounts: Vec<(i64, u32)>,
+}
+
+/// One merged cell.
+#[derive(Debug, Clone, Default)]
+struct CellRec {
+    hour: i64,
+    dims: [u16; 3],
+    agg: Agg,
     /// `(user index, orders, cents)` sorted by user index.
     users: Vec<(u32, u32, i64)>,
+}
+
+/// One (category, payment, status) over every hour: what a query without a
+/// time range selects, so such queries merge at most a few hundred of these
+/// instead of every hourly cell.
+#[derive(Debug, Clone, Default)]
+struct Combo {
+    dims: [u16; 3],
+    agg: Agg,
+}
+
+impl Derived {
+    /// Approximate bytes held.
+    fn bytes(&self) -> usize {
+        let combos: usize = self.combos.as_ref().map_or(0, |v| {
+            v.iter()
+                .map(|c| std::mem::size_of::<Combo>() + c.agg.amounts.capacity() * 12)
+                .sum()
+        });
+        combos
+            + self.by_hour.capacity() * 16
+            + self.user_start.capacity() * 4
+            + self.user_cells.capacity() * 4
+            + self.user_total.capacity() * 8
+            + self.by_total.capacity() * 4
+    }
+}
+
+/// Indexes derived from the cells after each merge (see [`Model::reindex`]).
+#[derive(Debug, Clone, Default)]
+struct Derived {
+    /// `(hour, cell)` sorted by hour: time ranges select a slice.
+    by_hour: Vec<(i64, u32)>,
+    /// Every combination present, each summed over its cells; `None` when
+    /// a per-amount count would overflow (then cells are merged instead).
+    combos: Option<Vec<Combo>>,
+    /// Per user, the cells holding it: `user_cells[user_start[u]..user_start[u + 1]]`.
+    user_start: Vec<u32>,
+    user_cells: Vec<u32>,
+    /// Per user, cents over every cell.
+    user_total: Vec<i64>,
+    /// Users by `user_total` desc (ties by user id).
+    by_total: Vec<u32>,
+    /// Every per-user tally is positive, so a user's total bounds its
+    /// filtered revenue (the threshold search of top users relies on it).
+    positive: bool,
 }
 
 /// Dictionary of one dimension's values.
@@ -70,6 +123,36 @@ pub struct Model {
     user_index: HashMap<u64, u32>,
     /// `(order id, cell)` sorted by order id.
     orders: Vec<(u64, u32)>,
+    derived: Derived,
+}
+
+/// A user's figures while searching the top users: `(cents, user id, orders)`.
+type Cand = (i64, u64, u64);
+
+fn better(a: &Cand, b: &Cand) -> bool {
+    a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+/// Keeps the `limit` best candidates, best first.
+fn offer(best: &mut Vec<Cand>, limit: usize, cand: Cand) {
+    if best.len() < limit || best.last().is_some_and(|w| better(&cand, w)) {
+        let pos = best.partition_point(|b| better(b, &cand));
+        best.insert(pos, cand);
+        best.truncate(limit);
+    }
+}
+
+/// Per-user scratch of the cell-major pass of top users, kept per thread
+/// (zeroed again after each use: only touched entries are reset).
+#[derive(Default)]
+struct Scratch {
+    orders: Vec<u64>,
+    cents: Vec<i64>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// Memory the model holds, bytes (approximate: vector capacities).
@@ -105,8 +188,11 @@ impl Model {
                 self.cells.push(CellRec {
                     hour,
                     dims,
-                    min: cell.min_cents,
-                    max: cell.max_cents,
+                    agg: Agg {
+                        min: cell.min_cents,
+                        max: cell.max_cents,
+                        ..Default::default()
+                    },
                     ..Default::default()
                 });
             }
@@ -124,16 +210,17 @@ impl Model {
                 .collect();
             users.sort_unstable_by_key(|u| u.0);
             let rec = &mut self.cells[idx as usize];
-            if rec.orders > 0 {
-                rec.min = rec.min.min(cell.min_cents);
-                rec.max = rec.max.max(cell.max_cents);
+            let agg = &mut rec.agg;
+            if agg.orders > 0 {
+                agg.min = agg.min.min(cell.min_cents);
+                agg.max = agg.max.max(cell.max_cents);
             }
-            rec.orders += cell.orders;
-            rec.sum_cents += cell.sum_cents;
-            rec.sum_sq += cell.sum_sq_cents;
+            agg.orders += cell.orders;
+            agg.sum_cents += cell.sum_cents;
+            agg.sum_sq += cell.sum_sq_cents;
             let amounts: Vec<(i64, u32)> =
                 cell.amounts.iter().map(|&(c, n)| (c, n as u32)).collect();
-            rec.amounts = merge_sorted(&rec.amounts, &amounts, |a| a.0, |a, b| (a.0, a.1 + b.1));
+            agg.amounts = merge_sorted(&agg.amounts, &amounts, |a| a.0, |a, b| (a.0, a.1 + b.1));
             rec.users = merge_sorted(
                 &rec.users,
                 &users,
@@ -148,6 +235,110 @@ impl Model {
         } else {
             self.orders = merge_sorted(&self.orders, &new_orders, |o| o.0, |a, _| *a);
         }
+        self.reindex();
+    }
+
+    /// Rebuilds the derived indexes from the cells: the hour order, the
+    /// combinations over every hour, the user-major index and the users by
+    /// total revenue. Linear in the cells' entries (plus sorts of the
+    /// combinations' amounts and of the users).
+    fn reindex(&mut self) {
+        let mut by_hour: Vec<(i64, u32)> = self
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.hour, i as u32))
+            .collect();
+        by_hour.sort_unstable();
+
+        // Combinations: the cells of each, summed, amounts folded.
+        let mut combo_of: HashMap<[u16; 3], usize> = HashMap::new();
+        let mut members: Vec<Vec<u32>> = Vec::new();
+        for (i, c) in self.cells.iter().enumerate() {
+            let next = members.len();
+            let k = *combo_of.entry(c.dims).or_insert(next);
+            if k == next {
+                members.push(Vec::new());
+            }
+            members[k].push(i as u32);
+        }
+        let mut combos = Some(Vec::with_capacity(members.len()));
+        for cells in &members {
+            let mut agg = Agg {
+                min: i64::MAX,
+                max: i64::MIN,
+                ..Default::default()
+            };
+            let mut all: Vec<(i64, u32)> = Vec::new();
+            for &i in cells {
+                let a = &self.cells[i as usize].agg;
+                agg.orders += a.orders;
+                agg.sum_cents += a.sum_cents;
+                agg.sum_sq += a.sum_sq;
+                agg.min = agg.min.min(a.min);
+                agg.max = agg.max.max(a.max);
+                all.extend_from_slice(&a.amounts);
+            }
+            all.sort_unstable_by_key(|a| a.0);
+            let mut folded: Vec<(i64, u32)> = Vec::with_capacity(all.len());
+            let mut overflow = false;
+            for (cents, n) in all {
+                match folded.last_mut() {
+                    Some(last) if last.0 == cents => match last.1.checked_add(n) {
+                        Some(sum) => last.1 = sum,
+                        None => overflow = true,
+                    },
+                    _ => folded.push((cents, n)),
+                }
+            }
+            agg.amounts = folded;
+            let dims = self.cells[cells[0] as usize].dims;
+            match (&mut combos, overflow) {
+                (Some(v), false) => v.push(Combo { dims, agg }),
+                _ => combos = None,
+            }
+        }
+
+        // Users: the cells of each (counting sort), totals, order by total.
+        let users = self.users.len();
+        let mut count = vec![0u32; users + 1];
+        let mut total = vec![0i64; users];
+        let mut positive = true;
+        for c in &self.cells {
+            for &(u, _, cents) in &c.users {
+                count[u as usize + 1] += 1;
+                total[u as usize] += cents;
+                positive &= cents > 0;
+            }
+        }
+        for u in 0..users {
+            count[u + 1] += count[u];
+        }
+        let user_start = count.clone();
+        let mut fill = count;
+        let mut user_cells = vec![0u32; user_start[users] as usize];
+        for (i, c) in self.cells.iter().enumerate() {
+            for &(u, _, _) in &c.users {
+                let at = &mut fill[u as usize];
+                user_cells[*at as usize] = i as u32;
+                *at += 1;
+            }
+        }
+        let mut by_total: Vec<u32> = (0..users as u32).collect();
+        by_total.sort_unstable_by(|&a, &b| {
+            total[b as usize]
+                .cmp(&total[a as usize])
+                .then_with(|| self.users[a as usize].cmp(&self.users[b as usize]))
+        });
+        self.derived = Derived {
+            by_hour,
+            combos,
+            user_start,
+            user_cells,
+            user_total: total,
+            by_total,
+            positive,
+        };
     }
 
     /// What the model holds.
@@ -157,7 +348,7 @@ impl Model {
             .iter()
             .map(|c| {
                 std::mem::size_of::<CellRec>()
-                    + c.amounts.capacity() * std::mem::size_of::<(i64, u32)>()
+                    + c.agg.amounts.capacity() * std::mem::size_of::<(i64, u32)>()
                     + c.users.capacity() * std::mem::size_of::<(u32, u32, i64)>()
             })
             .sum();
@@ -166,6 +357,7 @@ impl Model {
             users: self.users.len(),
             orders: self.orders.len(),
             bytes: cells
+                + self.derived.bytes()
                 + self.cell_index.capacity() * 40
                 + self.users.capacity() * 8
                 + self.user_index.capacity() * 16
@@ -178,27 +370,68 @@ impl Model {
         self.orders.len() as u64
     }
 
-    /// Indices of the cells passing `filter`.
-    fn select(&self, filter: &Filter) -> Vec<u32> {
-        let masks = [
+    /// The masks of the three dimensions under `filter`.
+    fn masks(&self, filter: &Filter) -> [Vec<bool>; 3] {
+        [
             self.dims[0].mask(&filter.category),
             self.dims[1].mask(&filter.payment),
             self.dims[2].mask(&filter.status),
-        ];
-        let (from, to) = (filter.from, filter.to);
-        self.cells
+        ]
+    }
+
+    /// Indices of the cells passing `filter` (by hour when it has a time range).
+    fn select(&self, filter: &Filter) -> Vec<u32> {
+        let masks = self.masks(filter);
+        let admit = |c: &CellRec| {
+            masks[0][c.dims[0] as usize]
+                && masks[1][c.dims[1] as usize]
+                && masks[2][c.dims[2] as usize]
+        };
+        if filter.from.is_none() && filter.to.is_none() {
+            return self
+                .cells
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| admit(c))
+                .map(|(i, _)| i as u32)
+                .collect();
+        }
+        // Cells without an hour sort first and fail every time filter.
+        let h = &self.derived.by_hour;
+        let lo = match filter.from {
+            Some(f) => h.partition_point(|x| x.0 < f),
+            None => h.partition_point(|x| x.0 == NO_HOUR),
+        };
+        let hi = filter
+            .to
+            .map_or(h.len(), |t| h.partition_point(|x| x.0 < t));
+        h[lo..hi.max(lo)]
             .iter()
-            .enumerate()
-            .filter(|(_, c)| {
-                (from.is_none() && to.is_none()
-                    || c.hour != NO_HOUR
-                        && from.is_none_or(|f| c.hour >= f)
-                        && to.is_none_or(|t| c.hour < t))
-                    && masks[0][c.dims[0] as usize]
-                    && masks[1][c.dims[1] as usize]
-                    && masks[2][c.dims[2] as usize]
+            .filter(|(_, i)| admit(&self.cells[*i as usize]))
+            .map(|(_, i)| *i)
+            .collect()
+    }
+
+    /// The sums to merge for `filter` with the dimension values of each: the
+    /// combinations over every hour when the filter has no time range (and
+    /// they exist), otherwise the matching cells.
+    fn parts(&self, filter: &Filter) -> Vec<([u16; 3], &Agg)> {
+        if filter.from.is_none() && filter.to.is_none() {
+            if let Some(combos) = &self.derived.combos {
+                let masks = self.masks(filter);
+                return combos
+                    .iter()
+                    .filter(|c| (0..3).all(|d| masks[d][c.dims[d] as usize]))
+                    .map(|c| (c.dims, &c.agg))
+                    .collect();
+            }
+        }
+        self.select(filter)
+            .into_iter()
+            .map(|i| {
+                let c = &self.cells[i as usize];
+                (c.dims, &c.agg)
             })
-            .map(|(i, _)| i as u32)
             .collect()
     }
 
@@ -206,13 +439,13 @@ impl Model {
         sel.iter().map(move |&i| &self.cells[i as usize])
     }
 
-    /// Orders per exact amount (cents) of the selected cells, ascending.
-    fn distribution(&self, sel: &[u32], min: i64, max: i64) -> Vec<(i64, u64)> {
+    /// Orders per exact amount (cents) of the given sums, ascending.
+    fn distribution(parts: &[([u16; 3], &Agg)], min: i64, max: i64) -> Vec<(i64, u64)> {
         let span = (max - min) as usize + 1;
         if span <= 8 << 20 {
             let mut dense = vec![0u64; span];
-            for c in self.cells_of(sel) {
-                for &(cents, n) in &c.amounts {
+            for (_, a) in parts {
+                for &(cents, n) in &a.amounts {
                     dense[(cents - min) as usize] += u64::from(n);
                 }
             }
@@ -224,8 +457,8 @@ impl Model {
                 .collect()
         } else {
             let mut all: BTreeMap<i64, u64> = BTreeMap::new();
-            for c in self.cells_of(sel) {
-                for &(cents, n) in &c.amounts {
+            for (_, a) in parts {
+                for &(cents, n) in &a.amounts {
                     *all.entry(cents).or_default() += u64::from(n);
                 }
             }
@@ -235,31 +468,35 @@ impl Model {
 
     /// Key figures under `filter` (`dropped_rows` left empty).
     pub fn figures(&self, filter: &Filter) -> Figures {
-        let sel = self.select(filter);
+        let parts = self.parts(filter);
         let (mut n, mut sum, mut sq) = (0u64, 0i128, 0u128);
         let (mut min, mut max) = (i64::MAX, i64::MIN);
-        for c in self.cells_of(&sel) {
-            n += c.orders;
-            sum += i128::from(c.sum_cents);
-            sq += c.sum_sq;
-            min = min.min(c.min);
-            max = max.max(c.max);
+        for (_, a) in &parts {
+            n += a.orders;
+            sum += i128::from(a.sum_cents);
+            sq += a.sum_sq;
+            min = min.min(a.min);
+            max = max.max(a.max);
         }
         if n == 0 {
             return Figures::default();
         }
-        let dist = self.distribution(&sel, min, max);
-        let quantile = |q: f64| {
-            let rank = quantile_rank(q, n);
-            let mut seen = 0u64;
-            for &(cents, k) in &dist {
-                seen += k;
-                if seen > rank {
-                    return Some(money(cents));
-                }
+        let dist = Self::distribution(&parts, min, max);
+        // One pass over the distribution for the four ranks, ascending.
+        let qs = [0.25, 0.5, 0.75, 0.95];
+        let mut found = [None; 4];
+        let mut seen = 0u64;
+        let mut next = 0;
+        for &(cents, k) in &dist {
+            seen += k;
+            while next < qs.len() && seen > quantile_rank(qs[next], n) {
+                found[next] = Some(money(cents));
+                next += 1;
             }
-            None
-        };
+            if next == qs.len() {
+                break;
+            }
+        }
         let std = (n >= 2).then(|| {
             // Exact integer numerator: n * sum(x^2) - (sum x)^2, in cents^2.
             let num = (n as i128) * (sq as i128) - sum * sum;
@@ -270,13 +507,13 @@ impl Model {
             orders: n,
             revenue: sum as f64 / 100.0,
             mean: Some(sum as f64 / 100.0 / n as f64),
-            median: quantile(0.5),
+            median: found[1],
             min: Some(money(min)),
             max: Some(money(max)),
             std,
-            p25: quantile(0.25),
-            p75: quantile(0.75),
-            p95: quantile(0.95),
+            p25: found[0],
+            p75: found[2],
+            p95: found[3],
             dropped_rows: None,
         }
     }
@@ -291,10 +528,10 @@ impl Model {
     /// Orders and cents per value of dimension `d`.
     fn by_dim(&self, filter: &Filter, d: usize) -> Vec<(String, u64, i64)> {
         let mut acc = vec![(0u64, 0i64); self.dims[d].values.len()];
-        for c in self.cells_of(&self.select(filter)) {
-            let a = &mut acc[c.dims[d] as usize];
-            a.0 += c.orders;
-            a.1 += c.sum_cents;
+        for (dims, a) in self.parts(filter) {
+            let t = &mut acc[dims[d] as usize];
+            t.0 += a.orders;
+            t.1 += a.sum_cents;
         }
         let mut out: Vec<(String, u64, i64)> = acc
             .into_iter()
@@ -352,70 +589,141 @@ impl Model {
 
     /// `/api/category-status`: by category, then status.
     pub fn category_status(&self, filter: &Filter) -> Vec<CategoryStatusRow> {
-        let mut acc: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for c in self.cells_of(&self.select(filter)) {
-            *acc.entry((
-                &self.dims[0].values[c.dims[0] as usize],
-                &self.dims[2].values[c.dims[2] as usize],
-            ))
-            .or_default() += c.orders;
+        let statuses = self.dims[2].values.len();
+        let mut acc = vec![0u64; self.dims[0].values.len() * statuses];
+        for (dims, a) in self.parts(filter) {
+            acc[dims[0] as usize * statuses + dims[2] as usize] += a.orders;
         }
-        acc.into_iter()
-            .map(|((category, status), orders)| CategoryStatusRow {
-                category: category.to_string(),
-                status: status.to_string(),
+        let mut rows: Vec<CategoryStatusRow> = acc
+            .into_iter()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .map(|(i, orders)| CategoryStatusRow {
+                category: self.dims[0].values[i / statuses].clone(),
+                status: self.dims[2].values[i % statuses].clone(),
                 orders,
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.category, &a.status).cmp(&(&b.category, &b.status)));
+        rows
+    }
+
+    /// `/api/top-users`: by revenue desc, ties by user id asc.
+    ///
+    /// With positive tallies (checked when indexing) a user's filtered
+    /// revenue is at most its total, so users are visited by total desc and
+    /// the search stops at the first whose total is below the `limit`-th
+    /// best filtered revenue found: a broad filter ends after a few users.
+    /// When that search has cost as much as a pass over the selected cells
+    /// (a narrow filter), the cell-major pass finishes the job instead.
+    pub fn top_users(&self, filter: &Filter, limit: usize) -> Vec<UserRow> {
+        let sel = self.select(filter);
+        let entries: usize = self.cells_of(&sel).map(|c| c.users.len()).sum();
+        let found = if self.derived.positive {
+            let mut pass = vec![false; self.cells.len()];
+            for &i in &sel {
+                pass[i as usize] = true;
+            }
+            self.top_users_by_total(&pass, limit, entries)
+        } else {
+            None
+        };
+        let best = match found {
+            Some(best) => best,
+            None => self.top_users_by_cells(&sel, limit),
+        };
+        best.into_iter()
+            .map(|(cents, user_id, orders)| UserRow {
+                user_id,
+                orders,
+                revenue: money(cents),
             })
             .collect()
     }
 
-    /// `/api/top-users`: by revenue desc, ties by user id asc.
-    pub fn top_users(&self, filter: &Filter, limit: usize) -> Vec<UserRow> {
-        let mut orders = vec![0u64; self.users.len()];
-        let mut cents = vec![0i64; self.users.len()];
-        for c in self.cells_of(&self.select(filter)) {
-            for &(u, n, s) in &c.users {
-                orders[u as usize] += u64::from(n);
-                cents[u as usize] += s;
+    /// Threshold search over users by total revenue; `None` when it visited
+    /// more than `budget` (user, cell) entries before it could stop.
+    fn top_users_by_total(&self, pass: &[bool], limit: usize, budget: usize) -> Option<Vec<Cand>> {
+        let d = &self.derived;
+        let mut best: Vec<Cand> = Vec::with_capacity(limit + 1);
+        let mut work = 0usize;
+        for &u in &d.by_total {
+            let total = d.user_total[u as usize];
+            if best.len() == limit && best.last().is_some_and(|w| total < w.0) {
+                break;
+            }
+            let cells = &d.user_cells
+                [d.user_start[u as usize] as usize..d.user_start[u as usize + 1] as usize];
+            work += cells.len();
+            if work > budget {
+                return None;
+            }
+            let (mut n, mut cents) = (0u64, 0i64);
+            for &c in cells {
+                if !pass[c as usize] {
+                    continue;
+                }
+                let users = &self.cells[c as usize].users;
+                if let Ok(at) = users.binary_search_by_key(&u, |t| t.0) {
+                    n += u64::from(users[at].1);
+                    cents += users[at].2;
+                }
+            }
+            if n > 0 {
+                offer(&mut best, limit, (cents, self.users[u as usize], n));
             }
         }
-        let mut best: Vec<(i64, u64, u32)> = Vec::with_capacity(limit + 1);
-        for (u, &n) in orders.iter().enumerate() {
-            if n == 0 {
-                continue;
+        Some(best)
+    }
+
+    /// Per-user tallies of the selected cells summed per user (per-thread
+    /// scratch arrays, only the touched users reset), then the best `limit`.
+    fn top_users_by_cells(&self, sel: &[u32], limit: usize) -> Vec<Cand> {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let s = &mut *guard;
+            if s.orders.len() < self.users.len() {
+                s.orders.resize(self.users.len(), 0);
+                s.cents.resize(self.users.len(), 0);
             }
-            let cand = (cents[u], self.users[u], u as u32);
-            let better =
-                |a: &(i64, u64, u32), b: &(i64, u64, u32)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
-            if best.len() < limit || best.last().is_some_and(|w| better(&cand, w)) {
-                let pos = best.partition_point(|b| better(b, &cand));
-                best.insert(pos, cand);
-                best.truncate(limit);
+            s.touched.clear();
+            for c in self.cells_of(sel) {
+                for &(u, n, cents) in &c.users {
+                    let i = u as usize;
+                    if s.orders[i] == 0 {
+                        s.touched.push(u);
+                    }
+                    s.orders[i] += u64::from(n);
+                    s.cents[i] += cents;
+                }
             }
-        }
-        best.into_iter()
-            .map(|(c, user_id, u)| UserRow {
-                user_id,
-                orders: orders[u as usize],
-                revenue: money(c),
-            })
-            .collect()
+            let mut best: Vec<Cand> = Vec::with_capacity(limit + 1);
+            for &u in &s.touched {
+                let i = u as usize;
+                offer(&mut best, limit, (s.cents[i], self.users[i], s.orders[i]));
+            }
+            for &u in &s.touched {
+                s.orders[u as usize] = 0;
+                s.cents[u as usize] = 0;
+            }
+            best
+        })
     }
 
     /// `/api/histogram`: `bins` equal-width bins over the filtered [min, max].
     pub fn histogram(&self, filter: &Filter, bins: usize) -> Vec<BinRow> {
-        let sel = self.select(filter);
+        let parts = self.parts(filter);
         let (mut min, mut max) = (i64::MAX, i64::MIN);
-        for c in self.cells_of(&sel) {
-            min = min.min(c.min);
-            max = max.max(c.max);
+        for (_, a) in &parts {
+            min = min.min(a.min);
+            max = max.max(a.max);
         }
         if min > max {
             return Vec::new();
         }
         let edges = bin_edges(min, max, bins);
         let mut counts = vec![0u64; bins];
-        for (cents, n) in self.distribution(&sel, min, max) {
+        for (cents, n) in Self::distribution(&parts, min, max) {
             counts[bin_of(&edges, cents)] += n;
         }
         counts
@@ -451,8 +759,8 @@ impl Model {
                 continue;
             }
             let i = starts.partition_point(|s| *s <= c.hour) - 1;
-            acc[i].0 += c.orders;
-            acc[i].1 += c.sum_cents;
+            acc[i].0 += c.agg.orders;
+            acc[i].1 += c.agg.sum_cents;
         }
         Ok(Timeseries {
             bucket: chosen.name().to_string(),
@@ -469,13 +777,49 @@ impl Model {
         })
     }
 
-    /// Order ids of page `page` (1-based) under `filter`, by order id, and
-    /// whether more follow. Walks the order index only as far as the page.
-    pub fn order_page(&self, filter: &Filter, page: usize, size: usize) -> (Vec<u64>, bool) {
+    /// Which cells pass `filter`, indexed by cell (valid for this model only).
+    pub fn pass_mask(&self, filter: &Filter) -> Vec<bool> {
         let mut pass = vec![false; self.cells.len()];
         for i in self.select(filter) {
             pass[i as usize] = true;
         }
+        pass
+    }
+
+    /// The next order ids after `after` (all when `None`) whose cell passes
+    /// `pass` (see [`Model::pass_mask`]), by order id: at most `max` ids,
+    /// walking at most `max_walk` index entries. Returns the ids, the id to
+    /// continue after (`None`: the index is exhausted).
+    pub fn order_ids_after(
+        &self,
+        after: Option<u64>,
+        pass: &[bool],
+        max: usize,
+        max_walk: usize,
+    ) -> (Vec<u64>, Option<u64>) {
+        let start = after.map_or(0, |a| self.orders.partition_point(|o| o.0 <= a));
+        let mut ids = Vec::with_capacity(max.min(4096));
+        let mut last = None;
+        for &(id, cell) in self.orders[start..].iter().take(max_walk) {
+            last = Some(id);
+            if pass.get(cell as usize).copied().unwrap_or(false) {
+                ids.push(id);
+                if ids.len() == max {
+                    break;
+                }
+            }
+        }
+        let exhausted = match last {
+            None => true,
+            Some(l) => self.orders.last().is_some_and(|o| o.0 == l),
+        };
+        (ids, if exhausted { None } else { last })
+    }
+
+    /// Order ids of page `page` (1-based) under `filter`, by order id, and
+    /// whether more follow. Walks the order index only as far as the page.
+    pub fn order_page(&self, filter: &Filter, page: usize, size: usize) -> (Vec<u64>, bool) {
+        let pass = self.pass_mask(filter);
         let skip = (page - 1).saturating_mul(size);
         let mut ids = self
             .orders

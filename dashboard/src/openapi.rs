@@ -189,7 +189,9 @@ fn summary(e: Endpoint) -> &'static str {
         Endpoint::Health => {
             "Pipeline health: rows per stage, dropped per rule, last update, consumer lag"
         }
-        Endpoint::Orders => "Drill-down: one page of orders by order id",
+        Endpoint::Orders => {
+            "Drill-down: one page of orders by order id, or (format=csv&all=true) every filtered order as a CSV stream"
+        }
     }
 }
 
@@ -212,6 +214,11 @@ pub fn spec() -> Value {
             Endpoint::Orders => {
                 params.push(param("page", "Page, from 1.", json!({"type": "integer", "minimum": 1, "default": 1})));
                 params.push(param("page_size", "Rows per page.", json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50})));
+                params.push(param(
+                    "all",
+                    "`true` (with `format=csv`, without `page`/`page_size`): the whole filtered result instead of a page, every order by order id, streamed as text/csv (chunked) with the header `order_id,user_id,category,amount,payment_method,status,timestamp`. If the fact table fails mid-way, the body ends with a line `# error: export incomplete, ...` and the connection is aborted without the terminating chunk, so the download fails instead of looking complete.",
+                    json!({"type": "boolean", "default": false}),
+                ));
             }
             _ => {}
         }

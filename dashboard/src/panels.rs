@@ -313,6 +313,35 @@ pub struct Orders {
     pub has_more: bool,
 }
 
+/// Columns of a drill-down row in CSV: the JSON fields, in the fact table's order.
+pub const ORDER_COLUMNS: [&str; 7] = [
+    "order_id",
+    "user_id",
+    "category",
+    "amount",
+    "payment_method",
+    "status",
+    "timestamp",
+];
+
+/// One drill-down row as a CSV line (with its newline), formatted exactly as
+/// [`to_csv`] formats the rows of a page.
+pub fn order_csv_line(row: &OrderRow, out: &mut String) {
+    use std::fmt::Write;
+    let amount = serde_json::Value::from(row.amount);
+    let _ = writeln!(
+        out,
+        "{},{},{},{},{},{},{}",
+        row.order_id,
+        row.user_id,
+        field(&row.category),
+        amount,
+        field(&row.payment_method),
+        field(&row.status),
+        field(&row.timestamp)
+    );
+}
+
 /// `{"rows": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rows<T> {
@@ -374,6 +403,10 @@ pub fn to_csv(answer: &serde_json::Value) -> String {
         .unwrap_or_default();
     let header: Vec<String> = match rows.first() {
         Some(Value::Object(o)) => o.keys().cloned().collect(),
+        // An empty drill-down still names its columns.
+        _ if answer.get("has_more").is_some() => {
+            ORDER_COLUMNS.iter().map(|c| c.to_string()).collect()
+        }
         _ => Vec::new(),
     };
     // serde_json keeps keys sorted unless told otherwise; use the declared order instead.
@@ -416,18 +449,7 @@ fn declared_order(mut keys: Vec<String>) -> Vec<String> {
     keys.sort_by_key(|k| ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX));
     // A drill-down row reads best in the fact table's column order.
     if keys.first().map(String::as_str) == Some("order_id") {
-        keys = [
-            "order_id",
-            "user_id",
-            "category",
-            "amount",
-            "payment_method",
-            "status",
-            "timestamp",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        keys = ORDER_COLUMNS.iter().map(|s| s.to_string()).collect();
     }
     keys
 }
@@ -450,6 +472,34 @@ mod tests {
         assert_eq!(quantile_rank(0.5, 4), 2);
         assert_eq!(quantile_rank(0.5, 5), 2);
         assert_eq!(quantile_rank(0.95, 1), 0);
+    }
+
+    #[test]
+    fn order_line_matches_page_csv() {
+        for amount in [12.5, 100.0, 0.01, 1234.56] {
+            let row = OrderRow {
+                order_id: 7,
+                user_id: 42,
+                category: "Home & Kitchen, \"big\"".into(),
+                amount,
+                payment_method: "Credit Card".into(),
+                status: "Shipped".into(),
+                timestamp: "2024-01-02 03:04:05".into(),
+            };
+            let page = Orders {
+                page: 1,
+                page_size: 1,
+                rows: vec![row.clone()],
+                has_more: false,
+            };
+            let mut line = ORDER_COLUMNS.join(",");
+            line.push('\n');
+            order_csv_line(&row, &mut line);
+            let value = serde_json::to_value(&page).expect("json");
+            assert_eq!(line, to_csv(&value));
+        }
+        let empty = serde_json::json!({"page": 1, "page_size": 5, "rows": [], "has_more": false});
+        assert_eq!(to_csv(&empty), format!("{}\n", ORDER_COLUMNS.join(",")));
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl Endpoint {
             Endpoint::TopUsers => &["limit"],
             Endpoint::Histogram => &["bins"],
             Endpoint::Timeseries => &["bucket"],
-            Endpoint::Orders => &["page", "page_size"],
+            Endpoint::Orders => &["page", "page_size", "all"],
             _ => &[],
         }
     }
@@ -201,6 +201,8 @@ pub struct Query {
     pub page: usize,
     /// `page_size` of orders (1..=500).
     pub page_size: usize,
+    /// `all=true` of orders: every filtered order, streamed as CSV.
+    pub all: bool,
 }
 
 impl Query {
@@ -215,20 +217,22 @@ impl Query {
             bucket: Bucket::Auto,
             page: 1,
             page_size: 50,
+            all: false,
         }
     }
 
     /// A canonical text of the whole query (cache keys).
     pub fn canonical(&self) -> String {
         format!(
-            "{}?{}&limit={}&bins={}&bucket={}&page={}&page_size={}",
+            "{}?{}&limit={}&bins={}&bucket={}&page={}&page_size={}&all={}",
             self.endpoint.name(),
             self.filter.canonical(),
             self.limit,
             self.bins,
             self.bucket.name(),
             self.page,
-            self.page_size
+            self.page_size,
+            self.all
         )
     }
 }
@@ -329,6 +333,17 @@ pub fn parse(endpoint: Endpoint, raw: Option<&str>) -> Result<Query, QueryError>
             "bins" => q.bins = number("bins", &value, 1, 200)?,
             "page" => q.page = number("page", &value, 1, 1_000_000)?,
             "page_size" => q.page_size = number("page_size", &value, 1, 500)?,
+            "all" => {
+                q.all = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" | "" => false,
+                    other => {
+                        return Err(bad(format!(
+                            "parameter all: {other:?} is not true or false"
+                        )))
+                    }
+                }
+            }
             "bucket" => {
                 q.bucket = match value.as_str() {
                     "auto" | "" => Bucket::Auto,
@@ -344,6 +359,21 @@ pub fn parse(endpoint: Endpoint, raw: Option<&str>) -> Result<Query, QueryError>
                 }
             }
             _ => {}
+        }
+    }
+    if q.all {
+        if q.format != Format::Csv {
+            return Err(bad(
+                "parameter all: the whole result is exported as CSV only (add format=csv)",
+            ));
+        }
+        if let Some(p) = ["page", "page_size"]
+            .into_iter()
+            .find(|p| seen.contains(*p))
+        {
+            return Err(bad(format!(
+                "parameter {p}: not with all=true (the export holds every filtered order)"
+            )));
         }
     }
     if let (Some(f), Some(t)) = (q.filter.from, q.filter.to) {
@@ -384,6 +414,9 @@ mod tests {
             (Endpoint::Histogram, "bins=201", "bins"),
             (Endpoint::Timeseries, "bucket=year", "year"),
             (Endpoint::Orders, "page_size=501", "page_size"),
+            (Endpoint::Orders, "all=yes&format=csv", "yes"),
+            (Endpoint::Orders, "all=true", "format=csv"),
+            (Endpoint::Orders, "all=true&format=csv&page=2", "page"),
             (Endpoint::Health, "category=Books", "category"),
             (Endpoint::Kpis, "category=A&category=B", "more than once"),
             (Endpoint::Kpis, "format=xml", "xml"),

@@ -517,11 +517,16 @@ impl Oracle {
             Endpoint::Orders => {
                 let mut rows = self.select(f);
                 rows.sort_by_key(|r| r.order_id);
-                let skip = (q.page - 1) * q.page_size;
+                // `all=true`: every filtered order (the export), as one page.
+                let (skip, take) = if q.all {
+                    (0, rows.len())
+                } else {
+                    ((q.page - 1) * q.page_size, q.page_size)
+                };
                 let page: Vec<OrderRow> = rows
                     .iter()
                     .skip(skip)
-                    .take(q.page_size)
+                    .take(take)
                     .map(|r| OrderRow {
                         order_id: r.order_id,
                         user_id: r.user_id,
@@ -535,7 +540,7 @@ impl Oracle {
                 json(serde_json::to_value(Orders {
                     page: q.page,
                     page_size: q.page_size,
-                    has_more: rows.len() > skip + q.page_size,
+                    has_more: rows.len() > skip + take,
                     rows: page,
                 }))
             }

@@ -14,7 +14,7 @@ use ecom_dashboard::AppState;
 use ecom_jobs::clean::{clean_store, CleanConfig};
 use ecom_jobs::generate::{GenerateConfig, Generator};
 use ecom_jobs::load::{load_store, LoadConfig};
-use ecom_jobs::store::{EmbeddedTables, FileStore, LocalFiles, TableStore};
+use ecom_jobs::store::{EmbeddedTables, FileStore, LocalFiles, Row, Table, TableError, TableStore};
 use serde_json::Value;
 
 /// `GET path` over HTTP/1.1: (status, content type, body).
@@ -305,6 +305,51 @@ fn api_matches_recomputation_from_clean_parquet() {
             "{path}"
         );
     }
+    // The table's export: every filtered order (not a page), streamed, equal
+    // to the recomputation field by field, with the JSON fields as header.
+    for f in [
+        "",
+        "category=Books",
+        "status=Delivered,Shipped&payment=PayPal",
+        "from=2024-01-10&to=2024-02-01T12:00:00Z&category=Toys,Beauty",
+        "to=2024-01-03T07:00:00Z",
+        "category=NoSuchCategory",
+    ] {
+        let path = format!("/api/orders?format=csv&all=true&{f}");
+        let (status, ct, body) = get(addr, &path);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(ct.starts_with("text/csv"), "{path}: {ct}");
+        let mut lines = body.lines();
+        assert_eq!(
+            lines.next(),
+            Some("order_id,user_id,category,amount,payment_method,status,timestamp"),
+            "{path}"
+        );
+        let want_rows = oracle
+            .answer(&format!("/api/kpis?{f}"))
+            .expect("oracle kpis")["orders"]
+            .as_u64()
+            .expect("orders");
+        assert_eq!(lines.count() as u64, want_rows, "{path}: rows");
+        let expected = oracle.answer(&path).expect("oracle export");
+        let expected = expected.as_str().expect("csv text");
+        if body != expected {
+            let at = body
+                .lines()
+                .zip(expected.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            panic!(
+                "{path}: export differs from the recomputation at line {at}: {:?} vs {:?}",
+                body.lines().nth(at),
+                expected.lines().nth(at)
+            );
+        }
+        if f.is_empty() {
+            assert!(want_rows > 180_000, "{want_rows} rows exported");
+        }
+    }
+
     let (_, _, kcsv) = get(addr, "/api/kpis?format=csv&from=2024-01-10&to=2024-01-20");
     assert!(
         kcsv.starts_with("figure,value,previous,change_pct\norders,"),
@@ -327,6 +372,9 @@ fn api_matches_recomputation_from_clean_parquet() {
         ),
         ("/api/orders?page=0", "page"),
         ("/api/orders?page_size=501", "page_size"),
+        ("/api/orders?all=true", "format=csv"),
+        ("/api/orders?all=true&format=csv&page_size=10", "page_size"),
+        ("/api/orders?all=maybe&format=csv", "maybe"),
         ("/api/health?category=Books", "category"),
         ("/api/payments?format=xml", "xml"),
         ("/api/kpis?category=A&category=B", "category"),
@@ -374,4 +422,85 @@ fn api_matches_recomputation_from_clean_parquet() {
     server.join().expect("server thread").expect("served");
     drop(reader);
     assert!(Path::new(&dir.path().join("store.redb")).exists());
+}
+
+/// A fact table whose reads fail after `ok` of them (a store failing while
+/// an export streams).
+struct FailingFact {
+    inner: std::sync::Arc<dyn Table>,
+    ok: usize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Table for FailingFact {
+    fn put(&self, rows: &[Row]) -> Result<(), TableError> {
+        self.inner.put(rows)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Row>, TableError> {
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n >= self.ok {
+            return Err(TableError::NoTable("ecommerce (injected failure)".into()));
+        }
+        self.inner.get(key)
+    }
+    fn scan(&self, start: &[u8], stop: &[u8], limit: usize) -> Result<Vec<Row>, TableError> {
+        self.inner.scan(start, stop, limit)
+    }
+}
+
+#[test]
+fn export_failing_midway_is_visibly_incomplete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = LocalFiles::new(dir.path().join("files"));
+    let tables = EmbeddedTables::open(dir.path().join("store.redb")).expect("store");
+    clean_and_load(&files, &tables, "a", &generate(20_000));
+    let cfg = LoadConfig::default();
+    let agg = tables.table(&cfg.agg_table()).expect("agg table");
+    let fact: std::sync::Arc<dyn Table> = std::sync::Arc::new(FailingFact {
+        inner: tables.table(&cfg.table).expect("fact table"),
+        ok: 2_500,
+        reads: Default::default(),
+    });
+    let state = AppState::load(agg, Some(fact)).expect("state");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        rt.block_on(ecom_dashboard::serve(
+            "127.0.0.1:0".parse().expect("addr"),
+            state,
+            move |a| tx.send(a).expect("bound"),
+            async {
+                let _ = stop_rx.await;
+            },
+        ))
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET /api/orders?format=csv&all=true HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // The connection is aborted: reading ends early or with an error.
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:.200}");
+    assert!(
+        text.contains("transfer-encoding: chunked"),
+        "streamed: {text:.300}"
+    );
+    assert!(
+        text.contains("# error: export incomplete, after 2000 rows"),
+        "error line: {}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert!(text.contains("injected failure"), "names the cause");
+    // No terminating chunk: a client sees a truncated transfer.
+    assert!(!text.ends_with("0\r\n\r\n"), "the stream was ended cleanly");
+    let _ = stop_tx.send(());
+    server.join().expect("server thread").expect("served");
 }

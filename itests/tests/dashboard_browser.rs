@@ -618,7 +618,23 @@ fn check_csv(csv: &Value, clean: &CleanData, f: &Filter, what: &str) {
                 assert_eq!(got, clean.timeseries(f, bucket), "{what}");
             }
             "csv-orders" => {
-                let want = clean.orders_page(f, 1, 50);
+                // The table's CSV is the whole filtered result, not the page.
+                assert!(href.contains("all=true"), "{what}: link {href}");
+                assert_eq!(
+                    table[0],
+                    [
+                        "order_id",
+                        "user_id",
+                        "category",
+                        "amount",
+                        "payment_method",
+                        "status",
+                        "timestamp"
+                    ],
+                    "{what}: header"
+                );
+                let want = clean.orders_page(f, 1, usize::MAX);
+                assert!(want.len() > 50, "{what}: {} rows only", want.len());
                 let got = records(
                     &table,
                     &[
@@ -628,9 +644,10 @@ fn check_csv(csv: &Value, clean: &CleanData, f: &Filter, what: &str) {
                         "amount",
                         "payment_method",
                         "status",
+                        "timestamp",
                     ],
                 );
-                assert_eq!(got.len(), want.len(), "{what}");
+                assert_eq!(got.len(), want.len(), "{what}: rows");
                 for (g, w) in got.iter().zip(&want) {
                     assert_eq!(g[0].parse::<u64>().ok(), Some(w.order_id), "{what}");
                     assert_eq!(g[1].parse::<u64>().ok(), Some(w.user_id), "{what}");
@@ -638,6 +655,7 @@ fn check_csv(csv: &Value, clean: &CleanData, f: &Filter, what: &str) {
                     assert_eq!(parse_cents(&g[3]), w.cents, "{what}");
                     assert_eq!(g[4], w.payment, "{what}");
                     assert_eq!(g[5], w.status, "{what}");
+                    assert_eq!(g[6], w.timestamp, "{what}");
                 }
             }
             "csv-kpis" => {
