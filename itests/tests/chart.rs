@@ -16,22 +16,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kube::{
-    client, dashboard_available, ecom_bin, finish_job, free_port, http_get, install_crd, jobs,
-    namespace, run_pod_locally, status_of, unique, wait_for,
+    client, ecom_bin, free_port, ground_truth, http_get, install_crd, merge, namespace,
+    real_services, run_job_locally, run_until_ready_with, unique, wait_for, wait_gone, wait_job,
 };
 use common::service_env;
 use ecom_operator::crd::EcomPipeline;
 use k8s_openapi::api::authorization::v1::{
     SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
 use serde_json::{json, Value};
 
 const CHART: &str = "charts/ecom-pipeline";
@@ -1150,18 +1149,9 @@ async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
     .remove(0);
     let name = name_of(&example).to_string();
     let suffix = unique("c").replace('-', "");
-    let thrift = service_env("HBASE_THRIFT");
-    let (thrift_host, thrift_port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
     let (rows, seed, dirty) = (20_000u64, 42u64, 0.05f64);
     let spec = &mut example["spec"];
-    spec["kafka"]["bootstrap"] = json!(service_env("KAFKA_BOOTSTRAP"));
-    spec["kafka"]["topic"] = json!(format!("chart-{suffix}"));
-    spec["hdfs"]["url"] = json!(service_env("HDFS_URL"));
-    spec["hdfs"]["rawPath"] = json!(format!("/chart-{suffix}/raw"));
-    spec["hdfs"]["cleanPath"] = json!(format!("/chart-{suffix}/clean"));
-    spec["hbase"]["thriftHost"] = json!(thrift_host);
-    spec["hbase"]["thriftPort"] = json!(thrift_port.parse::<i64>().expect("port"));
-    spec["hbase"]["table"] = json!(format!("chart_{suffix}"));
+    merge(spec, &real_services("chart", &suffix));
     spec["source"]["generated"] = json!({"rows": rows, "seed": seed, "dirtyRate": dirty});
     example["metadata"]["namespace"] = json!(ns);
     let api: Api<EcomPipeline> = Api::namespaced(admin.clone(), &ns);
@@ -1170,54 +1160,15 @@ async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
         .await
         .expect("create the example");
 
-    // Ground truth of the generated data.
-    let truth_file = std::env::temp_dir().join(format!("truth-{suffix}.json"));
-    let out = Command::new(ecom_bin())
-        .args(["generate", "--rows", &rows.to_string()])
-        .args([
-            "--seed",
-            &seed.to_string(),
-            "--dirty-rate",
-            &dirty.to_string(),
-        ])
-        .args(["--out", "/dev/null", "--truth"])
-        .arg(&truth_file)
-        .output()
-        .expect("ecom generate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value =
-        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+    let truth = ground_truth(rows, seed, dirty);
 
     // Play kubelet until Ready.
-    let mut done = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        assert!(
-            Instant::now() < deadline,
-            "not Ready within 300 s: {:?}\noperator log:\n{}",
-            status_of(&api, &name).await,
-            op.log()
-        );
-        if let Some(s) = status_of(&api, &name).await {
-            if s.phase.as_deref() == Some("Ready") {
-                break s;
-            }
-            assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
-            if s.stages.get("load").is_some_and(|l| l.state == "Succeeded") {
-                dashboard_available(&admin, &ns, &format!("{name}-dashboard")).await;
-            }
-        }
-        let runnable: Vec<Job> = jobs(&admin, &ns)
-            .await
-            .into_values()
-            .filter(|j| !done.contains(&j.name_any()))
-            .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
-            .collect();
-        for job in runnable {
+    let status = run_until_ready_with(
+        &admin,
+        &ns,
+        &name,
+        Duration::from_secs(300),
+        |job| {
             // Stage pods: the namespace's default ServiceAccount (bound to nothing), no token.
             let pod = job
                 .spec
@@ -1226,19 +1177,10 @@ async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
                 .expect("pod spec");
             assert_eq!(pod.automount_service_account_token, Some(false));
             assert_eq!(pod.service_account_name, None);
-            let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
-            let mut messages = Vec::new();
-            for i in 0..n {
-                let (success, message) = run_pod_locally(&admin, &ns, &job, i).await;
-                assert!(success, "{} index {i} failed:\n{message}", job.name_any());
-                messages.push(message);
-            }
-            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-            finish_job(&admin, &ns, &job, &refs, false).await;
-            done.insert(job.name_any());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+        },
+        || format!("\noperator log:\n{}", op.log()),
+    )
+    .await;
     let counts = status.counts.expect("counts");
     let full = &truth["full"];
     assert_eq!(counts.produced, Some(rows as i64), "{counts:?}");
@@ -1278,22 +1220,9 @@ async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
     api.delete(&name, &DeleteParams::default())
         .await
         .expect("delete the example");
-    let cleanup = wait_for("the cleanup Job", || async {
-        jobs(&admin, &ns).await.into_values().find(|j| {
-            j.labels()
-                .get("app.kubernetes.io/component")
-                .map(String::as_str)
-                == Some("cleanup")
-        })
-    })
-    .await;
-    let (success, message) = run_pod_locally(&admin, &ns, &cleanup, 0).await;
-    assert!(success, "cleanup failed: {message}");
-    finish_job(&admin, &ns, &cleanup, &[&message], false).await;
-    wait_for("the example gone", || async {
-        api.get_opt(&name).await.ok()?.is_none().then_some(())
-    })
-    .await;
+    let cleanup = wait_job(&admin, &ns, "cleanup").await;
+    run_job_locally(&admin, &ns, &cleanup).await;
+    wait_gone(&api, &name).await;
     let log = op.log();
     assert!(
         !log.contains("forbidden") && !log.contains("Forbidden"),

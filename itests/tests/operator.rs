@@ -10,14 +10,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kube::*;
 use common::service_env;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
 use ecom_jobs::store::{FileStore, Row, TableStore};
-use ecom_operator::crd::EcomPipeline;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -27,10 +26,7 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_refuses_invalid_pipelines() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-invalid").await;
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    let (client, ns, api) = pipeline_namespace("ecp-invalid").await;
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "no-source",
@@ -154,36 +150,21 @@ async fn api_server_refuses_invalid_pipelines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_shows_columns_and_explains_fields() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-kubectl").await;
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    create(&api, &pipeline("shown", json!({"suspend": true})))
-        .await
-        .expect("create");
+    let (_, ns, api) = pipeline_namespace("ecp-kubectl").await;
+    create_pipeline(&api, "shown", json!({"suspend": true})).await;
     let status = json!({"status": {"phase": "Running", "counts": {"produced": 1000, "loaded": 900},
         "conditions": [{"type": "Ready", "status": "False", "reason": "InProgress", "message": "", "lastTransitionTime": now()}]}});
     api.patch_status("shown", &PatchParams::default(), &Patch::Merge(&status))
         .await
         .expect("status");
     let table = kubectl(&["get", "ecp", "-n", &ns]);
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let header = table_line(&table, 0);
     assert_eq!(
         header,
         ["NAME", "PHASE", "READY", "PRODUCED", "LOADED", "AGE"],
         "{table}"
     );
-    let row: Vec<&str> = table
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let row = table_line(&table, 1);
     assert_eq!(
         &row[..5],
         ["shown", "Running", "False", "1000", "900"],
@@ -225,18 +206,10 @@ async fn kubectl_shows_columns_and_explains_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_runs_in_order_and_reaches_ready_with_counts() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-ready").await;
+    let (client, ns, api) = pipeline_namespace("ecp-ready").await;
     let op = Operator::start(&ns, &unique("op-ready"));
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    create(&api, &pipeline("demo", json!({})))
-        .await
-        .expect("create");
-
     // Producer and sink first; the sink waits (suspended) for the producer.
-    let produce = wait_job(&client, &ns, "produce").await;
-    let sink = wait_job(&client, &ns, "sink").await;
+    let (produce, sink) = start_pipeline(&client, &ns, "demo").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let all = jobs(&client, &ns).await;
     let stages: BTreeSet<_> = all.values().map(component).collect();
@@ -265,12 +238,7 @@ async fn pipeline_runs_in_order_and_reaches_ready_with_counts() {
         false,
     )
     .await;
-    let sink_name = sink.name_any();
-    wait_for("the sink resumed", || async {
-        let j = jobs(&client, &ns).await.remove(&sink_name)?;
-        (j.spec?.suspend == Some(false)).then_some(())
-    })
-    .await;
+    wait_suspended(&client, &ns, &sink, false).await;
     assert!(
         jobs(&client, &ns)
             .await
@@ -308,11 +276,7 @@ async fn pipeline_runs_in_order_and_reaches_ready_with_counts() {
     finish_job(&client, &ns, &load, &[r#"{"rows":910,"files":2}"#], false).await;
 
     dashboard_available(&client, &ns, "demo-dashboard").await;
-    let status = wait_for("Ready", || async {
-        let s = status_of(&api, "demo").await?;
-        (s.phase.as_deref() == Some("Ready")).then_some(s)
-    })
-    .await;
+    let status = wait_phase(&api, "demo", "Ready").await;
     let counts = status.counts.clone().expect("counts");
     assert_eq!(
         (
@@ -353,12 +317,7 @@ async fn pipeline_runs_in_order_and_reaches_ready_with_counts() {
     assert_eq!(status.observed_generation, Some(1));
 
     let table = kubectl(&["get", "ecp", "-n", &ns]);
-    let row: Vec<&str> = table
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let row = table_line(&table, 1);
     assert_eq!(
         &row[..5],
         ["demo", "Ready", "True", "1000", "910"],
@@ -379,21 +338,12 @@ async fn pipeline_runs_in_order_and_reaches_ready_with_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_stage_degrades_with_an_event() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-fail").await;
+    let (client, ns, api) = pipeline_namespace("ecp-fail").await;
     let _op = Operator::start(&ns, &unique("op-fail"));
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    create(&api, &pipeline("broken", json!({})))
-        .await
-        .expect("create");
+    create_pipeline(&api, "broken", json!({})).await;
     let produce = wait_job(&client, &ns, "produce").await;
     finish_job(&client, &ns, &produce, &["error: kafka unreachable"], true).await;
-    let status = wait_for("Failed", || async {
-        let s = status_of(&api, "broken").await?;
-        (s.phase.as_deref() == Some("Failed")).then_some(s)
-    })
-    .await;
+    let status = wait_phase(&api, "broken", "Failed").await;
     assert_eq!(
         condition(&status, "Degraded"),
         Some(("True".into(), "StageFailed".into()))
@@ -426,18 +376,10 @@ async fn failed_stage_degrades_with_an_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspend_stops_new_jobs() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-suspend").await;
+    let (client, ns, api) = pipeline_namespace("ecp-suspend").await;
     let _op = Operator::start(&ns, &unique("op-suspend"));
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    create(&api, &pipeline("paused", json!({"suspend": true})))
-        .await
-        .expect("create");
-    wait_for("Suspended", || async {
-        (status_of(&api, "paused").await?.phase.as_deref() == Some("Suspended")).then_some(())
-    })
-    .await;
+    create_pipeline(&api, "paused", json!({"suspend": true})).await;
+    wait_phase(&api, "paused", "Suspended").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         jobs(&client, &ns).await.is_empty(),
@@ -456,12 +398,7 @@ async fn suspend_stops_new_jobs() {
     api.patch("paused", &PatchParams::default(), &Patch::Merge(&pause))
         .await
         .expect("suspend");
-    let name = produce.name_any();
-    wait_for("the producer suspended", || async {
-        let j = jobs(&client, &ns).await.remove(&name)?;
-        (j.spec?.suspend == Some(true)).then_some(())
-    })
-    .await;
+    wait_suspended(&client, &ns, &produce, true).await;
     finish_job(&client, &ns, &produce, &[r#"{"records":1000}"#], false).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = jobs(&client, &ns).await;
@@ -476,16 +413,11 @@ async fn suspend_stops_new_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_runs_the_finalizer() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-final").await;
+    let (client, ns, api) = pipeline_namespace("ecp-final").await;
     let _op = Operator::start(&ns, &unique("op-final"));
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
 
     // Retain: the finalizer lets go at once.
-    create(&api, &pipeline("kept", json!({})))
-        .await
-        .expect("create");
+    create_pipeline(&api, "kept", json!({})).await;
     wait_for("the finalizer", || async {
         let o = api.get("kept").await.ok()?;
         o.finalizers()
@@ -497,17 +429,14 @@ async fn delete_runs_the_finalizer() {
     api.delete("kept", &DeleteParams::default())
         .await
         .expect("delete");
-    wait_for("kept gone", || async {
-        api.get_opt("kept").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    wait_gone(&api, "kept").await;
 
     // Delete: the real cleanup Job (`ecom purge`) runs first, against the real HDFS and
     // HBase; the resource goes when it succeeded, and the data with it.
     let suffix = unique("f").replace('-', "");
     let hdfs_url = service_env("HDFS_URL");
     let thrift = service_env("HBASE_THRIFT");
-    let (thrift_host, thrift_port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
+    let (thrift_host, thrift_port) = thrift_host_port();
     let base = format!("/ecf-{suffix}");
     let table = format!("ecf_{suffix}");
     let keep = format!("/ecf-keep-{suffix}/k.tsv");
@@ -550,19 +479,16 @@ async fn delete_runs_the_finalizer() {
         .await
         .expect("seed data");
     }
-    create(
+    create_pipeline(
         &api,
-        &pipeline(
-            "purged",
-            json!({
-                "cleanupPolicy": "Delete",
-                "hdfs": {"url": hdfs_url, "rawPath": format!("{base}/raw"), "cleanPath": format!("{base}/clean")},
-                "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port.parse::<i64>().expect("port"), "table": table}
-            }),
-        ),
+        "purged",
+        json!({
+            "cleanupPolicy": "Delete",
+            "hdfs": {"url": hdfs_url, "rawPath": format!("{base}/raw"), "cleanPath": format!("{base}/clean")},
+            "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port, "table": table}
+        }),
     )
-    .await
-    .expect("create");
+    .await;
     wait_job_of(&client, &ns, "purged", "produce").await;
     api.delete("purged", &DeleteParams::default())
         .await
@@ -571,13 +497,8 @@ async fn delete_runs_the_finalizer() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let obj = api.get("purged").await.expect("still there while cleaning");
     assert!(obj.metadata.deletion_timestamp.is_some());
-    let (ok, message) = run_pod_locally(&client, &ns, &cleanup, 0).await;
-    assert!(ok, "the cleanup Job failed:\n{message}");
-    finish_job(&client, &ns, &cleanup, &[&message], false).await;
-    wait_for("purged gone", || async {
-        api.get_opt("purged").await.ok()?.is_none().then_some(())
-    })
-    .await;
+    let message = run_job_locally(&client, &ns, &cleanup).await.join("\n");
+    wait_gone(&api, "purged").await;
     let gone = tokio::task::spawn_blocking(move || {
         let files = HdfsFiles::open(&hdfs_url, Duration::from_secs(30)).expect("hdfs");
         let tables = HbaseTables::new(HbaseConfig::new(thrift));
@@ -600,22 +521,11 @@ async fn delete_runs_the_finalizer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_operator_creates_no_duplicate_job() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-restart").await;
+    let (client, ns, api) = pipeline_namespace("ecp-restart").await;
     let op = Operator::start(&ns, &unique("op-restart-a"));
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    create(&api, &pipeline("again", json!({})))
-        .await
-        .expect("create");
-    let produce = wait_job(&client, &ns, "produce").await;
-    let sink = wait_job(&client, &ns, "sink").await;
+    let (produce, sink) = start_pipeline(&client, &ns, "again").await;
     finish_job(&client, &ns, &produce, &[r#"{"records":1000}"#], false).await;
-    let sink_name = sink.name_any();
-    wait_for("the sink resumed", || async {
-        (jobs(&client, &ns).await.remove(&sink_name)?.spec?.suspend == Some(false)).then_some(())
-    })
-    .await;
+    wait_suspended(&client, &ns, &sink, false).await;
     finish_job(&client, &ns, &sink, &[r#"{"records":1000}"#], false).await;
     let clean = wait_job(&client, &ns, "clean").await;
     wait_for("status remembers produce", || async {
@@ -687,9 +597,7 @@ async fn restarted_operator_creates_no_duplicate_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_never_both_reconcile() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-lease").await;
+    let (client, ns, _) = pipeline_namespace("ecp-lease").await;
     let a = Operator::start(&ns, &unique("op-lease-a"));
     let b = Operator::start(&ns, &unique("op-lease-b"));
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
@@ -715,12 +623,7 @@ async fn two_replicas_never_both_reconcile() {
         "a standby is ready"
     );
 
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    create(&api, &pipeline("shared", json!({})))
-        .await
-        .expect("create");
-    let produce = wait_job(&client, &ns, "produce").await;
-    let sink = wait_job(&client, &ns, "sink").await;
+    let (produce, sink) = start_pipeline(&client, &ns, "shared").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         standby.metric("ecom_operator_reconciles_total").await,
@@ -743,11 +646,8 @@ async fn two_replicas_never_both_reconcile() {
         .and_then(|s| s.holder_identity);
     assert_eq!(holder.as_deref(), Some(standby.identity.as_str()));
     finish_job(&client, &ns, &produce, &[r#"{"records":1000}"#], false).await;
-    let sink_name = sink.name_any();
-    wait_for("the sink resumed by the new leader", || async {
-        (jobs(&client, &ns).await.remove(&sink_name)?.spec?.suspend == Some(false)).then_some(())
-    })
-    .await;
+    // The sink resumed by the new leader.
+    wait_suspended(&client, &ns, &sink, false).await;
     assert_eq!(
         jobs(&client, &ns).await.len(),
         2,
@@ -757,95 +657,25 @@ async fn two_replicas_never_both_reconcile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_on_real_services_reaches_ready_with_true_counts() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-real").await;
+    let (client, ns, api) = pipeline_namespace("ecp-real").await;
     let _op = Operator::start(&ns, &unique("op-real"));
     let (rows, seed, dirty) = (20_000u64, 11u64, 0.2f64);
     let suffix = unique("r").replace('-', "");
-    let thrift = service_env("HBASE_THRIFT");
-    let (thrift_host, thrift_port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
-    let manifest = pipeline(
+    let manifest = real_pipeline(
         "real",
+        "ecp",
+        &suffix,
         json!({
-            "kafka": {"bootstrap": service_env("KAFKA_BOOTSTRAP"), "topic": format!("ecp-{suffix}"), "partitions": 3},
-            "hdfs": {"url": service_env("HDFS_URL"), "rawPath": format!("/ecp-{suffix}/raw"), "cleanPath": format!("/ecp-{suffix}/clean")},
-            "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port.parse::<i64>().expect("port"), "table": format!("ecp_{suffix}")},
+            "kafka": {"partitions": 3},
             "source": {"generated": {"rows": rows, "seed": seed, "dirtyRate": dirty}},
             "stages": {"clean": {"parallelism": 2}, "load": {"parallelism": 2}}
         }),
     );
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
     create(&api, &manifest).await.expect("create");
-
-    // Ground truth of the generated data.
-    let truth_file = std::env::temp_dir().join(format!("truth-{suffix}.json"));
-    let out = Command::new(ecom_bin())
-        .args([
-            "generate",
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .args([
-            "--dirty-rate",
-            &dirty.to_string(),
-            "--out",
-            "/dev/null",
-            "--truth",
-        ])
-        .arg(&truth_file)
-        .output()
-        .expect("ecom generate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value =
-        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+    let truth = ground_truth(rows, seed, dirty);
 
     // Play kubelet until Ready: run every runnable Job, index by index.
-    let mut done = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        assert!(
-            Instant::now() < deadline,
-            "not Ready within 300 s: {:?}",
-            status_of(&api, "real").await
-        );
-        if let Some(s) = status_of(&api, "real").await {
-            if s.phase.as_deref() == Some("Ready") {
-                break s;
-            }
-            assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
-            if s.stages.get("load").is_some_and(|l| l.state == "Succeeded") {
-                let _ = dashboard_available(&client, &ns, "real-dashboard").await;
-            }
-        }
-        let runnable: Vec<Job> = jobs(&client, &ns)
-            .await
-            .into_values()
-            .filter(|j| !done.contains(&j.name_any()))
-            .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
-            .collect();
-        for job in runnable {
-            let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
-            let mut messages = Vec::new();
-            let mut ok = true;
-            for i in 0..n {
-                let (success, message) = run_pod_locally(&client, &ns, &job, i).await;
-                assert!(success, "{} index {i} failed:\n{message}", job.name_any());
-                ok &= success;
-                messages.push(message);
-            }
-            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-            finish_job(&client, &ns, &job, &refs, !ok).await;
-            done.insert(job.name_any());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let status = run_until_ready(&client, &ns, "real", Duration::from_secs(300)).await;
     let counts = status.counts.expect("counts");
     let full = &truth["full"];
     let n = |v: &Value| v.as_i64();

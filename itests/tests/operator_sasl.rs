@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kube::*;
 use common::service_env;
-use ecom_operator::crd::EcomPipeline;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
@@ -34,19 +32,16 @@ async fn secret(client: &Client, ns: &str, name: &str, user: &str, password: &st
 
 /// A pipeline on the SASL broker, credentials from Secret `secret`.
 fn secured(name: &str, suffix: &str, secret: &str, rows: u64) -> Value {
-    let thrift = service_env("HBASE_THRIFT");
-    let (host, port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
-    pipeline(
+    real_pipeline(
         name,
+        "eca",
+        suffix,
         json!({
             "kafka": {
                 "bootstrap": service_env("KAFKA_SASL_BOOTSTRAP"),
-                "topic": format!("eca-{suffix}"),
                 "partitions": 2,
                 "security": {"protocol": "SASL_PLAINTEXT", "sasl": {"mechanism": "PLAIN", "secretName": secret}}
             },
-            "hdfs": {"url": service_env("HDFS_URL"), "rawPath": format!("/eca-{suffix}/raw"), "cleanPath": format!("/eca-{suffix}/clean")},
-            "hbase": {"thriftHost": host, "thriftPort": port.parse::<i64>().expect("port"), "table": format!("eca_{suffix}")},
             "source": {"generated": {"rows": rows, "seed": 5, "dirtyRate": 0.0}},
             "stages": {"clean": {"parallelism": 1}, "load": {"parallelism": 1}}
         }),
@@ -63,9 +58,7 @@ fn container_of(job: &Job) -> k8s_openapi::api::core::v1::Container {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secured_kafka_pipeline_gets_credentials_from_the_secret() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-sasl").await;
+    let (client, ns, api) = pipeline_namespace("ecp-sasl").await;
     let _op = Operator::start(&ns, &unique("op-sasl"));
     let password = service_env("KAFKA_SASL_PASSWORD");
     secret(
@@ -78,7 +71,6 @@ async fn secured_kafka_pipeline_gets_credentials_from_the_secret() {
     .await;
     let rows = 2000u64;
     let suffix = unique("a").replace('-', "");
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
     create(&api, &secured("secure", &suffix, "kafka-creds", rows))
         .await
         .expect("create");
@@ -110,37 +102,7 @@ async fn secured_kafka_pipeline_gets_credentials_from_the_secret() {
     }
 
     // Play kubelet until Ready: every stage runs for real, Kafka stages on the SASL broker.
-    let mut done = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        assert!(
-            Instant::now() < deadline,
-            "not Ready within 240 s: {:?}",
-            status_of(&api, "secure").await
-        );
-        if let Some(s) = status_of(&api, "secure").await {
-            if s.phase.as_deref() == Some("Ready") {
-                break s;
-            }
-            assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
-            if s.stages.get("load").is_some_and(|l| l.state == "Succeeded") {
-                dashboard_available(&client, &ns, "secure-dashboard").await;
-            }
-        }
-        let runnable: Vec<Job> = jobs(&client, &ns)
-            .await
-            .into_values()
-            .filter(|j| !done.contains(&j.name_any()))
-            .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
-            .collect();
-        for job in runnable {
-            let (ok, message) = run_pod_locally(&client, &ns, &job, 0).await;
-            assert!(ok, "{} failed:\n{message}", job.name_any());
-            finish_job(&client, &ns, &job, &[&message], false).await;
-            done.insert(job.name_any());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let status = run_until_ready(&client, &ns, "secure", Duration::from_secs(240)).await;
     let counts = status.counts.expect("counts");
     assert_eq!(counts.produced, Some(rows as i64), "{counts:?}");
     assert_eq!(counts.sunk, Some(rows as i64), "{counts:?}");
@@ -152,9 +114,7 @@ async fn secured_kafka_pipeline_gets_credentials_from_the_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_kafka_password_fails_naming_the_broker_and_authentication() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-sasl-bad").await;
+    let (client, ns, api) = pipeline_namespace("ecp-sasl-bad").await;
     let _op = Operator::start(&ns, &unique("op-sasl-bad"));
     secret(
         &client,
@@ -165,7 +125,6 @@ async fn wrong_kafka_password_fails_naming_the_broker_and_authentication() {
     )
     .await;
     let suffix = unique("b").replace('-', "");
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
     let mut manifest = secured("denied", &suffix, "bad-creds", 100);
     // The producer gives up after one call timeout (30 s) within this deadline.
     manifest["spec"]["stages"]["produce"] = json!({"activeDeadlineSeconds": 45, "backoffLimit": 0});
@@ -185,11 +144,7 @@ async fn wrong_kafka_password_fails_naming_the_broker_and_authentication() {
     );
     assert!(!message.contains("not-the-password"), "{message}");
     finish_job(&client, &ns, &produce, &[&message], true).await;
-    let status = wait_for("Failed", || async {
-        let s = status_of(&api, "denied").await?;
-        (s.phase.as_deref() == Some("Failed")).then_some(s)
-    })
-    .await;
+    let status = wait_phase(&api, "denied", "Failed").await;
     assert_eq!(
         condition(&status, "Degraded").map(|c| c.0),
         Some("True".to_string())

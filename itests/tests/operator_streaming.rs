@@ -14,33 +14,12 @@ use common::kube::*;
 use common::service_env;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::TableStore;
-use ecom_operator::crd::EcomPipeline;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::ResourceExt;
 use serde_json::{json, Value};
-
-/// Ground truth of `ecom generate` for these settings.
-fn truth(rows: u64, seed: u64, dirty: f64) -> Value {
-    let file = std::env::temp_dir().join(unique("truth-stream"));
-    let out = Command::new(ecom_bin())
-        .args(["generate", "--rows", &rows.to_string(), "--seed"])
-        .args([&seed.to_string(), "--dirty-rate", &dirty.to_string()])
-        .args(["--out", "/dev/null", "--truth"])
-        .arg(&file)
-        .output()
-        .expect("ecom generate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = serde_json::from_slice(&std::fs::read(&file).expect("truth")).expect("truth json");
-    let _ = std::fs::remove_file(&file);
-    v
-}
 
 fn rows_of(message: &str) -> Option<i64> {
     let v: Value = serde_json::from_str(message.lines().last()?).ok()?;
@@ -49,32 +28,28 @@ fn rows_of(message: &str) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_pipeline_repeats_clean_and_load_with_growing_counts() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = namespace(&client, "ecp-stream").await;
+    let (client, ns, api) = pipeline_namespace("ecp-stream").await;
     let _op = Operator::start(&ns, &unique("op-stream"));
     // 3000 rows at 100 rows/s: the producer runs for about 30 s, over several 10 s cycles.
     let (rows, seed, dirty, rate) = (3000u64, 29u64, 0.1f64, 100.0f64);
     let suffix = unique("s").replace('-', "");
     let thrift = service_env("HBASE_THRIFT");
-    let (thrift_host, thrift_port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
     let table = format!("ecs_{suffix}");
     let base = format!("/ecs-{suffix}");
-    let manifest = pipeline(
+    let manifest = real_pipeline(
         "live",
+        "ecs",
+        &suffix,
         json!({
             "mode": "streaming",
             "streaming": {"intervalSeconds": 10},
-            "kafka": {"bootstrap": service_env("KAFKA_BOOTSTRAP"), "topic": format!("ecs-{suffix}"), "partitions": 2},
-            "hdfs": {"url": service_env("HDFS_URL"), "rawPath": format!("{base}/raw"), "cleanPath": format!("{base}/clean")},
-            "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port.parse::<i64>().expect("port"), "table": table},
+            "kafka": {"partitions": 2},
             "source": {"generated": {"rows": rows, "seed": seed, "dirtyRate": dirty, "ratePerSecond": rate}},
             "stages": {"clean": {"parallelism": 2}, "load": {"parallelism": 1}}
         }),
     );
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
     create(&api, &manifest).await.expect("create");
-    let truth = truth(rows, seed, dirty);
+    let truth = ground_truth(rows, seed, dirty);
     let expected = truth["full"]["rows_out"].as_i64().expect("rows_out");
 
     // The dashboard exists from the start, before any data is loaded.
@@ -123,13 +98,7 @@ async fn streaming_pipeline_repeats_clean_and_load_with_growing_counts() {
         if let Some(s) = status_of(&api, "live").await {
             assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
         }
-        let runnable: Vec<Job> = jobs(&client, &ns)
-            .await
-            .into_values()
-            .filter(|j| !started.contains(&j.name_any()))
-            .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
-            .collect();
-        for job in runnable {
+        for job in runnable_jobs(&client, &ns, &started).await {
             started.insert(job.name_any());
             let stage = component(&job);
             if stage == "produce" || stage == "sink" {
@@ -137,15 +106,7 @@ async fn streaming_pipeline_repeats_clean_and_load_with_growing_counts() {
                 background.push((job, pod));
                 continue;
             }
-            let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
-            let mut messages = Vec::new();
-            for i in 0..n {
-                let (ok, message) = run_pod_locally(&client, &ns, &job, i).await;
-                assert!(ok, "{} index {i} failed:\n{message}", job.name_any());
-                messages.push(message);
-            }
-            let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-            finish_job(&client, &ns, &job, &refs, false).await;
+            let messages = run_job_locally(&client, &ns, &job).await;
             if stage == "load" {
                 let loaded = rows_of(&messages[0]).expect("rows in the load summary");
                 loads.push((job.name_any(), loaded));

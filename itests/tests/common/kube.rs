@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use ::kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use ::kube::{Client, ResourceExt};
-use ecom_operator::crd::EcomPipeline;
+use ecom_operator::crd::{EcomPipeline, EcomPipelineStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
@@ -111,6 +111,16 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("create ServiceAccount in {ns}: {e}"));
     ns
+}
+
+/// The usual start of an operator test: a client, the CRD installed, a fresh namespace
+/// (see [`namespace`]) and the EcomPipelines API of that namespace.
+pub async fn pipeline_namespace(prefix: &str) -> (Client, String, Api<EcomPipeline>) {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = namespace(&client, prefix).await;
+    let api = Api::namespaced(client.clone(), &ns);
+    (client, ns, api)
 }
 
 /// Polls `f` every 200 ms until it gives `Some`, for at most [`WAIT`].
@@ -307,6 +317,69 @@ pub async fn create(
     api.create(&PostParams::default(), &obj).await
 }
 
+/// Creates [`pipeline`]`(name, {})` in `ns` and waits for its first Jobs: (producer, sink).
+pub async fn start_pipeline(client: &Client, ns: &str, name: &str) -> (Job, Job) {
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), ns);
+    create_pipeline(&api, name, json!({})).await;
+    let produce = wait_job(client, ns, "produce").await;
+    let sink = wait_job(client, ns, "sink").await;
+    (produce, sink)
+}
+
+/// Creates [`pipeline`]`(name, extra)`, which must be accepted.
+pub async fn create_pipeline(api: &Api<EcomPipeline>, name: &str, extra: Value) -> EcomPipeline {
+    create(api, &pipeline(name, extra))
+        .await
+        .unwrap_or_else(|e| panic!("create EcomPipeline {name}: {e}"))
+}
+
+/// Host and port of the harness's HBase Thrift server (`HBASE_THRIFT`).
+pub fn thrift_host_port() -> (String, i64) {
+    let thrift = service_env("HBASE_THRIFT");
+    let (host, port) = thrift.rsplit_once(':').expect("HBASE_THRIFT host:port");
+    (host.to_string(), port.parse().expect("HBASE_THRIFT port"))
+}
+
+/// The `kafka`, `hdfs` and `hbase` parts of a spec on the harness's real services, with
+/// names of this run: topic `{prefix}-{suffix}`, HDFS directory `/{prefix}-{suffix}` (its
+/// `raw` and `clean`), table `{prefix}_{suffix}`.
+pub fn real_services(prefix: &str, suffix: &str) -> Value {
+    let (host, port) = thrift_host_port();
+    let dir = format!("/{prefix}-{suffix}");
+    json!({
+        "kafka": {"bootstrap": service_env("KAFKA_BOOTSTRAP"), "topic": format!("{prefix}-{suffix}")},
+        "hdfs": {"url": service_env("HDFS_URL"), "rawPath": format!("{dir}/raw"), "cleanPath": format!("{dir}/clean")},
+        "hbase": {"thriftHost": host, "thriftPort": port, "table": format!("{prefix}_{suffix}")}
+    })
+}
+
+/// A [`pipeline`] on the harness's real services (see [`real_services`]), `extra` merged last.
+pub fn real_pipeline(name: &str, prefix: &str, suffix: &str, extra: Value) -> Value {
+    let mut v = pipeline(name, real_services(prefix, suffix));
+    merge(&mut v["spec"], &extra);
+    v
+}
+
+/// Ground truth of `ecom generate` with these settings (its `--truth` file).
+pub fn ground_truth(rows: u64, seed: u64, dirty: f64) -> Value {
+    let file = std::env::temp_dir().join(unique("truth"));
+    let out = Command::new(ecom_bin())
+        .args(["generate", "--rows", &rows.to_string(), "--seed"])
+        .args([&seed.to_string(), "--dirty-rate", &dirty.to_string()])
+        .args(["--out", "/dev/null", "--truth"])
+        .arg(&file)
+        .output()
+        .expect("ecom generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = serde_json::from_slice(&std::fs::read(&file).expect("truth")).expect("truth json");
+    let _ = std::fs::remove_file(&file);
+    v
+}
+
 /// Jobs of `ns` by name.
 pub async fn jobs(client: &Client, ns: &str) -> BTreeMap<String, Job> {
     let api: Api<Job> = Api::namespaced(client.clone(), ns);
@@ -476,6 +549,32 @@ pub async fn dashboard_available(client: &Client, ns: &str, name: &str) {
         .unwrap_or_else(|e| panic!("Deployment status {name}: {e}"));
 }
 
+/// Waits until the pipeline `name` is in `phase`; returns its status then.
+pub async fn wait_phase(api: &Api<EcomPipeline>, name: &str, phase: &str) -> EcomPipelineStatus {
+    wait_for(&format!("{name} {phase}"), || async {
+        let s = status_of(api, name).await?;
+        (s.phase.as_deref() == Some(phase)).then_some(s)
+    })
+    .await
+}
+
+/// Waits until the pipeline `name` is gone (its finalizer let go).
+pub async fn wait_gone(api: &Api<EcomPipeline>, name: &str) {
+    wait_for(&format!("{name} gone"), || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await
+}
+
+/// Waits until `job`'s `spec.suspend` is `suspended`.
+pub async fn wait_suspended(client: &Client, ns: &str, job: &Job, suspended: bool) {
+    let name = job.name_any();
+    wait_for(&format!("{name} with suspend {suspended}"), || async {
+        (jobs(client, ns).await.remove(&name)?.spec?.suspend == Some(suspended)).then_some(())
+    })
+    .await
+}
+
 pub async fn status_of(
     api: &Api<EcomPipeline>,
     name: &str,
@@ -505,6 +604,16 @@ pub fn kubectl(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The words of line `index` of a table printed by kubectl (none past its end).
+pub fn table_line(table: &str, index: usize) -> Vec<&str> {
+    table
+        .lines()
+        .nth(index)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
 }
 
 // ------------------------------------------------------------------------------------------
@@ -672,4 +781,81 @@ pub async fn spawn_pod_locally(client: &Client, ns: &str, job: &Job, index: i32)
 /// termination message).
 pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> (bool, String) {
     spawn_pod_locally(client, ns, job, index).await.wait().await
+}
+
+/// Jobs of `ns` that are not suspended and not in `seen`.
+pub async fn runnable_jobs(client: &Client, ns: &str, seen: &BTreeSet<String>) -> Vec<Job> {
+    jobs(client, ns)
+        .await
+        .into_values()
+        .filter(|j| !seen.contains(&j.name_any()))
+        .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
+        .collect()
+}
+
+/// Runs every completion index of `job` locally, one after the other, each of which must
+/// succeed; then marks the Job complete with their termination messages, which it returns.
+pub async fn run_job_locally(client: &Client, ns: &str, job: &Job) -> Vec<String> {
+    let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+    let mut messages = Vec::new();
+    for i in 0..n {
+        let (ok, message) = run_pod_locally(client, ns, job, i).await;
+        assert!(ok, "{} index {i} failed:\n{message}", job.name_any());
+        messages.push(message);
+    }
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    finish_job(client, ns, job, &refs, false).await;
+    messages
+}
+
+/// Plays kubelet until the pipeline `name` of `ns` is Ready, and returns its status then:
+/// runs every runnable Job to completion with [`run_job_locally`], and marks the dashboard
+/// available once the load succeeded. Fails when the pipeline fails or is not Ready within
+/// `timeout`.
+pub async fn run_until_ready(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> EcomPipelineStatus {
+    run_until_ready_with(client, ns, name, timeout, |_| {}, String::new).await
+}
+
+/// [`run_until_ready`], with `check` called on each Job before it runs, and `context()` at
+/// the end of the timeout's message.
+pub async fn run_until_ready_with(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+    check: impl Fn(&Job),
+    context: impl Fn() -> String,
+) -> EcomPipelineStatus {
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), ns);
+    let mut done = BTreeSet::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "not Ready within {} s: {:?}{}",
+            timeout.as_secs(),
+            status_of(&api, name).await,
+            context()
+        );
+        if let Some(s) = status_of(&api, name).await {
+            if s.phase.as_deref() == Some("Ready") {
+                return s;
+            }
+            assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
+            if s.stages.get("load").is_some_and(|l| l.state == "Succeeded") {
+                dashboard_available(client, ns, &format!("{name}-dashboard")).await;
+            }
+        }
+        for job in runnable_jobs(client, ns, &done).await {
+            check(&job);
+            run_job_locally(client, ns, &job).await;
+            done.insert(job.name_any());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
