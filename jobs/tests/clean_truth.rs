@@ -212,3 +212,74 @@ fn seed_compat_fixture() {
     );
     assert_eq!(col("timestamp")[4], "not a time");
 }
+
+/// A reader that hands out at most `step` bytes per call, like a slow socket.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.data.len().min(self.step).min(out.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn lines_longer_than_a_block_and_short_reads_change_nothing() {
+    let (data, truth) = generate(30_000, 0.05, 11);
+    // A 9 MiB line (longer than two read blocks) in the middle: one too-few-fields drop.
+    let middle = data.len() / 2;
+    let middle = middle
+        + data[middle..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("eol")
+        + 1;
+    let mut input = data[..middle].to_vec();
+    input.extend(std::iter::repeat_n(b'x', 9 << 20));
+    input.push(b'\n');
+    input.extend_from_slice(&data[middle..]);
+
+    let cfg = CleanConfig::default();
+    let (whole, whole_df) = clean(cfg.clone(), &input, 1 << 20);
+    let mut expected = truth.full.clone();
+    expected.rows_in += 1;
+    *expected.dropped.entry("too_few_fields".into()).or_default() += 1;
+    assert_matches(&whole, &expected);
+
+    let buf = SharedBuf::default();
+    let mut cleaner = Cleaner::new(cfg, buf.clone(), "memory").expect("cleaner");
+    let mut seen = 0u64;
+    cleaner
+        .clean_reader(
+            Trickle {
+                data: &input,
+                step: 4099,
+            },
+            "input.tsv",
+            |n| seen += n,
+        )
+        .expect("clean");
+    let trickled = cleaner.finish().expect("finish");
+    let trickled_df = ParquetReader::new(Cursor::new(buf.take()))
+        .finish()
+        .expect("parquet");
+    assert_eq!(seen, input.len() as u64, "progress counts every byte");
+    assert_eq!(
+        (
+            trickled.rows_in,
+            trickled.rows_out,
+            &trickled.dropped,
+            &trickled.fixed
+        ),
+        (whole.rows_in, whole.rows_out, &whole.dropped, &whole.fixed)
+    );
+    assert!(
+        trickled_df.equals_missing(&whole_df),
+        "same rows, same order"
+    );
+}

@@ -262,8 +262,12 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
 }
 
 /// Splits `data` into blocks of whole lines, each at most `max_lines` lines and
-/// (unless a single line is longer) `max_bytes` bytes.
-pub fn split_blocks(data: &[u8], max_lines: usize, max_bytes: usize) -> Vec<&[u8]> {
+/// (unless a single line is longer) `max_bytes` bytes; returns their ranges.
+pub fn split_blocks(
+    data: &[u8],
+    max_lines: usize,
+    max_bytes: usize,
+) -> Vec<std::ops::Range<usize>> {
     let mut blocks = Vec::new();
     let mut start = 0usize;
     while start < data.len() {
@@ -277,7 +281,7 @@ pub fn split_blocks(data: &[u8], max_lines: usize, max_bytes: usize) -> Vec<&[u8
             end = next;
             lines += 1;
         }
-        blocks.push(&data[start..end]);
+        blocks.push(start..end);
         start = end;
     }
     blocks
@@ -290,11 +294,15 @@ mod tests {
     #[test]
     fn blocks_hold_whole_lines() {
         let data = b"a\nbb\nccc\nd";
-        let blocks = split_blocks(data, 2, 1 << 20);
-        assert_eq!(blocks, [&b"a\nbb\n"[..], &b"ccc\nd"[..]]);
-        let blocks = split_blocks(data, 100, 4);
+        let cut = |max_lines, max_bytes| -> Vec<&[u8]> {
+            split_blocks(data, max_lines, max_bytes)
+                .into_iter()
+                .map(|r| &data[r])
+                .collect()
+        };
+        assert_eq!(cut(2, 1 << 20), [&b"a\nbb\n"[..], &b"ccc\nd"[..]]);
         assert_eq!(
-            blocks,
+            cut(100, 4),
             [&b"a\n"[..], &b"bb\n"[..], &b"ccc\n"[..], &b"d"[..]]
         );
         assert!(split_blocks(b"", 10, 10).is_empty());

@@ -1,7 +1,8 @@
 //! Cleaning: raw TSV lines in, clean Parquet and a data-quality report out.
 //!
-//! Input is read in large pieces and cut into blocks of whole lines that are
-//! cleaned in parallel, in two phases. [`block`] parses each line once: it
+//! Input is read in blocks of whole lines (about 4 MiB) that worker threads
+//! parse and plan while the next ones are read, in two phases. [`block`] parses
+//! each line once: it
 //! counts structural problems (encoding, field count), parses the grammars
 //! that matter (amount, ids, timestamp) and normalises known values, straight
 //! into polars columns. A polars lazy plan then attributes each row to the first
@@ -15,12 +16,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-
-use rayon::prelude::*;
 
 use crate::rules::{Fix, Rule};
 
@@ -130,8 +131,6 @@ impl QualityReport {
 pub const DEFAULT_CHUNK_ROWS: usize = 256 * 1024;
 /// Bytes per block at most.
 const BLOCK_BYTES: usize = 4 << 20;
-/// Bytes read from the input at a time (split into blocks cleaned in parallel).
-const READ_BYTES: usize = 16 << 20;
 
 /// Order ids seen in this run, compact for numeric ids.
 #[derive(Default)]
@@ -172,55 +171,78 @@ pub fn output_schema(cfg: &CleanConfig) -> Schema {
 /// A planned block, or why it could not be planned.
 type Planned = PolarsResult<(DataFrame, LineCounts)>;
 
-/// Reads `input` in large pieces, cuts them into blocks of whole lines, parses
-/// and plans the blocks in parallel and sends them, in order, to `tx`. Stops
-/// early (without error) when the receiver is gone.
-fn read_and_plan<R: Read>(
-    cfg: &CleanConfig,
+/// One block of whole lines (`data[range]`) to parse and plan, and where its
+/// planned frame goes.
+struct Job {
+    data: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+    done: SyncSender<Planned>,
+}
+
+/// Blocks parsed and planned at once at most (bounds memory: each holds its raw
+/// bytes and its frame).
+const IN_FLIGHT: usize = 8;
+
+/// Reads `input` in blocks of whole lines and hands each to `submit` in input
+/// order; stops early (without error) when `submit` returns `false`.
+fn read_blocks<R: Read>(
     chunk_rows: usize,
     mut input: R,
     name: &str,
     mut progress: impl FnMut(u64),
-    tx: &std::sync::mpsc::SyncSender<Planned>,
+    mut submit: impl FnMut(Arc<Vec<u8>>, std::ops::Range<usize>) -> bool,
 ) -> Result<(), CleanError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_BYTES + (1 << 16));
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        let before = buf.len();
-        let n = (&mut input)
-            .take(READ_BYTES as u64)
-            .read_to_end(&mut buf)
-            .map_err(|source| CleanError::Read {
-                input: name.to_string(),
-                source,
-            })?;
-        progress(n as u64);
-        let eof = n == 0;
-        let cut = if eof {
-            buf.len()
-        } else {
-            match memchr::memrchr(b'\n', &buf[before..]) {
-                Some(i) => before + i + 1,
-                // No line end in this piece yet: read more.
-                None => continue,
+        // `carry` is the previous block's unfinished last line: no line end in it.
+        let mut data = std::mem::take(&mut carry);
+        data.reserve(BLOCK_BYTES + (1 << 16));
+        let (cut, eof) = loop {
+            let before = data.len();
+            let want = BLOCK_BYTES.saturating_sub(before).max(1 << 16);
+            let n = (&mut input)
+                .take(want as u64)
+                .read_to_end(&mut data)
+                .map_err(|source| CleanError::Read {
+                    input: name.to_string(),
+                    source,
+                })?;
+            progress(n as u64);
+            if n < want {
+                break (data.len(), true);
             }
+            if let Some(i) = memchr::memrchr(b'\n', &data[before..]) {
+                break (before + i + 1, false);
+            }
+            // One line longer than a block so far: keep reading it.
         };
-        let blocks = block::split_blocks(&buf[..cut], chunk_rows, BLOCK_BYTES);
-        let planned: Vec<Planned> = blocks
-            .par_iter()
-            .map(|b| {
-                let (df, counts) = block::parse_block(cfg, b)?;
-                Ok((plan(cfg, df).collect()?, counts))
-            })
-            .collect();
-        for p in planned {
-            if tx.send(p).is_err() {
+        carry.extend_from_slice(&data[cut..]);
+        data.truncate(cut);
+        let ranges = block::split_blocks(&data, chunk_rows, BLOCK_BYTES);
+        let data = Arc::new(data);
+        for range in ranges {
+            if !submit(Arc::clone(&data), range) {
                 return Ok(());
             }
         }
-        buf.drain(..cut);
         if eof {
             return Ok(());
         }
+    }
+}
+
+/// Parses and plans jobs until the queue closes.
+fn plan_jobs(cfg: &CleanConfig, jobs: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let planned = block::parse_block(cfg, &job.data[job.range.clone()])
+            .and_then(|(df, counts)| Ok((plan(cfg, df).collect()?, counts)));
+        // The writer is gone when this fails; it reports why.
+        let _ = job.done.send(planned);
     }
 }
 
@@ -270,8 +292,9 @@ impl<W: Write + Send> Cleaner<W> {
     /// Cleans every line of `input` (named `name` in the report); `progress`
     /// receives the number of bytes consumed as they are.
     ///
-    /// Reading and parsing (this thread, blocks in parallel) overlap with
-    /// de-duplicating and writing (a second thread), in input order.
+    /// Reading (this thread), parsing and planning (one worker per core, a
+    /// block each) and de-duplicating and writing (one thread, in input order)
+    /// overlap; at most [`IN_FLIGHT`] blocks are held at once.
     pub fn clean_reader<R: Read>(
         &mut self,
         input: R,
@@ -281,10 +304,21 @@ impl<W: Write + Send> Cleaner<W> {
         self.report.input_files.push(name.to_string());
         let cfg = self.cfg.clone();
         let chunk_rows = self.chunk_rows;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Planned>(4);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (job_tx, job_rx) = sync_channel::<Job>(IN_FLIGHT);
+        let job_rx = Mutex::new(job_rx);
+        let (order_tx, order_rx) = sync_channel::<Receiver<Planned>>(IN_FLIGHT);
         std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| plan_jobs(&cfg, &job_rx));
+            }
             let writer = scope.spawn(|| -> Result<(), CleanError> {
-                for planned in rx {
+                for next in order_rx {
+                    let planned = next.recv().unwrap_or_else(|_| {
+                        Err(PolarsError::ComputeError(
+                            "a block's planning thread stopped without an answer".into(),
+                        ))
+                    });
                     let (df, counts) = planned.map_err(|source| CleanError::Polars {
                         input: name.to_string(),
                         source,
@@ -293,15 +327,19 @@ impl<W: Write + Send> Cleaner<W> {
                 }
                 Ok(())
             });
-            let produced = read_and_plan(&cfg, chunk_rows, input, name, progress, &tx);
-            drop(tx);
+            let produced = read_blocks(chunk_rows, input, name, progress, |data, range| {
+                let (done, next) = sync_channel(1);
+                order_tx.send(next).is_ok() && job_tx.send(Job { data, range, done }).is_ok()
+            });
+            drop(job_tx);
+            drop(order_tx);
             let written = writer.join().unwrap_or_else(|_| {
                 Err(CleanError::Write {
                     output: name.to_string(),
                     source: std::io::Error::other("the writer thread panicked"),
                 })
             });
-            // A writer failure explains a producer that stopped early: report it first.
+            // A writer failure explains a reader that stopped early: report it first.
             written.and(produced)
         })
     }
