@@ -4,12 +4,14 @@
 //! its rows partitioned by the date of their timestamp, Hive style:
 //! `date=YYYY-MM-DD/part-{run}.parquet` (rows whose timestamp has no date go
 //! to `date=__HIVE_DEFAULT_PARTITION__`), plus `report-{run}.json` in the
-//! clean directory. It then commits by writing its manifest
+//! clean directory. It then commits by moving its manifest into
 //! `_manifest/{run}.json` (the raw files it consumed and the Parquet files it
 //! wrote). Readers (the loader) only trust files named by a manifest, so a
-//! crash before the commit leaves nothing visible, and the retried run (same
-//! pending files, same run id) overwrites the leftovers. Re-running with no
-//! new raw file writes nothing.
+//! crash before the commit leaves nothing visible. Every file is first written
+//! into the attempt's own directory under [`STAGING_DIR`]; the next run of the
+//! shard sweeps what a failed attempt left ([`sweep_staging`]), and a retry
+//! (same pending files, same run id) rewrites the same paths. Re-running with
+//! no new raw file writes nothing.
 //!
 //! Duplicates across runs: an `order_id` already kept by a committed run is
 //! dropped under `duplicate_order_id` (the same rule the cleaner applies
@@ -22,11 +24,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Cursor;
+use std::time::{Duration, Instant};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::clean::{clean_to_memory, CleanConfig, CleanError, QualityReport};
+use crate::clean::{CleanConfig, CleanError, Cleaner, QualityReport, SharedBuf};
 use crate::rules::Rule;
 use crate::sink::RawFileName;
 use crate::store::log::partition_for;
@@ -177,15 +181,17 @@ pub fn committed_runs(
     files: &dyn FileStore,
     clean_dir: &str,
 ) -> Result<Vec<RunManifest>, IncrementalError> {
-    let mut runs = Vec::new();
-    for entry in files.list(&join(clean_dir, MANIFEST_DIR))? {
-        if !entry.path.ends_with(".json") {
-            continue;
-        }
-        let bytes = files.read(&entry.path)?;
+    let paths: Vec<String> = files
+        .list(&join(clean_dir, MANIFEST_DIR))?
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| p.ends_with(".json"))
+        .collect();
+    let mut runs = Vec::with_capacity(paths.len());
+    for (path, bytes) in paths.iter().zip(files.read_files(&paths)) {
         runs.push(
-            serde_json::from_slice(&bytes).map_err(|source| IncrementalError::Json {
-                file: files.describe(&entry.path),
+            serde_json::from_slice(&bytes?).map_err(|source| IncrementalError::Json {
+                file: files.describe(path),
                 source,
             })?,
         );
@@ -199,12 +205,13 @@ fn kept_ids(
     runs: &[RunManifest],
 ) -> Result<HashSet<String>, IncrementalError> {
     let mut ids = HashSet::new();
-    for path in runs.iter().flat_map(|r| &r.parquet_files) {
+    let paths: Vec<String> = runs.iter().flat_map(|r| r.parquet_files.clone()).collect();
+    for (path, data) in paths.iter().zip(files.read_files(&paths)) {
         let pe = |source| IncrementalError::Parquet {
             file: files.describe(path),
             source,
         };
-        let df = ParquetReader::new(Cursor::new(files.read(path)?))
+        let df = ParquetReader::new(Cursor::new(data?))
             .with_columns(Some(vec!["order_id".into()]))
             .finish()
             .map_err(pe)?;
@@ -238,15 +245,18 @@ pub fn date_of(timestamp: Option<&str>) -> &str {
     }
 }
 
-/// Clean rows of one run split by date: the frames per partition value and
-/// how many rows were removed because an earlier run already kept their id.
+/// Clean rows of one run grouped by date: the rows, the row numbers of each
+/// partition value (ascending, in partition value order), and how many rows
+/// were removed because an earlier run already kept their id.
 struct Partitioned {
-    parts: Vec<(String, DataFrame)>,
+    df: DataFrame,
+    groups: Vec<(String, Vec<IdxSize>)>,
     removed: u64,
 }
 
-/// Decodes a run's Parquet, drops rows whose order id is in `seen`, and splits
-/// the rest by the date of their timestamp (input order kept in each part).
+/// Decodes a run's Parquet, drops rows whose order id is in `seen`, and groups
+/// the rest by the date of their timestamp. The partitions themselves are cut
+/// out later ([`take_rows`]), in parallel with their encoding.
 fn partition_run(
     parquet: &[u8],
     seen: &HashSet<String>,
@@ -275,30 +285,32 @@ fn partition_run(
             df = df.filter(&keep).map_err(pe)?;
         }
     }
-    let dates: StringChunked = df
-        .column("timestamp")
-        .and_then(|c| c.str())
-        .map_err(pe)?
-        .iter()
-        .map(|t| Some(date_of(t)))
-        .collect();
-    let key = "__date";
-    df.with_column(dates.with_name(key.into()).into_column())
-        .map_err(pe)?;
-    let mut parts = Vec::new();
-    for part in df.partition_by_stable([key], true).map_err(pe)? {
-        let date = part
-            .column(key)
-            .and_then(|c| c.str())
-            .map_err(pe)?
-            .get(0)
-            .unwrap_or(NO_DATE)
-            .to_string();
-        let part = part.drop(key).map_err(pe)?;
-        parts.push((date, part));
-    }
-    parts.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Partitioned { parts, removed })
+    let mut groups: Vec<(String, Vec<IdxSize>)> = {
+        let timestamps = df.column("timestamp").and_then(|c| c.str()).map_err(pe)?;
+        let mut by_date: std::collections::HashMap<&str, Vec<IdxSize>> = Default::default();
+        for (i, t) in timestamps.iter().enumerate() {
+            by_date.entry(date_of(t)).or_default().push(i as IdxSize);
+        }
+        by_date
+            .into_iter()
+            .map(|(d, rows)| (d.to_string(), rows))
+            .collect()
+    };
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Partitioned {
+        df,
+        groups,
+        removed,
+    })
+}
+
+/// The rows `idx` of `df`, as one partition's frame.
+fn take_rows(df: &DataFrame, idx: Vec<IdxSize>, name: &str) -> Result<DataFrame, IncrementalError> {
+    df.take(&IdxCa::from_vec("idx".into(), idx))
+        .map_err(|source| IncrementalError::Parquet {
+            file: name.to_string(),
+            source,
+        })
 }
 
 /// Encodes one partition as Snappy Parquet.
@@ -314,62 +326,180 @@ fn encode(mut df: DataFrame, name: &str) -> Result<Vec<u8>, IncrementalError> {
     Ok(out)
 }
 
-/// Files written at once. An HDFS file costs a few round trips, and closing it
-/// often waits for the NameNode to learn of its block (the client polls with a
-/// 0.5 s backoff), so small partitions are written side by side.
-const WRITERS: usize = 32;
-
-/// Encodes and writes each `(path, frame)` atomically, `WRITERS` at a time;
-/// the first error stops the rest.
-fn write_parallel(
-    out: &dyn FileStore,
-    writes: Vec<(String, DataFrame)>,
-) -> Result<(), IncrementalError> {
-    let queue = std::sync::Mutex::new(writes.into_iter());
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..WRITERS)
-            .map(|_| {
-                scope.spawn(|| -> Result<(), IncrementalError> {
-                    while !failed.load(std::sync::atomic::Ordering::Relaxed) {
-                        let Some((path, df)) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                            break;
-                        };
-                        let written = encode(df, &out.describe(&path))
-                            .and_then(|bytes| Ok(out.write_atomic(&path, &bytes)?));
-                        if written.is_err() {
-                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                            return written;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        let mut result = Ok(());
-        for w in workers {
-            let done = w.join().unwrap_or_else(|_| {
-                Err(IncrementalError::Files(FileStoreError::Io {
-                    op: "writing",
-                    path: "clean partitions".into(),
-                    source: std::io::Error::other("a writer thread panicked"),
-                }))
-            });
-            if result.is_ok() {
-                result = done;
-            }
-        }
-        result
-    })
-}
-
 /// Store path of a run's Parquet file in date partition `date`.
 pub fn partition_path(clean_dir: &str, date: &str, run: &str) -> String {
     join(clean_dir, &format!("date={date}/part-{run}.parquet"))
 }
 
+/// Directory of the runs' temporary files inside the clean directory. Each
+/// attempt of a run writes into its own subdirectory,
+/// `{shard index}-{shard count}-{run}-{attempt}`, and moves the files into
+/// place from there, so the leftovers of a crashed attempt are one listing away.
+pub const STAGING_DIR: &str = "_staging";
+/// The run's manifest inside its staging directory, before the commit.
+const STAGED_MANIFEST: &str = "manifest.json";
+/// The run's report inside its staging directory.
+const STAGED_REPORT: &str = "report.json";
+/// Staging directories of other shards are swept once untouched this long: a
+/// crashed attempt whose shard layout never runs again (a live attempt
+/// touches its directory within its deadline).
+const STALE_STAGING: Duration = Duration::from_secs(24 * 3600);
+
+/// Store path of a run's manifest.
+fn manifest_path(clean_dir: &str, run: &str) -> String {
+    join(clean_dir, &format!("{MANIFEST_DIR}/{run}.json"))
+}
+
+/// The shard and run of a staging directory name.
+fn parse_staging(name: &str) -> Option<(Shard, &str)> {
+    let mut parts = name.splitn(4, '-');
+    let index = parts.next()?.parse().ok()?;
+    let count = parts.next()?.parse().ok()?;
+    let run = parts.next()?;
+    parts.next()?;
+    Some((Shard { index, count }, run))
+}
+
+/// The staged manifest of an uncommitted attempt, if it was written whole.
+/// Files are moved into place only after it is closed, so without it there is
+/// nothing in place to remove.
+fn staged_manifest(out: &dyn FileStore, staging: &str, run: &str) -> Option<RunManifest> {
+    let path = join(staging, STAGED_MANIFEST);
+    let parsed = out
+        .read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<RunManifest>(&b).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(m) if m.run == run => Some(m),
+        Ok(_) => None,
+        // Missing, or still open under the crashed writer's lease: the attempt
+        // never got to move files.
+        Err(e) => {
+            tracing::debug!(file = %out.describe(&path), error = %e, "no whole staged manifest");
+            None
+        }
+    }
+}
+
+/// Removes the leftovers of attempts that can no longer commit: staging
+/// directories of this shard (an earlier attempt that crashed or failed), of
+/// committed runs, and stale ones; plus the files an uncommitted attempt had
+/// already moved into place. Returns how many staging directories went.
+///
+/// Safe against a live attempt of the same shard: its staging directory goes
+/// first, which makes its commit (a rename out of it) fail, and files are
+/// removed only if its manifest is still absent after that.
+pub fn sweep_staging(
+    out: &dyn FileStore,
+    clean_dir: &str,
+    runs: &[RunManifest],
+    shard: Shard,
+) -> Result<u64, IncrementalError> {
+    let committed: HashSet<&str> = runs.iter().map(|r| r.run.as_str()).collect();
+    let mut swept = 0;
+    for dir in out.list_dirs(&join(clean_dir, STAGING_DIR))? {
+        let name = dir.path.rsplit('/').next().unwrap_or(&dir.path);
+        let Some((owner, run)) = parse_staging(name) else {
+            continue;
+        };
+        let done = committed.contains(run);
+        let stale = dir
+            .modified
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGING);
+        if !(done || owner == shard || stale) {
+            continue;
+        }
+        let placed = if done {
+            None
+        } else {
+            staged_manifest(out, &dir.path, run)
+        };
+        out.remove_all(&dir.path)?;
+        let mut removed = 0;
+        if let Some(m) = placed {
+            if !out.exists(&manifest_path(clean_dir, run))? {
+                let own = |f: &&String| {
+                    f.ends_with(&format!("/part-{run}.parquet"))
+                        || f.ends_with(&format!("/report-{run}.json"))
+                };
+                for f in m.parquet_files.iter().chain([&m.report]).filter(own) {
+                    out.remove_all(f)?;
+                    removed += 1;
+                }
+            }
+        }
+        tracing::info!(staging = %out.describe(&dir.path), committed = done, removed_in_place = removed, "swept leftovers of an earlier attempt");
+        swept += 1;
+    }
+    Ok(swept)
+}
+
+/// A name for this attempt of a run, unique across processes and retries.
+fn attempt_id() -> String {
+    static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fnv_hex(&[
+        &std::process::id().to_string(),
+        &nanos.to_string(),
+        &n.to_string(),
+    ])
+}
+
+/// Cuts each `(path, rows)` partition out of `df` and encodes it on the rayon
+/// pool, writing the files as they come, with `small` (already encoded) first,
+/// in one [`FileStore::write_files`] batch.
+fn encode_and_write(
+    out: &dyn FileStore,
+    dirs: &[String],
+    small: Vec<(String, Vec<u8>)>,
+    df: &DataFrame,
+    parts: Vec<(String, Vec<IdxSize>)>,
+) -> Result<(), IncrementalError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let encoder = scope.spawn(move || {
+            parts
+                .into_par_iter()
+                .try_for_each_with(tx, |tx, (path, rows)| {
+                    let name = out.describe(&path);
+                    let bytes = take_rows(df, rows, &name)
+                        .and_then(|part| encode(part, &name))
+                        .map_err(Some)?;
+                    // A closed channel: the writes stopped on an error of their own.
+                    tx.send((path, bytes)).map_err(|_| None)
+                })
+                .err()
+                .flatten()
+        });
+        let written = out.write_files(dirs, &mut small.into_iter().chain(rx.iter()));
+        drop(rx);
+        let encoded = encoder.join().unwrap_or_else(|_| {
+            Some(IncrementalError::Files(FileStoreError::Io {
+                op: "encoding",
+                path: "clean partitions".into(),
+                source: std::io::Error::other("the encoder thread panicked"),
+            }))
+        });
+        match encoded {
+            Some(e) => Err(e),
+            None => Ok(written?),
+        }
+    })
+}
+
 /// Cleans the raw files of `shard` under `raw_dir` (in `raw`) that no committed
 /// run of `clean_dir` (in `out`) has consumed, and commits one run.
+///
+/// Raw files are fetched a few at a time ahead of the cleaner. The run's
+/// files are all written at once into a staging directory (its manifest
+/// included), moved into place, and the run commits by moving its manifest
+/// into `_manifest/`. Leftovers of earlier failed attempts are swept first
+/// ([`sweep_staging`]).
 pub fn clean_incremental(
     raw: &dyn FileStore,
     raw_dir: &str,
@@ -379,7 +509,9 @@ pub fn clean_incremental(
     shard: Shard,
     mut progress: impl FnMut(u64),
 ) -> Result<IncrementalSummary, IncrementalError> {
+    let started = Instant::now();
     let runs = committed_runs(out, clean_dir)?;
+    sweep_staging(out, clean_dir, &runs, shard)?;
     let done: HashSet<&str> = runs
         .iter()
         .flat_map(|r| r.raw_files.iter().map(String::as_str))
@@ -411,18 +543,15 @@ pub fn clean_incremental(
     let run_name = out.describe(&join(clean_dir, &format!("date=*/part-{run}.parquet")));
     tracing::info!(run = %run, files = pending.len(), shard = %shard, "cleaning new raw files");
 
-    let mut inputs = Vec::with_capacity(pending.len());
-    for p in &pending {
-        inputs.push((raw.describe(p), raw.read(p)?));
-    }
     let dedup = cfg.rule_on(Rule::DuplicateOrderId);
-    let (mut report, parquet) = clean_to_memory(
-        cfg,
-        inputs.iter().map(|(n, d)| (n.clone(), d.as_slice())),
-        &run_name,
-        &mut progress,
-    )?;
-    drop(inputs);
+    let buf = SharedBuf::default();
+    let mut cleaner = Cleaner::new(cfg, buf.clone(), &run_name)?;
+    for (path, data) in pending.iter().zip(raw.read_files(&pending)) {
+        cleaner.clean_reader(data?.as_slice(), &raw.describe(path), &mut progress)?;
+    }
+    let mut report = cleaner.finish()?;
+    let parquet = buf.take();
+    let cleaned = started.elapsed();
     let seen = if dedup && !runs.is_empty() && report.rows_out > 0 {
         kept_ids(out, &runs)?
     } else {
@@ -438,30 +567,77 @@ pub fn clean_incremental(
             .or_default() += split.removed;
         summary.cross_run_duplicates = split.removed;
     }
-    let mut parquet_files = Vec::with_capacity(split.parts.len());
+    let split_done = started.elapsed();
+
+    let staging = join(
+        clean_dir,
+        &format!(
+            "{STAGING_DIR}/{}-{}-{run}-{}",
+            shard.index,
+            shard.count,
+            attempt_id()
+        ),
+    );
+    let mut parquet_files = Vec::with_capacity(split.groups.len());
     let mut partitions = BTreeMap::new();
-    let mut writes = Vec::with_capacity(split.parts.len());
-    for (date, df) in split.parts {
+    let mut parts = Vec::with_capacity(split.groups.len());
+    let mut moves = Vec::with_capacity(split.groups.len() + 1);
+    for (date, rows) in split.groups {
         let path = partition_path(clean_dir, &date, &run);
-        partitions.insert(date, df.height() as u64);
+        let staged = join(&staging, &format!("date={date}.parquet"));
+        partitions.insert(date, rows.len() as u64);
         parquet_files.push(path.clone());
-        writes.push((path, df));
+        moves.push((staged.clone(), path));
+        parts.push((staged, rows));
     }
-    write_parallel(out, writes)?;
     report.output_files = parquet_files.iter().map(|p| out.describe(p)).collect();
-    out.write_atomic(&report_path, &to_json(out, &report_path, &report)?)?;
+    let staged_report = join(&staging, STAGED_REPORT);
+    moves.push((staged_report.clone(), report_path.clone()));
     let manifest = RunManifest {
         run: run.clone(),
         shard,
         raw_files: pending.clone(),
         parquet_files,
         partitions,
-        report: report_path,
+        report: report_path.clone(),
         rows_out: report.rows_out,
     };
-    let manifest_path = join(clean_dir, &format!("{MANIFEST_DIR}/{run}.json"));
-    out.write_atomic(&manifest_path, &to_json(out, &manifest_path, &manifest)?)?;
-    tracing::info!(run = %run, partitions = manifest.partitions.len(), rows = report.rows_out, "committed clean run");
+    let manifest_path = manifest_path(clean_dir, &run);
+    let staged_manifest = join(&staging, STAGED_MANIFEST);
+    let small = vec![
+        (
+            staged_manifest.clone(),
+            to_json(out, &manifest_path, &manifest)?,
+        ),
+        (staged_report, to_json(out, &report_path, &report)?),
+    ];
+    // Every destination directory, created while the files are written.
+    let mut dirs: Vec<String> = moves
+        .iter()
+        .chain([&(String::new(), manifest_path.clone())])
+        .filter_map(|(_, to)| to.rsplit_once('/').map(|(d, _)| d.to_string()))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    encode_and_write(out, &dirs, small, &split.df, parts)?;
+    drop(split.df);
+    let written = started.elapsed();
+    out.rename_files(&moves)?;
+    // The commit.
+    out.rename_files(&[(staged_manifest, manifest_path)])?;
+    if let Err(e) = out.remove_all(&staging) {
+        tracing::warn!(error = %e, "could not remove the staging directory (the next run sweeps it)");
+    }
+    tracing::info!(
+        run = %run,
+        partitions = manifest.partitions.len(),
+        rows = report.rows_out,
+        read_and_clean_ms = cleaned.as_millis() as u64,
+        split_ms = (split_done - cleaned).as_millis() as u64,
+        write_ms = (written - split_done).as_millis() as u64,
+        commit_ms = (started.elapsed() - written).as_millis() as u64,
+        "committed clean run"
+    );
     summary.run = Some(run);
     summary.raw_files = pending.len() as u64;
     summary.report = report;
@@ -655,5 +831,225 @@ mod tests {
         ]
         .into();
         assert_eq!(per_date, expected);
+    }
+
+    /// A local store whose commit (the move into `_manifest/`) fails, as if
+    /// the process died right before it.
+    struct CrashBeforeCommit(LocalFiles);
+
+    impl FileStore for CrashBeforeCommit {
+        fn list(&self, dir: &str) -> Result<Vec<crate::store::files::FileEntry>, FileStoreError> {
+            self.0.list(dir)
+        }
+        fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
+            self.0.read(path)
+        }
+        fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
+            self.0.write_atomic(path, data)
+        }
+        fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
+            self.0.exists(path)
+        }
+        fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
+            self.0.remove_all(dir)
+        }
+        fn describe(&self, path: &str) -> String {
+            self.0.describe(path)
+        }
+        fn list_dirs(
+            &self,
+            dir: &str,
+        ) -> Result<Vec<crate::store::files::DirEntry>, FileStoreError> {
+            self.0.list_dirs(dir)
+        }
+        fn write_files(
+            &self,
+            dirs: &[String],
+            files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+        ) -> Result<(), FileStoreError> {
+            self.0.write_files(dirs, files)
+        }
+        fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
+            if moves.iter().any(|(_, to)| to.contains(MANIFEST_DIR)) {
+                return Err(FileStoreError::Io {
+                    op: "renaming",
+                    path: "the manifest".into(),
+                    source: std::io::Error::other("crashed"),
+                });
+            }
+            self.0.rename_files(moves)
+        }
+    }
+
+    /// Parquet files under `clean/date=*/`.
+    fn partition_files(store: &LocalFiles) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in store.list_dirs("clean").expect("dirs") {
+            if d.path.contains("date=") {
+                out.extend(
+                    store
+                        .list(&d.path)
+                        .expect("list")
+                        .into_iter()
+                        .map(|e| e.path),
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn leftovers_of_a_crashed_attempt_are_swept_and_the_retry_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalFiles::new(dir.path());
+        let data = |ids: std::ops::Range<u32>| ids.map(raw_line).collect::<String>();
+        store
+            .write_atomic("raw/a.tsv", data(1..9).as_bytes())
+            .expect("write raw");
+        let cfg = CleanConfig::default();
+        let crashing = CrashBeforeCommit(store.clone());
+        let crashed = clean_incremental(
+            &crashing,
+            "raw",
+            &crashing,
+            "clean",
+            cfg.clone(),
+            Shard::default(),
+            |_| {},
+        );
+        assert!(crashed.is_err());
+        // Nothing committed; the attempt left its staging directory (with its
+        // manifest) and files already moved into place.
+        assert!(committed_runs(&store, "clean").expect("runs").is_empty());
+        let staging = store.list_dirs("clean/_staging").expect("staging");
+        assert_eq!(staging.len(), 1);
+        let name = staging[0].path.rsplit('/').next().expect("name");
+        let (_, dead_run) = parse_staging(name).expect("staging name");
+        let dead_run = dead_run.to_string();
+        assert!(store
+            .exists(&format!("{}/{STAGED_MANIFEST}", staging[0].path))
+            .expect("exists"));
+        let orphans = partition_files(&store);
+        assert_eq!(orphans.len(), 3, "{orphans:?}");
+        assert!(store
+            .exists(&format!("clean/report-{dead_run}.json"))
+            .expect("exists"));
+        // Another shard's live attempt and a committed run's leftovers.
+        let other = "clean/_staging/1-2-0123456789abcdef-feed";
+        store
+            .write_atomic(&format!("{other}/{STAGED_MANIFEST}"), b"{")
+            .expect("write");
+
+        // New raw data arrives before the retry: a new run id, so nothing
+        // overwrites the dead attempt's files; the sweep removes them.
+        store
+            .write_atomic("raw/b.tsv", data(9..13).as_bytes())
+            .expect("write raw");
+        let s = clean_incremental(
+            &store,
+            "raw",
+            &store,
+            "clean",
+            cfg.clone(),
+            Shard::default(),
+            |_| {},
+        )
+        .expect("clean");
+        let run = s.run.expect("a run");
+        assert_ne!(run, dead_run);
+        assert_eq!(s.report.rows_out, 12);
+        let runs = committed_runs(&store, "clean").expect("runs");
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].raw_files, ["raw/a.tsv", "raw/b.tsv"]);
+        let mut files = partition_files(&store);
+        files.sort();
+        assert_eq!(files, runs[0].parquet_files);
+        assert!(!store
+            .exists(&format!("clean/report-{dead_run}.json"))
+            .expect("exists"));
+        assert!(store.exists(&runs[0].report).expect("exists"));
+        let left: Vec<String> = store
+            .list_dirs("clean/_staging")
+            .expect("staging")
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert_eq!(left, [other]);
+
+        // A committed run's staging directory (a crash after the commit) is
+        // swept by the next run, which has nothing to clean.
+        let after_commit = format!("clean/_staging/0-1-{run}-beef");
+        store
+            .write_atomic(&format!("{after_commit}/{STAGED_REPORT}"), b"{}")
+            .expect("write");
+        let again = clean_incremental(
+            &store,
+            "raw",
+            &store,
+            "clean",
+            cfg,
+            Shard::default(),
+            |_| {},
+        )
+        .expect("clean");
+        assert_eq!(again.run, None);
+        assert!(!store.exists(&after_commit).expect("exists"));
+        assert!(store.exists(other).expect("exists"));
+        assert_eq!(committed_runs(&store, "clean").expect("runs"), runs);
+    }
+
+    #[test]
+    fn a_retry_of_the_same_run_replaces_the_crashed_attempt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalFiles::new(dir.path());
+        let data: String = (1..9).map(raw_line).collect();
+        store
+            .write_atomic("raw/a.tsv", data.as_bytes())
+            .expect("write raw");
+        let crashing = CrashBeforeCommit(store.clone());
+        let cfg = CleanConfig::default();
+        let run = |files: &dyn FileStore| {
+            clean_incremental(
+                files,
+                "raw",
+                files,
+                "clean",
+                cfg.clone(),
+                Shard::default(),
+                |_| {},
+            )
+        };
+        assert!(run(&crashing).is_err());
+        assert!(run(&crashing).is_err());
+        // Two failed attempts, but only the latest one's staging directory.
+        assert_eq!(store.list_dirs("clean/_staging").expect("dirs").len(), 1);
+        let s = run(&store).expect("clean");
+        assert_eq!(s.report.rows_out, 8);
+        assert!(store.list_dirs("clean/_staging").expect("dirs").is_empty());
+        let runs = committed_runs(&store, "clean").expect("runs");
+        assert_eq!(runs.len(), 1);
+        let mut files = partition_files(&store);
+        files.sort();
+        assert_eq!(files, runs[0].parquet_files);
+        let rows: u64 = files
+            .iter()
+            .map(|p| {
+                ParquetReader::new(Cursor::new(store.read(p).expect("read")))
+                    .finish()
+                    .expect("parquet")
+                    .height() as u64
+            })
+            .sum();
+        assert_eq!(rows, 8);
+    }
+
+    #[test]
+    fn staging_names_parse() {
+        assert_eq!(
+            parse_staging("2-3-0123456789abcdef-00ff"),
+            Some((Shard { index: 2, count: 3 }, "0123456789abcdef"))
+        );
+        assert_eq!(parse_staging("0-1-run"), None);
+        assert_eq!(parse_staging("x-1-run-a"), None);
     }
 }

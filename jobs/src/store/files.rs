@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Errors of a file store, naming the path.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,15 @@ pub struct FileEntry {
     pub len: u64,
 }
 
+/// A directory in a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Path relative to the store root.
+    pub path: String,
+    /// Last change of the directory itself (an entry added, removed or renamed).
+    pub modified: Option<SystemTime>,
+}
+
 /// A hierarchical file store with atomic writes (local directory, HDFS).
 pub trait FileStore: Send + Sync {
     /// Files directly under `dir`, sorted by path; empty if `dir` does not exist.
@@ -43,10 +53,37 @@ pub trait FileStore: Send + Sync {
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError>;
     /// Whether a file exists.
     fn exists(&self, path: &str) -> Result<bool, FileStoreError>;
-    /// Removes a directory and everything below it (no error if missing).
+    /// Removes a file, or a directory and everything below it (no error if missing).
     fn remove_all(&self, dir: &str) -> Result<(), FileStoreError>;
     /// Human-readable location of `path` (for reports and logs).
     fn describe(&self, path: &str) -> String;
+    /// Subdirectories directly under `dir`, hidden ones included, sorted by
+    /// path; empty if `dir` does not exist.
+    fn list_dirs(&self, dir: &str) -> Result<Vec<DirEntry>, FileStoreError>;
+    /// The contents of `paths`, in order. Backends may fetch a few files ahead
+    /// concurrently; the caller owns each file once it is yielded.
+    fn read_files<'a>(
+        &'a self,
+        paths: &'a [String],
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>, FileStoreError>> + 'a> {
+        Box::new(paths.iter().map(|p| self.read(p)))
+    }
+    /// Creates the directories `dirs` (with their parents) and writes every
+    /// `(path, bytes)` of `files`, replacing existing files and creating parent
+    /// directories. Not atomic: a failure can leave partial files, so write to
+    /// temporary paths and [`rename_files`](Self::rename_files) them. Backends
+    /// may do all of it concurrently, taking files from the iterator while
+    /// earlier ones are written; the first error is returned once nothing is
+    /// in flight any more, and no further file is taken after it.
+    fn write_files(
+        &self,
+        dirs: &[String],
+        files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+    ) -> Result<(), FileStoreError>;
+    /// Renames each `(from, to)`, replacing `to` atomically. The parent of each
+    /// `to` must exist. Backends may rename concurrently; the first error is
+    /// returned once all have ended.
+    fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError>;
 }
 
 /// A local directory as a file store.
@@ -140,7 +177,12 @@ impl FileStore for LocalFiles {
 
     fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
         let full = self.resolve(dir)?;
-        match fs::remove_dir_all(&full) {
+        let removed = match fs::symlink_metadata(&full) {
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&full),
+            Ok(_) => fs::remove_file(&full),
+            Err(e) => Err(e),
+        };
+        match removed {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", &full)(e)),
             _ => Ok(()),
         }
@@ -148,6 +190,70 @@ impl FileStore for LocalFiles {
 
     fn describe(&self, path: &str) -> String {
         self.root.join(path).display().to_string()
+    }
+
+    fn list_dirs(&self, dir: &str) -> Result<Vec<DirEntry>, FileStoreError> {
+        let full = if dir.is_empty() {
+            self.root.clone()
+        } else {
+            self.resolve(dir)?
+        };
+        let entries = match fs::read_dir(&full) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("listing", &full)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("listing", &full))?;
+            let meta = entry
+                .metadata()
+                .map_err(io("reading metadata of", &entry.path()))?;
+            if !meta.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            out.push(DirEntry {
+                path: if dir.is_empty() {
+                    name
+                } else {
+                    format!("{}/{name}", dir.trim_end_matches('/'))
+                },
+                modified: meta.modified().ok(),
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn write_files(
+        &self,
+        dirs: &[String],
+        files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+    ) -> Result<(), FileStoreError> {
+        for dir in dirs {
+            let full = self.resolve(dir)?;
+            fs::create_dir_all(&full).map_err(io("creating", &full))?;
+        }
+        for (path, data) in files {
+            let full = self.resolve(&path)?;
+            let parent = full.parent().unwrap_or(&self.root).to_path_buf();
+            fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+            fs::write(&full, &data).map_err(io("writing", &full))?;
+        }
+        Ok(())
+    }
+
+    fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
+        for (from, to) in moves {
+            let (from, to) = (self.resolve(from)?, self.resolve(to)?);
+            // Data first, so that the rename never exposes unsynced bytes.
+            fs::File::open(&from)
+                .and_then(|f| f.sync_all())
+                .map_err(io("syncing", &from))?;
+            fs::rename(&from, &to).map_err(io("renaming into place", &to))?;
+        }
+        Ok(())
     }
 }
 
@@ -176,5 +282,40 @@ mod tests {
         ));
         store.remove_all("raw").expect("remove");
         assert!(!store.exists("raw/a.tsv").expect("exists"));
+    }
+
+    #[test]
+    fn batches_write_rename_and_list_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalFiles::new(dir.path());
+        let files = vec![
+            ("t/_stage/a".to_string(), b"1".to_vec()),
+            ("t/_stage/b".to_string(), b"22".to_vec()),
+        ];
+        store
+            .write_files(&["t/x=1".into(), "t/x=2".into()], &mut files.into_iter())
+            .expect("write");
+        store
+            .rename_files(&[
+                ("t/_stage/a".into(), "t/x=1/a".into()),
+                ("t/_stage/b".into(), "t/x=2/b".into()),
+            ])
+            .expect("rename");
+        let dirs: Vec<String> = store
+            .list_dirs("t")
+            .expect("dirs")
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert_eq!(dirs, ["t/_stage", "t/x=1", "t/x=2"]);
+        assert!(store.list("t/_stage").expect("list").is_empty());
+        let read: Vec<Vec<u8>> = store
+            .read_files(&["t/x=2/b".into(), "t/x=1/a".into()])
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(read, [b"22".to_vec(), b"1".to_vec()]);
+        store.remove_all("t/x=1/a").expect("remove a file");
+        assert!(!store.exists("t/x=1/a").expect("exists"));
+        assert!(store.list_dirs("missing").expect("dirs").is_empty());
     }
 }
