@@ -199,10 +199,52 @@ pub fn days_in_month(year: u32, month: u32) -> u32 {
     }
 }
 
+/// Powers of ten that are exact in an `f64`.
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `digits` or `digits.digits` (optionally `-`), at most 15 digits in all: the
+/// integer of its digits and the power of ten are both exact in an `f64`, so one
+/// division is the correctly rounded value, the same `str::parse` gives. `None`
+/// for anything else (the caller's general path decides).
+fn fast_decimal(s: &str) -> Option<f64> {
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s.as_bytes()[1..]),
+        _ => (false, s.as_bytes()),
+    };
+    if body.is_empty() || body.len() > 16 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut point: Option<usize> = None;
+    for (i, &b) in body.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() && i > 0 && i + 1 < body.len() => point = Some(i),
+            _ => return None,
+        }
+    }
+    if digits > 15 {
+        return None;
+    }
+    let scale = point.map_or(0, |p| body.len() - p - 1);
+    let value = mantissa as f64 / EXACT_POW10[scale];
+    Some(if negative { -value } else { value })
+}
+
 /// Parses a decimal the way Java's `Double.parseDouble` (and so Spark's CSV
 /// reader) accepts it: surrounding whitespace, sign, digits, fraction, exponent,
 /// an optional `d`/`f` suffix, and `NaN`/`Infinity`/`Inf`. `None` when it does not parse.
 pub fn parse_java_double(s: &str) -> Option<f64> {
+    if let Some(v) = fast_decimal(s) {
+        return Some(v);
+    }
     let t = s.trim_matches(|c: char| c <= ' ');
     match t {
         "NaN" => return Some(f64::NAN),
@@ -233,6 +275,9 @@ pub fn parse_java_double(s: &str) -> Option<f64> {
 /// Parses a strict positive-or-negative decimal amount (`123`, `-4.5`, `0.99`).
 /// Unlike [`parse_java_double`] it refuses exponents, suffixes, NaN and infinities.
 pub fn parse_amount(s: &str) -> Option<f64> {
+    if let Some(v) = fast_decimal(s) {
+        return Some(v);
+    }
     let body = s.strip_prefix('-').unwrap_or(s);
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
     let ok = !int.is_empty()
@@ -274,6 +319,74 @@ pub fn to_cents(amount: f64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fast_decimals_equal_the_general_parse() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        let mut checked = 0;
+        for _ in 0..200_000 {
+            let int_len = (next() % 9) as usize;
+            let frac_len = (next() % 9) as usize;
+            let digits = |n: usize, next: &mut dyn FnMut() -> u64| -> String {
+                (0..n)
+                    .map(|_| char::from(b'0' + (next() % 10) as u8))
+                    .collect()
+            };
+            let int = digits(int_len, &mut next);
+            let frac = digits(frac_len, &mut next);
+            let sign = if next() % 4 == 0 { "-" } else { "" };
+            let text = match next() % 3 {
+                0 => format!("{sign}{int}"),
+                1 => format!("{sign}{int}.{frac}"),
+                _ => format!("{sign}{int}.{frac}e{}", next() % 5),
+            };
+            if let Some(v) = fast_decimal(&text) {
+                let general: f64 = text.parse().expect("the fast path took a valid number");
+                assert_eq!(v.to_bits(), general.to_bits(), "{text}");
+                checked += 1;
+            }
+            let general = text.parse::<f64>().ok().filter(|_| {
+                !text.contains('e')
+                    && !text.ends_with('.')
+                    && !text.trim_start_matches('-').starts_with('.')
+            });
+            assert_eq!(
+                parse_amount(&text).map(f64::to_bits),
+                general.filter(|v| v.is_finite()).map(f64::to_bits),
+                "{text}"
+            );
+        }
+        assert!(checked > 50_000, "the fast path was taken {checked} times");
+        for (text, want) in [
+            ("0.1", 0.1),
+            ("-0", -0.0),
+            ("999999999999999", 999_999_999_999_999.0),
+        ] {
+            assert_eq!(
+                fast_decimal(text).map(f64::to_bits),
+                Some(f64::to_bits(want))
+            );
+        }
+        for text in [
+            "",
+            "-",
+            ".5",
+            "5.",
+            "1.2.3",
+            "+1",
+            "1e5",
+            "1234567890123456",
+            " 1",
+        ] {
+            assert_eq!(fast_decimal(text), None, "{text:?}");
+        }
+    }
     use super::*;
 
     #[test]
