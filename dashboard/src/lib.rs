@@ -119,7 +119,11 @@ impl AppState {
                 .snapshot
                 .read()
                 .map_err(|_| ReadError::Task("snapshot lock poisoned".into()))?;
-            read_delta(self.aggregates.as_ref(), Some(&current))?
+            let delta = read_delta(self.aggregates.as_ref(), Some(&current))?;
+            if !delta.changes(&current) {
+                return Ok(false);
+            }
+            delta
         };
         let mut snap = self
             .snapshot

@@ -62,10 +62,29 @@ impl Derived {
         combos
             + self.by_hour.capacity() * 16
             + self.user_start.capacity() * 4
-            + self.user_cells.capacity() * 4
-            + self.user_total.capacity() * 8
-            + self.by_total.capacity() * 4
+            + self.user_entries.capacity() * std::mem::size_of::<(u32, u32, i64)>()
+            + self.by_total.capacity() * 16
+            + self
+                .by_value
+                .iter()
+                .flatten()
+                .map(|r| r.users.capacity() * 16)
+                .sum::<usize>()
     }
+}
+
+/// Users kept per dimension value in [`Derived::by_value`].
+const RANKED_PREFIX: usize = 20_000;
+
+/// Users ranked by their cents under one dimension value.
+#[derive(Debug, Clone, Default)]
+struct Ranked {
+    /// `(cents, user)`, best first.
+    users: Vec<(i64, u32)>,
+    /// Every user with an order under the value is listed.
+    complete: bool,
+    /// Orders under the value (picks the most selective list).
+    orders: u64,
 }
 
 /// Indexes derived from the cells after each merge (see [`Model::reindex`]).
@@ -76,13 +95,15 @@ struct Derived {
     /// Every combination present, each summed over its cells; `None` when
     /// a per-amount count would overflow (then cells are merged instead).
     combos: Option<Vec<Combo>>,
-    /// Per user, the cells holding it: `user_cells[user_start[u]..user_start[u + 1]]`.
+    /// Per user, its tallies `(cell, orders, cents)`:
+    /// `user_entries[user_start[u]..user_start[u + 1]]`.
     user_start: Vec<u32>,
-    user_cells: Vec<u32>,
-    /// Per user, cents over every cell.
-    user_total: Vec<i64>,
-    /// Users by `user_total` desc (ties by user id).
-    by_total: Vec<u32>,
+    user_entries: Vec<(u32, u32, i64)>,
+    /// `(cents over every cell, user)` by cents desc, ties by user id.
+    by_total: Vec<(i64, u32)>,
+    /// Per dimension and value: the best [`RANKED_PREFIX`] users by their
+    /// cents under that value, ordered like `by_total`.
+    by_value: [Vec<Ranked>; 3],
     /// Every per-user tally is positive, so a user's total bounds its
     /// filtered revenue (the threshold search of top users relies on it).
     positive: bool,
@@ -316,27 +337,67 @@ impl Model {
         }
         let user_start = count.clone();
         let mut fill = count;
-        let mut user_cells = vec![0u32; user_start[users] as usize];
+        let mut user_entries = vec![(0u32, 0u32, 0i64); user_start[users] as usize];
         for (i, c) in self.cells.iter().enumerate() {
-            for &(u, _, _) in &c.users {
+            for &(u, n, cents) in &c.users {
                 let at = &mut fill[u as usize];
-                user_cells[*at as usize] = i as u32;
+                user_entries[*at as usize] = (i as u32, n, cents);
                 *at += 1;
             }
         }
-        let mut by_total: Vec<u32> = (0..users as u32).collect();
-        by_total.sort_unstable_by(|&a, &b| {
-            total[b as usize]
-                .cmp(&total[a as usize])
-                .then_with(|| self.users[a as usize].cmp(&self.users[b as usize]))
-        });
+        let ids = &self.users;
+        let rank = |a: &(i64, u32), b: &(i64, u32)| {
+            b.0.cmp(&a.0)
+                .then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
+        };
+        let mut by_total: Vec<(i64, u32)> = total
+            .iter()
+            .enumerate()
+            .map(|(u, &t)| (t, u as u32))
+            .collect();
+        by_total.sort_unstable_by(rank);
+        // Per dimension (one at a time: users x values of it), each value's
+        // best users.
+        let mut by_value: [Vec<Ranked>; 3] = Default::default();
+        for (d, out) in by_value.iter_mut().enumerate() {
+            let values = self.dims[d].values.len();
+            let mut acc = vec![0i64; users * values];
+            let mut orders = vec![0u64; values];
+            for c in &self.cells {
+                let v = c.dims[d] as usize;
+                orders[v] += c.agg.orders;
+                for &(u, _, cents) in &c.users {
+                    acc[u as usize * values + v] += cents;
+                }
+            }
+            for (v, &n) in orders.iter().enumerate() {
+                let mut list: Vec<(i64, u32)> = (0..users)
+                    .filter_map(|u| {
+                        let cents = acc[u * values + v];
+                        (cents != 0).then_some((cents, u as u32))
+                    })
+                    .collect();
+                let complete = list.len() <= RANKED_PREFIX;
+                if !complete {
+                    list.select_nth_unstable_by(RANKED_PREFIX - 1, rank);
+                    list.truncate(RANKED_PREFIX);
+                }
+                list.sort_unstable_by(rank);
+                list.shrink_to_fit();
+                out.push(Ranked {
+                    users: list,
+                    complete,
+                    orders: n,
+                });
+            }
+        }
         self.derived = Derived {
             by_hour,
             combos,
             user_start,
-            user_cells,
-            user_total: total,
+            user_entries,
             by_total,
+            by_value,
             positive,
         };
     }
@@ -611,11 +672,13 @@ impl Model {
     /// `/api/top-users`: by revenue desc, ties by user id asc.
     ///
     /// With positive tallies (checked when indexing) a user's filtered
-    /// revenue is at most its total, so users are visited by total desc and
-    /// the search stops at the first whose total is below the `limit`-th
-    /// best filtered revenue found: a broad filter ends after a few users.
-    /// When that search has cost as much as a pass over the selected cells
-    /// (a narrow filter), the cell-major pass finishes the job instead.
+    /// revenue is at most its revenue under any one value the filter keeps,
+    /// and at most its total: users are visited in the order of such a
+    /// bound (the list of the most selective single value of the filter, or
+    /// by total), and the search stops at the first whose bound is below the
+    /// `limit`-th best filtered revenue found, so a broad filter ends after a
+    /// few users. When the list runs out, or the search has cost an eighth of
+    /// a pass over the selected cells, the cell-major pass answers instead.
     pub fn top_users(&self, filter: &Filter, limit: usize) -> Vec<UserRow> {
         let sel = self.select(filter);
         let entries: usize = self.cells_of(&sel).map(|c| c.users.len()).sum();
@@ -624,12 +687,37 @@ impl Model {
             for &i in &sel {
                 pass[i as usize] = true;
             }
-            self.top_users_by_total(&pass, limit, entries)
+            let sets = [&filter.category, &filter.payment, &filter.status];
+            let single = (0..3)
+                .filter_map(|d| {
+                    let set = sets[d];
+                    if set.len() != 1 {
+                        return None;
+                    }
+                    let v = set.iter().next().and_then(|v| self.dims[d].index.get(v))?;
+                    self.derived.by_value[d].get(*v as usize)
+                })
+                .min_by_key(|r| r.orders);
+            match single {
+                Some(r) => self.top_users_ranked(&r.users, r.complete, &pass, limit, entries / 8),
+                None => {
+                    self.top_users_ranked(&self.derived.by_total, true, &pass, limit, entries / 8)
+                }
+            }
         } else {
             None
         };
         let best = match found {
             Some(best) => best,
+            // A large selection: one sequential pass over every user's
+            // tallies beats scattering the selected ones over all users.
+            None if entries > self.derived.user_entries.len() / 8 => {
+                let mut pass = vec![false; self.cells.len()];
+                for &i in &sel {
+                    pass[i as usize] = true;
+                }
+                self.top_users_by_users(&pass, limit)
+            }
             None => self.top_users_by_cells(&sel, limit),
         };
         best.into_iter()
@@ -641,39 +729,96 @@ impl Model {
             .collect()
     }
 
-    /// Threshold search over users by total revenue; `None` when it visited
-    /// more than `budget` (user, cell) entries before it could stop.
-    fn top_users_by_total(&self, pass: &[bool], limit: usize, budget: usize) -> Option<Vec<Cand>> {
+    /// Top users by each method: the threshold search (by total, without
+    /// budget; empty when tallies are not all positive), the user-major pass
+    /// and the cell-major pass. Tests check that they agree.
+    #[doc(hidden)]
+    pub fn top_users_each_method(&self, filter: &Filter, limit: usize) -> Vec<Vec<UserRow>> {
+        let sel = self.select(filter);
+        let mut pass = vec![false; self.cells.len()];
+        for &i in &sel {
+            pass[i as usize] = true;
+        }
+        let threshold = if self.derived.positive {
+            self.top_users_ranked(&self.derived.by_total, true, &pass, limit, usize::MAX)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        [
+            threshold,
+            self.top_users_by_users(&pass, limit),
+            self.top_users_by_cells(&sel, limit),
+        ]
+        .into_iter()
+        .map(|best| {
+            best.into_iter()
+                .map(|(cents, user_id, orders)| UserRow {
+                    user_id,
+                    orders,
+                    revenue: money(cents),
+                })
+                .collect()
+        })
+        .collect()
+    }
+
+    /// Threshold search over `ranked` (`(bound, user)`, bound desc, every
+    /// user with an order under the filter listed when `complete`); `None`
+    /// when it could not conclude within `budget` visited (user, cell) entries.
+    fn top_users_ranked(
+        &self,
+        ranked: &[(i64, u32)],
+        complete: bool,
+        pass: &[bool],
+        limit: usize,
+        budget: usize,
+    ) -> Option<Vec<Cand>> {
         let d = &self.derived;
         let mut best: Vec<Cand> = Vec::with_capacity(limit + 1);
         let mut work = 0usize;
-        for &u in &d.by_total {
-            let total = d.user_total[u as usize];
-            if best.len() == limit && best.last().is_some_and(|w| total < w.0) {
-                break;
+        for &(bound, u) in ranked {
+            if best.len() == limit && best.last().is_some_and(|w| bound < w.0) {
+                return Some(best);
             }
-            let cells = &d.user_cells
+            let entries = &d.user_entries
                 [d.user_start[u as usize] as usize..d.user_start[u as usize + 1] as usize];
-            work += cells.len();
+            work += entries.len();
             if work > budget {
                 return None;
             }
             let (mut n, mut cents) = (0u64, 0i64);
-            for &c in cells {
-                if !pass[c as usize] {
-                    continue;
-                }
-                let users = &self.cells[c as usize].users;
-                if let Ok(at) = users.binary_search_by_key(&u, |t| t.0) {
-                    n += u64::from(users[at].1);
-                    cents += users[at].2;
+            for &(c, k, x) in entries {
+                if pass[c as usize] {
+                    n += u64::from(k);
+                    cents += x;
                 }
             }
             if n > 0 {
                 offer(&mut best, limit, (cents, self.users[u as usize], n));
             }
         }
-        Some(best)
+        complete.then_some(best)
+    }
+
+    /// Every user's tallies in the passing cells summed (one sequential pass
+    /// over the user-major index), then the best `limit`.
+    fn top_users_by_users(&self, pass: &[bool], limit: usize) -> Vec<Cand> {
+        let d = &self.derived;
+        let mut best: Vec<Cand> = Vec::with_capacity(limit + 1);
+        for (u, w) in d.user_start.windows(2).enumerate() {
+            let (mut n, mut cents) = (0u64, 0i64);
+            for &(c, k, x) in &d.user_entries[w[0] as usize..w[1] as usize] {
+                if pass[c as usize] {
+                    n += u64::from(k);
+                    cents += x;
+                }
+            }
+            if n > 0 {
+                offer(&mut best, limit, (cents, self.users[u], n));
+            }
+        }
+        best
     }
 
     /// Per-user tallies of the selected cells summed per user (per-thread

@@ -189,6 +189,44 @@ pub fn read_delta(table: &dyn Table, current: Option<&Snapshot>) -> Result<Delta
     })
 }
 
+/// Cleaning reports summed: rows in, rows out, dropped per rule, fixed per fix.
+type ReportSums = (u64, u64, BTreeMap<String, u64>, BTreeMap<String, u64>);
+
+fn report_sums(reports: &[QualityReport]) -> ReportSums {
+    let (mut rows_in, mut rows_out) = (0, 0);
+    let (mut dropped, mut fixed) = (BTreeMap::new(), BTreeMap::new());
+    for r in reports {
+        rows_in += r.rows_in;
+        rows_out += r.rows_out;
+        for (k, v) in &r.dropped {
+            *dropped.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &r.fixed {
+            *fixed.entry(k.clone()).or_default() += v;
+        }
+    }
+    (rows_in, rows_out, dropped, fixed)
+}
+
+impl Delta {
+    /// Whether applying this delta to `current` would change anything (the
+    /// refresh takes the snapshot's write lock only then: a waiting writer
+    /// holds back every new reader).
+    pub fn changes(&self, current: &Snapshot) -> bool {
+        if self.rebuild || !self.files.is_empty() {
+            return true;
+        }
+        let (rows_in, rows_out, dropped, fixed) = report_sums(&self.reports);
+        (rows_in, rows_out, &dropped, &fixed)
+            != (
+                current.rows_in,
+                current.rows_out,
+                &current.dropped,
+                &current.fixed,
+            )
+    }
+}
+
 impl Snapshot {
     /// Applies a delta; returns whether the data changed.
     pub fn apply(&mut self, delta: Delta) -> bool {
@@ -210,18 +248,7 @@ impl Snapshot {
             }
             self.seen.insert(f.key, f.fingerprint);
         }
-        let (mut rows_in, mut rows_out) = (0, 0);
-        let (mut dropped, mut fixed) = (BTreeMap::new(), BTreeMap::new());
-        for r in delta.reports {
-            rows_in += r.rows_in;
-            rows_out += r.rows_out;
-            for (k, v) in r.dropped {
-                *dropped.entry(k).or_default() += v;
-            }
-            for (k, v) in r.fixed {
-                *fixed.entry(k).or_default() += v;
-            }
-        }
+        let (rows_in, rows_out, dropped, fixed) = report_sums(&delta.reports);
         if (rows_in, rows_out, &dropped, &fixed)
             != (self.rows_in, self.rows_out, &self.dropped, &self.fixed)
         {

@@ -202,6 +202,7 @@ fn api_matches_recomputation_from_clean_parquet() {
     let fact = tables.table(&cfg.table).expect("fact table");
     let mut state = AppState::load(agg, Some(fact)).expect("state");
     state.poll = Duration::from_millis(200);
+    let shared = state.snapshot.clone();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (tx, rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -248,6 +249,38 @@ fn api_matches_recomputation_from_clean_parquet() {
     for q in &all {
         compare(addr, &oracle, q);
     }
+    // Every method of top users (threshold search, user-major pass,
+    // cell-major pass) gives the recomputation's answer.
+    for f in [
+        "",
+        "category=Books",
+        "status=Delivered,Shipped",
+        "from=2024-01-10&to=2024-02-01T12:00:00Z",
+        "category=Toys&payment=Cash&from=2024-01-05&to=2024-01-06",
+        "category=NoSuchCategory",
+    ] {
+        let q = ecom_dashboard::query::parse(
+            ecom_dashboard::query::Endpoint::TopUsers,
+            Some(&format!("limit=7&{f}")),
+        )
+        .expect("query");
+        let each = shared
+            .read()
+            .expect("snapshot")
+            .model
+            .top_users_each_method(&q.filter, q.limit);
+        let expected = oracle
+            .answer(&format!("/api/top-users?limit=7&{f}"))
+            .expect("oracle");
+        assert_eq!(each.len(), 3);
+        for (method, rows) in each.into_iter().enumerate() {
+            let got = serde_json::json!({ "rows": rows });
+            if let Err(diff) = approx_eq(&got, &expected, &[]) {
+                panic!("top users by method {method} under {f:?}: {diff}");
+            }
+        }
+    }
+
     // Filters really filter, and the previous period is there.
     let books = get_json(
         addr,
