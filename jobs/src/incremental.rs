@@ -30,7 +30,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::clean::{CleanConfig, CleanError, Cleaner, QualityReport, SharedBuf};
+use crate::clean::{CleanConfig, CleanError, Cleaner, QualityReport};
 use crate::rules::Rule;
 use crate::sink::RawFileName;
 use crate::store::log::partition_for;
@@ -254,11 +254,11 @@ struct Partitioned {
     removed: u64,
 }
 
-/// Decodes a run's Parquet, drops rows whose order id is in `seen`, and groups
+/// Drops a run's clean rows whose order id is in `seen`, and groups
 /// the rest by the date of their timestamp. The partitions themselves are cut
 /// out later ([`take_rows`]), in parallel with their encoding.
 fn partition_run(
-    parquet: &[u8],
+    mut df: DataFrame,
     seen: &HashSet<String>,
     name: &str,
 ) -> Result<Partitioned, IncrementalError> {
@@ -266,9 +266,6 @@ fn partition_run(
         file: name.to_string(),
         source,
     };
-    let mut df = ParquetReader::new(Cursor::new(parquet))
-        .finish()
-        .map_err(pe)?;
     let mut removed = 0;
     if !seen.is_empty() {
         let ids = df
@@ -544,21 +541,18 @@ pub fn clean_incremental(
     tracing::info!(run = %run, files = pending.len(), shard = %shard, "cleaning new raw files");
 
     let dedup = cfg.rule_on(Rule::DuplicateOrderId);
-    let buf = SharedBuf::default();
-    let mut cleaner = Cleaner::new(cfg, buf.clone(), &run_name)?;
+    let mut cleaner = Cleaner::in_memory(cfg, &run_name);
     for (path, data) in pending.iter().zip(raw.read_files(&pending)) {
         cleaner.clean_reader(data?.as_slice(), &raw.describe(path), &mut progress)?;
     }
-    let mut report = cleaner.finish()?;
-    let parquet = buf.take();
+    let (mut report, clean_rows) = cleaner.finish_frames()?;
     let cleaned = started.elapsed();
     let seen = if dedup && !runs.is_empty() && report.rows_out > 0 {
         kept_ids(out, &runs)?
     } else {
         HashSet::new()
     };
-    let split = partition_run(&parquet, &seen, &run_name)?;
-    drop(parquet);
+    let split = partition_run(clean_rows, &seen, &run_name)?;
     if split.removed > 0 {
         report.rows_out -= split.removed;
         *report

@@ -283,3 +283,38 @@ fn lines_longer_than_a_block_and_short_reads_change_nothing() {
         "same rows, same order"
     );
 }
+
+#[test]
+fn in_memory_frames_equal_the_parquet_output() {
+    let (data, truth) = generate(40_000, 0.05, 5);
+    for cfg in [
+        CleanConfig::default(),
+        CleanConfig {
+            seed_compat: true,
+            ..Default::default()
+        },
+    ] {
+        let (report, df) = clean(cfg.clone(), &data, 7_000);
+        let mut cleaner = Cleaner::in_memory(cfg.clone(), "memory").with_chunk_rows(7_000);
+        cleaner
+            .clean_reader(data.as_slice(), "input.tsv", |_| {})
+            .expect("clean");
+        let (frames_report, frames) = cleaner.finish_frames().expect("finish");
+        let expected = if cfg.seed_compat {
+            &truth.seed_compat
+        } else {
+            &truth.full
+        };
+        assert_matches(&frames_report, expected);
+        assert_eq!(
+            (
+                frames_report.rows_out,
+                &frames_report.dropped,
+                &frames_report.fixed
+            ),
+            (report.rows_out, &report.dropped, &report.fixed)
+        );
+        assert_eq!(frames.height() as u64, report.rows_out);
+        assert!(frames.equals_missing(&df), "same rows, same order");
+    }
+}

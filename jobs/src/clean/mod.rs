@@ -139,15 +139,53 @@ struct SeenIds {
     other: HashSet<String>,
 }
 
-/// A streaming cleaner writing one Parquet file.
+/// Where a cleaner's rows go.
+enum Sink<W: Write> {
+    /// One Parquet file.
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<W>>),
+    /// Frames kept in memory, in input order.
+    Frames(Vec<DataFrame>),
+}
+
+/// A streaming cleaner writing one Parquet file (or, with
+/// [`Cleaner::in_memory`], keeping its frames).
 pub struct Cleaner<W: Write> {
     cfg: CleanConfig,
     chunk_rows: usize,
     seen: SeenIds,
     report: QualityReport,
-    writer: polars::io::parquet::write::BatchedWriter<W>,
+    sink: Sink<W>,
     output: String,
     started: Instant,
+}
+
+impl Cleaner<std::io::Sink> {
+    /// A cleaner that keeps the clean rows as frames ([`Cleaner::finish_frames`])
+    /// for a caller that splits or writes them itself (named `output` in errors
+    /// and the report).
+    pub fn in_memory(cfg: CleanConfig, output: &str) -> Self {
+        Self::with_sink(cfg, Sink::Frames(Vec::new()), output)
+    }
+
+    /// Returns the report and the clean rows in input order (one chunk per
+    /// block), with [`output_schema`] columns.
+    pub fn finish_frames(mut self) -> Result<(QualityReport, DataFrame), CleanError> {
+        let frames = match std::mem::replace(&mut self.sink, Sink::Frames(Vec::new())) {
+            Sink::Frames(frames) => frames,
+            Sink::Parquet(_) => Vec::new(),
+        };
+        let schema = output_schema(&self.cfg);
+        let mut all = DataFrame::empty_with_schema(&schema);
+        for df in &frames {
+            all.vstack_mut(df).map_err(|source| CleanError::Polars {
+                input: self.output.clone(),
+                source,
+            })?;
+        }
+        self.report.output_files.push(self.output.clone());
+        self.report.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        Ok((self.report, all))
+    }
 }
 
 /// The schema of clean Parquet output for a configuration.
@@ -257,6 +295,14 @@ impl<W: Write + Send> Cleaner<W> {
                 input: output.to_string(),
                 source,
             })?;
+        Ok(Self::with_sink(
+            cfg,
+            Sink::Parquet(Box::new(writer)),
+            output,
+        ))
+    }
+
+    fn with_sink(cfg: CleanConfig, sink: Sink<W>, output: &str) -> Self {
         let mut report = QualityReport {
             mode: if cfg.seed_compat {
                 "seed_compat"
@@ -272,15 +318,15 @@ impl<W: Write + Send> Cleaner<W> {
         for f in cfg.fixes() {
             report.fixed.insert(f.name().into(), 0);
         }
-        Ok(Cleaner {
+        Cleaner {
             cfg,
             chunk_rows: DEFAULT_CHUNK_ROWS,
             seen: SeenIds::default(),
             report,
-            writer,
+            sink,
             output: output.to_string(),
             started: Instant::now(),
-        })
+        }
     }
 
     /// Changes the lines per block (mainly for tests of block boundaries).
@@ -442,20 +488,30 @@ impl<W: Write + Send> Cleaner<W> {
         }
         self.report.rows_out += out.height() as u64;
         out.rechunk_mut();
-        self.writer
-            .write_batch(&out)
-            .map_err(|source| CleanError::Polars {
-                input: self.output.clone(),
-                source,
-            })
+        match &mut self.sink {
+            Sink::Parquet(writer) => {
+                writer
+                    .write_batch(&out)
+                    .map_err(|source| CleanError::Polars {
+                        input: self.output.clone(),
+                        source,
+                    })
+            }
+            Sink::Frames(frames) => {
+                frames.push(out);
+                Ok(())
+            }
+        }
     }
 
     /// Finishes the Parquet file and returns the report.
     pub fn finish(mut self) -> Result<QualityReport, CleanError> {
-        self.writer.finish().map_err(|source| CleanError::Polars {
-            input: self.output.clone(),
-            source,
-        })?;
+        if let Sink::Parquet(writer) = &self.sink {
+            writer.finish().map_err(|source| CleanError::Polars {
+                input: self.output.clone(),
+                source,
+            })?;
+        }
         self.report.output_files.push(self.output.clone());
         self.report.elapsed_ms = self.started.elapsed().as_millis() as u64;
         Ok(self.report)
