@@ -386,6 +386,28 @@ impl Read for GenReader {
     }
 }
 
+/// Progress of `ecom produce`, passed on every [`Pending::EVERY`] lines: reading the
+/// clock for the bar and the ticker on every line cost more than parsing it.
+#[derive(Default)]
+struct Pending {
+    lines: u64,
+    bytes: u64,
+}
+
+impl Pending {
+    const EVERY: u64 = 4096;
+
+    /// Counts a line of `n` bytes; every [`Self::EVERY`] lines, returns and resets the count.
+    fn add(&mut self, n: u64) -> Option<(u64, u64)> {
+        self.lines += 1;
+        self.bytes += n;
+        (self.lines >= Self::EVERY).then(|| {
+            let done = std::mem::take(self);
+            (done.lines, done.bytes)
+        })
+    }
+}
+
 /// `ecom produce`.
 pub fn produce(args: ProduceArgs) -> Result<()> {
     // Not retried as a whole: a second attempt would send records twice. The
@@ -426,9 +448,12 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
             );
             let bar = rows_bar("produce", rows);
             let name = format!("generated({rows} rows, seed {})", args.seed);
+            let mut pending = Pending::default();
             let s = produce_paced(&mut reader, &name, &mut log, pacing, |n| {
-                bar.inc(1);
-                ticker.add(n, "bytes");
+                if let Some((lines, bytes)) = pending.add(n) {
+                    bar.inc(lines);
+                    ticker.add(bytes, "bytes");
+                }
             })?;
             bar.finish_and_clear();
             if let Some(path) = &args.truth {
@@ -447,14 +472,17 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
                 (Box::new(f), size)
             };
             let bar = bytes_bar("produce", size);
+            let mut pending = Pending::default();
             let s = produce_paced(
                 BufReader::with_capacity(1 << 20, reader),
                 &input,
                 &mut log,
                 pacing,
                 |n| {
-                    bar.inc(n);
-                    ticker.add(n, "bytes");
+                    if let Some((_, bytes)) = pending.add(n) {
+                        bar.inc(bytes);
+                        ticker.add(bytes, "bytes");
+                    }
                 },
             )?;
             bar.finish_and_clear();

@@ -93,14 +93,23 @@ pub fn produce_paced<R: BufRead>(
     mut progress: impl FnMut(u64),
 ) -> Result<ProduceSummary, ProduceError> {
     let mut summary = ProduceSummary::default();
-    let mut batch = Vec::with_capacity(BATCH);
+    // The messages of a batch are kept between batches and refilled in place:
+    // each line is read straight into its message, with no allocation per record.
+    let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+    let mut used = 0;
     let start = std::time::Instant::now();
     let mut first_ts: Option<i64> = None;
-    let mut line = Vec::new();
     loop {
-        line.clear();
+        if used == batch.len() {
+            batch.push(Message {
+                key: Vec::new(),
+                value: Vec::new(),
+            });
+        }
+        let message = &mut batch[used];
+        message.value.clear();
         let n = input
-            .read_until(b'\n', &mut line)
+            .read_until(b'\n', &mut message.value)
             .map_err(|source| ProduceError::Read {
                 input: name.to_string(),
                 source,
@@ -109,7 +118,9 @@ pub fn produce_paced<R: BufRead>(
             break;
         }
         progress(n as u64);
-        let value = trim_terminator(&line);
+        let len = trim_terminator(&message.value).len();
+        message.value.truncate(len);
+        let value = &message.value[..];
         if value.is_empty() {
             summary.blank_lines += 1;
             continue;
@@ -127,26 +138,27 @@ pub fn produce_paced<R: BufRead>(
                 .map(|ts| (ts - *first_ts.get_or_insert(ts)).max(0) as f64 / speed),
             _ => None,
         };
+        summary.records += 1;
+        summary.bytes += value.len() as u64;
+        message.key.clear();
+        message.key.extend_from_slice(key_of(&message.value));
         if let Some(due) = due {
             let wait = due - start.elapsed().as_secs_f64();
             if wait > 0.0 {
-                log.append(&batch)?;
-                batch.clear();
+                // Everything before this record goes out before the pause.
+                log.append(&batch[..used])?;
+                batch.swap(0, used);
+                used = 0;
                 std::thread::sleep(std::time::Duration::from_secs_f64(wait));
             }
         }
-        summary.records += 1;
-        summary.bytes += value.len() as u64;
-        batch.push(Message {
-            key: key_of(value).to_vec(),
-            value: value.to_vec(),
-        });
-        if batch.len() >= BATCH {
-            log.append(&batch)?;
-            batch.clear();
+        used += 1;
+        if used >= BATCH {
+            log.append(&batch[..used])?;
+            used = 0;
         }
     }
-    log.append(&batch)?;
+    log.append(&batch[..used])?;
     log.flush()?;
     Ok(summary)
 }
@@ -154,6 +166,100 @@ pub fn produce_paced<R: BufRead>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keeps every appended message and counts appends and flushes.
+    #[derive(Default)]
+    struct Recorder {
+        messages: Vec<Message>,
+        appends: usize,
+        flushes: usize,
+    }
+
+    impl MessageLog for Recorder {
+        fn partitions(&self) -> u32 {
+            1
+        }
+        fn append(&mut self, messages: &[Message]) -> Result<(), LogError> {
+            self.appends += 1;
+            self.messages.extend_from_slice(messages);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), LogError> {
+            self.flushes += 1;
+            Ok(())
+        }
+        fn read(&mut self, _: u32, _: u64, _: usize) -> Result<Vec<(u64, Message)>, LogError> {
+            Ok(Vec::new())
+        }
+        fn end_offset(&self, _: u32) -> Result<u64, LogError> {
+            Ok(self.messages.len() as u64)
+        }
+    }
+
+    fn line(i: usize) -> String {
+        // Lengths vary, so a refilled message that kept old bytes would show.
+        let pad = "x".repeat(i % 7);
+        format!(
+            "{}\t{}\tBooks{pad}\t1.00\tPayPal\tShipped\t2024-01-01 00:00:{:02}",
+            10_000 + i * 37,
+            i,
+            i % 60
+        )
+    }
+
+    #[test]
+    fn every_line_is_sent_once_with_its_order_id_as_key() {
+        let rows = 2 * BATCH + 3;
+        let mut input = format!("{HEADER}\n");
+        for i in 0..rows {
+            input.push_str(&line(i));
+            input.push_str(if i % 5 == 0 { "\r\n" } else { "\n" });
+            if i == 7 {
+                input.push('\n');
+            }
+        }
+        input.push_str("\r\n");
+        let mut log = Recorder::default();
+        let mut seen = 0;
+        let summary = produce(input.as_bytes(), "test", &mut log, |n| seen += n).expect("produce");
+        assert_eq!(seen, input.len() as u64);
+        assert_eq!(summary.records, rows as u64);
+        assert_eq!(summary.header_lines, 1);
+        assert_eq!(summary.blank_lines, 2);
+        assert_eq!(log.flushes, 1);
+        assert_eq!(log.messages.len(), rows);
+        for (i, m) in log.messages.iter().enumerate() {
+            assert_eq!(m.value, line(i).as_bytes(), "record {i}");
+            assert_eq!(
+                m.key,
+                (10_000 + i * 37).to_string().as_bytes(),
+                "record {i}"
+            );
+        }
+        assert_eq!(
+            summary.bytes,
+            (0..rows).map(|i| line(i).len() as u64).sum::<u64>()
+        );
+    }
+
+    #[test]
+    fn a_paced_run_sends_the_same_records_in_order() {
+        let rows = 12;
+        let input: String = (0..rows).map(|i| line(i) + "\n").collect();
+        let mut log = Recorder::default();
+        let pacing = Pacing {
+            rate: Some(400.0),
+            replay: None,
+        };
+        let summary =
+            produce_paced(input.as_bytes(), "test", &mut log, pacing, |_| {}).expect("produce");
+        assert_eq!(summary.records, rows as u64);
+        let values: Vec<&[u8]> = log.messages.iter().map(|m| &m.value[..]).collect();
+        let expected: Vec<String> = (0..rows).map(line).collect();
+        let expected: Vec<&[u8]> = expected.iter().map(|l| l.as_bytes()).collect();
+        assert_eq!(values, expected);
+        assert!(log.appends > 2, "paced records go out before each pause");
+    }
 
     #[test]
     fn epoch_of_timestamps() {

@@ -4,13 +4,17 @@
 //! without waiting and librdkafka batches them (linger, batch size and
 //! compression are configurable); delivery reports are counted by the
 //! producer context, and [`MessageLog::flush`] fails if any record was not
-//! delivered. Reads use a [`BaseConsumer`] with manual assignment of one
-//! partition at a time (no consumer-group offsets: the caller says where to
-//! read from), end offsets come from the partition watermarks. Every call that
-//! waits on the cluster fails after the configured timeout with an error that
-//! names the bootstrap address, and the last client error librdkafka reported
-//! (such as a failed SASL authentication) when there was one.
+//! delivered. [`KafkaLog::open_or_create`] uses that producer for the topic's
+//! metadata too, so a produce run starts one client (plus an admin client only
+//! when the topic is missing). Reads use a [`BaseConsumer`], created on the
+//! first read, with manual assignment of one partition at a time (no
+//! consumer-group offsets: the caller says where to read from), end offsets
+//! come from the partition watermarks. Every call that waits on the cluster
+//! fails after the configured timeout with an error that names the bootstrap
+//! address, and the last client error librdkafka reported (such as a failed
+//! SASL authentication) when there was one.
 
+use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,6 +25,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message as _};
+use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -217,12 +222,14 @@ impl KafkaConfig {
     }
 }
 
-/// Counts delivery reports of the producer.
+/// The producer's context: counts delivery reports and remembers the last
+/// client error (to name the cause when a call on the producer fails).
 #[derive(Default)]
 pub struct DeliveryCounter {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    client_error: LastClientError,
 }
 
 impl DeliveryCounter {
@@ -239,7 +246,15 @@ impl DeliveryCounter {
     }
 }
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.client_error.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client_error.error(error, reason);
+    }
+}
 
 /// Remembers the last client-level error librdkafka reported (a failed SASL
 /// authentication, a refused connection), to name the cause when a call then fails.
@@ -321,12 +336,16 @@ struct ReadState {
     next: u64,
 }
 
+/// The idempotent producer of a [`KafkaLog`].
+type IdempotentProducer = BaseProducer<DeliveryCounter>;
+
 /// A Kafka topic as a [`MessageLog`].
 pub struct KafkaLog {
     cfg: KafkaConfig,
     partitions: u32,
-    producer: Option<BaseProducer<DeliveryCounter>>,
-    consumer: BaseConsumer,
+    producer: Option<IdempotentProducer>,
+    /// Created on the first read or end offset: a producing run never needs it.
+    consumer: OnceCell<BaseConsumer>,
     reading: Option<ReadState>,
     enqueued: u64,
 }
@@ -337,32 +356,53 @@ impl KafkaLog {
     pub fn open(cfg: KafkaConfig) -> Result<Self, KafkaLogError> {
         let partitions = topic_partitions(&cfg)?
             .ok_or_else(|| cfg.err("looking up the topic", "topic does not exist"))?;
-        let consumer = new_consumer(&cfg)?;
         Ok(KafkaLog {
             cfg,
             partitions,
             producer: None,
-            consumer,
+            consumer: OnceCell::new(),
             reading: None,
             enqueued: 0,
         })
     }
 
-    /// Creates the topic with the configured partitions and replication if it
-    /// is missing, then connects to it.
+    /// Starts the producer, creates the topic with the configured partitions
+    /// and replication if the producer's metadata shows it missing, and waits
+    /// until the producer sees it.
+    ///
+    /// The producer is the only client unless the topic has to be created: it
+    /// answers the metadata lookup itself, and it acquires its producer id
+    /// while the caller starts reading its input.
     pub fn open_or_create(cfg: KafkaConfig) -> Result<Self, KafkaLogError> {
-        if topic_partitions(&cfg)?.is_none() {
-            create_topic(&cfg)?;
-        }
-        let start = Instant::now();
-        // Metadata of a new topic takes a moment to reach every broker.
-        loop {
-            match Self::open(cfg.clone()) {
-                Ok(log) => return Ok(log),
-                Err(e) if start.elapsed() > cfg.timeout => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        let producer = new_producer(&cfg)?;
+        let partitions = match producer_partitions(&producer, &cfg)? {
+            Some(n) => n,
+            None => {
+                create_topic(&cfg)?;
+                wait_for_topic(&producer, &cfg)?
             }
+        };
+        // librdkafka asks for the idempotent producer's id when a metadata answer arrives
+        // while a broker connection is up. The first answer comes over the bootstrap
+        // connection, which librdkafka then closes for the broker that answer names, so the
+        // id request found no connection and waited for librdkafka's 500 ms retry timer.
+        // A second lookup goes over the new connection and starts the request at once.
+        let asked = Instant::now();
+        if let Err(e) = producer
+            .client()
+            .fetch_metadata(Some(&cfg.topic), cfg.timeout)
+        {
+            tracing::debug!(error = %e, "second metadata lookup failed");
         }
+        tracing::debug!(took = ?asked.elapsed(), "producer connected to the topic's broker");
+        Ok(KafkaLog {
+            cfg,
+            partitions,
+            producer: Some(producer),
+            consumer: OnceCell::new(),
+            reading: None,
+            enqueued: 0,
+        })
     }
 
     /// The settings.
@@ -378,33 +418,21 @@ impl KafkaLog {
             .unwrap_or((0, 0))
     }
 
-    fn producer(&mut self) -> Result<&BaseProducer<DeliveryCounter>, KafkaLogError> {
+    fn producer(&mut self) -> Result<&IdempotentProducer, KafkaLogError> {
         if self.producer.is_none() {
-            let mut c = self.cfg.base();
-            c.set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("linger.ms", self.cfg.linger_ms.to_string())
-                .set("batch.size", self.cfg.batch_bytes.to_string())
-                .set("compression.type", &self.cfg.compression)
-                .set("partitioner", "murmur2_random")
-                .set("queue.buffering.max.kbytes", "262144")
-                .set(
-                    "message.timeout.ms",
-                    self.cfg.timeout.as_millis().max(1000).to_string(),
-                );
-            self.cfg.apply_extra(&mut c);
-            let p = c
-                .create_with_context(DeliveryCounter::default())
-                .map_err(|source| KafkaLogError::Client {
-                    bootstrap: self.cfg.bootstrap.clone(),
-                    what: "producer",
-                    source,
-                })?;
-            self.producer = Some(p);
+            self.producer = Some(new_producer(&self.cfg)?);
         }
         self.producer
             .as_ref()
             .ok_or_else(|| self.cfg.err("creating the producer", "not created"))
+    }
+
+    fn consumer(&self) -> Result<&BaseConsumer, KafkaLogError> {
+        if let Some(c) = self.consumer.get() {
+            return Ok(c);
+        }
+        let created = new_consumer(&self.cfg)?;
+        Ok(self.consumer.get_or_init(|| created))
     }
 
     fn read_kafka(
@@ -426,7 +454,7 @@ impl KafkaLog {
             matches!(&self.reading, Some(r) if r.partition == partition && r.next == from);
         if !positioned {
             let topic = self.cfg.topic.clone();
-            let consumer = &self.consumer;
+            let consumer = self.consumer()?;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(from as i64))
                 .map_err(|e| self.cfg.err("assigning a partition", e))?;
@@ -440,7 +468,7 @@ impl KafkaLog {
         }
         let poll_timeout = self.cfg.poll_timeout;
         let cfg = self.cfg.clone();
-        let consumer = &self.consumer;
+        let consumer = self.consumer()?;
         let mut out = Vec::new();
         let started = Instant::now();
         let mut next = from;
@@ -480,6 +508,34 @@ impl KafkaLog {
         }
         Ok(out)
     }
+}
+
+fn new_producer(cfg: &KafkaConfig) -> Result<IdempotentProducer, KafkaLogError> {
+    let mut c = cfg.base();
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", cfg.linger_ms.to_string())
+        .set("batch.size", cfg.batch_bytes.to_string())
+        .set("compression.type", &cfg.compression)
+        .set("partitioner", "murmur2_random")
+        .set("queue.buffering.max.kbytes", "262144")
+        .set(
+            "message.timeout.ms",
+            cfg.timeout.as_millis().max(1000).to_string(),
+        )
+        // The producer looks the topic up itself: a missing topic must be reported (and
+        // created with the configured partitions), not created by the broker's defaults.
+        .set("allow.auto.create.topics", "false")
+        // The connection to a broker learnt from the bootstrap answer waits for half of
+        // this (50 ms by default), and the producer id (so every record) waits for it.
+        .set("reconnect.backoff.ms", "20");
+    cfg.apply_extra(&mut c);
+    c.create_with_context(DeliveryCounter::default())
+        .map_err(|source| KafkaLogError::Client {
+            bootstrap: cfg.bootstrap.clone(),
+            what: "producer",
+            source,
+        })
 }
 
 fn new_consumer(cfg: &KafkaConfig) -> Result<BaseConsumer, KafkaLogError> {
@@ -524,6 +580,51 @@ pub fn topic_partitions(cfg: &KafkaConfig) -> Result<Option<u32>, KafkaLogError>
                     .explain(format!("{e} (no answer within {:?})", cfg.timeout)),
             )
         })?;
+    partitions_in(&md, cfg)
+}
+
+/// Partitions of the configured topic as the producer's metadata shows them,
+/// `None` if it does not exist.
+fn producer_partitions(
+    p: &IdempotentProducer,
+    cfg: &KafkaConfig,
+) -> Result<Option<u32>, KafkaLogError> {
+    let md = p
+        .client()
+        .fetch_metadata(Some(&cfg.topic), cfg.timeout)
+        .map_err(|e| {
+            // Serve the queued error events: they name the cause (e.g. a failed SASL
+            // authentication) that the metadata error only calls a transport failure.
+            p.poll(Duration::from_millis(500));
+            cfg.err(
+                "fetching metadata",
+                p.context()
+                    .client_error
+                    .explain(format!("{e} (no answer within {:?})", cfg.timeout)),
+            )
+        })?;
+    partitions_in(&md, cfg)
+}
+
+/// Waits until the producer's metadata shows the topic just created (it takes
+/// a moment to reach every broker), and returns its partitions.
+fn wait_for_topic(p: &IdempotentProducer, cfg: &KafkaConfig) -> Result<u32, KafkaLogError> {
+    let start = Instant::now();
+    loop {
+        let error = match producer_partitions(p, cfg) {
+            Ok(Some(n)) => return Ok(n),
+            Ok(None) => cfg.err("looking up the created topic", "topic does not exist"),
+            Err(e) => e,
+        };
+        if start.elapsed() > cfg.timeout {
+            return Err(error);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The partitions `md` lists for the configured topic, `None` if it does not exist.
+fn partitions_in(md: &Metadata, cfg: &KafkaConfig) -> Result<Option<u32>, KafkaLogError> {
     let Some(t) = md.topics().iter().find(|t| t.name() == cfg.topic) else {
         return Ok(None);
     };
@@ -570,6 +671,70 @@ pub fn create_topic(cfg: &KafkaConfig) -> Result<(), KafkaLogError> {
     Ok(())
 }
 
+/// Waits until every enqueued record has its delivery report, or fails once
+/// `timeout` has passed.
+///
+/// librdkafka sends a partial batch at once, instead of waiting out
+/// `linger.ms`, only while `rd_kafka_flush` runs. rdkafka's `flush` calls it
+/// without waiting and then polls in 100 ms steps, so the last batch of a run
+/// waited for the linger and the whole run for the next step. Here
+/// `rd_kafka_flush` waits on a helper thread, for the whole drain, while this
+/// thread serves the delivery reports as they arrive (they must be served for
+/// the flush to end).
+fn drain(p: &IdempotentProducer, timeout: Duration) -> Result<(), String> {
+    if p.in_flight_count() == 0 {
+        return Ok(());
+    }
+    tracing::debug!(in_flight = p.in_flight_count(), "draining the producer");
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // SAFETY: the handle is valid until the producer is dropped, which cannot
+            // happen before this scope ends; librdkafka's flush is thread-safe, and with
+            // event-based delivery reports it only waits for the undelivered count to
+            // reach zero (or the timeout) without serving any queue.
+            unsafe { rdkafka::bindings::rd_kafka_flush(p.client().native_ptr(), timeout_ms) };
+        });
+        serve_reports(p, timeout)
+    })
+}
+
+/// Serves delivery reports until none is outstanding, sleeping a millisecond
+/// whenever there was none to serve (rdkafka's `poll` with a timeout would
+/// wait for the whole timeout, spinning through its last millisecond).
+fn serve_reports(p: &IdempotentProducer, timeout: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    while p.in_flight_count() > 0 {
+        if serve_queued_reports(p) {
+            continue;
+        }
+        if start.elapsed() >= timeout {
+            return Err(format!(
+                "{} records or reports still queued",
+                p.in_flight_count()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Serves the delivery reports already queued, without waiting (one `poll`
+/// serves one event); returns whether there was any.
+fn serve_queued_reports(p: &IdempotentProducer) -> bool {
+    let mut left = p.in_flight_count();
+    let mut served = false;
+    loop {
+        p.poll(Duration::ZERO);
+        let now = p.in_flight_count();
+        if now >= left {
+            return served;
+        }
+        served = true;
+        left = now;
+    }
+}
+
 impl MessageLog for KafkaLog {
     fn partitions(&self) -> u32 {
         self.partitions
@@ -582,12 +747,13 @@ impl MessageLog for KafkaLog {
         let producer = self.producer()?;
         for m in messages {
             let mut record = BaseRecord::to(&topic).key(&m.key[..]).payload(&m.value[..]);
-            let started = Instant::now();
+            // Read the clock only when the queue is full, not once per record.
+            let mut full_since: Option<Instant> = None;
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        if started.elapsed() > timeout {
+                        if full_since.get_or_insert_with(Instant::now).elapsed() > timeout {
                             return Err(cfg
                                 .err(
                                     "sending",
@@ -596,13 +762,15 @@ impl MessageLog for KafkaLog {
                                 .into());
                         }
                         record = r;
-                        producer.poll(Duration::from_millis(10));
+                        if !serve_queued_reports(producer) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
                     }
                     Err((e, _)) => return Err(cfg.err("sending", e).into()),
                 }
             }
         }
-        producer.poll(Duration::ZERO);
+        serve_queued_reports(producer);
         let failed = producer.context().failed();
         let first_error = producer.context().first_error();
         self.enqueued += messages.len() as u64;
@@ -625,7 +793,7 @@ impl MessageLog for KafkaLog {
             return Ok(());
         };
         let cfg = &self.cfg;
-        let flushed = producer.flush(cfg.timeout);
+        let flushed = drain(producer, cfg.timeout);
         let ctx = producer.context();
         let (delivered, failed) = (ctx.delivered(), ctx.failed());
         if failed > 0 || flushed.is_err() || delivered < self.enqueued {
@@ -638,7 +806,7 @@ impl MessageLog for KafkaLog {
                         self.enqueued,
                         cfg.timeout,
                         ctx.first_error()
-                            .or_else(|| flushed.err().map(|e| e.to_string()))
+                            .or_else(|| flushed.err())
                             .unwrap_or_else(|| "none reported".into())
                     ),
                 )
@@ -658,7 +826,7 @@ impl MessageLog for KafkaLog {
 
     fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
         let (_, high) = self
-            .consumer
+            .consumer()?
             .fetch_watermarks(&self.cfg.topic, partition as i32, self.cfg.timeout)
             .map_err(|e| self.cfg.err("fetching end offsets", e))?;
         Ok(high.max(0) as u64)
