@@ -13,10 +13,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::kube::*;
-use common::service_env;
+use common::{seed_tables, service_env};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
-use ecom_jobs::store::{FileStore, Row, TableStore};
+use ecom_jobs::store::{FileStore, TableStore};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -457,24 +457,7 @@ async fn delete_runs_the_finalizer() {
             ] {
                 files.write_atomic(&path, b"1\n").expect("write");
             }
-            let tables = HbaseTables::new(HbaseConfig::new(thrift));
-            for (name, family) in [
-                (table.clone(), "order_details"),
-                (format!("{table}_agg"), "agg"),
-            ] {
-                tables.ensure_table(&name, &[family]).expect("create table");
-                let row = Row {
-                    key: b"k".to_vec(),
-                    cells: [(format!("{family}:q"), b"v".to_vec())]
-                        .into_iter()
-                        .collect(),
-                };
-                tables
-                    .table(&name)
-                    .expect("table")
-                    .put(&[row])
-                    .expect("put");
-            }
+            seed_tables(&HbaseTables::new(HbaseConfig::new(thrift)), &table);
         })
         .await
         .expect("seed data");

@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ecom_jobs::aggregates::Aggregates;
-use ecom_jobs::generate::GroundTruth;
 use ecom_jobs::incremental::{committed_runs, MANIFEST_DIR};
-use ecom_jobs::load::{row_key, AGG_FAMILY, AGG_PREFIX};
-use ecom_jobs::store::table::scan_prefix;
+use ecom_jobs::load::row_key;
 use ecom_jobs::store::{FileStore, TableStore};
 use polars::prelude::*;
 
@@ -50,41 +48,16 @@ fn list_tree(store: &dyn FileStore, dir: &str) -> Vec<(String, u64)> {
 #[test]
 fn pipeline_end_to_end_matches_ground_truth() {
     let run = Run::new("e2e");
-    let input = run.tmp.path().join("in.tsv");
-    let truth_file = run.tmp.path().join("truth.json");
-    ecom_ok(&[
-        "generate",
-        "--rows",
-        "200000",
-        "--dirty-rate",
-        "0.2",
-        "--seed",
-        "7",
-        "--out",
-        input.to_str().expect("utf8 path"),
-        "--truth",
-        truth_file.to_str().expect("utf8 path"),
-    ]);
-    let truth: GroundTruth =
-        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+    let (input, truth) = run.generate(&["--rows", "200000", "--dirty-rate", "0.2", "--seed", "7"]);
 
-    let produced = ecom_json(&run.produce_args(input.to_str().expect("utf8")));
+    let produced = ecom_json(&run.produce_args(&input));
     assert_eq!(produced["records"], 200_000, "{produced}");
     assert_eq!(produced["delivered"], 200_000, "{produced}");
 
     let sunk = ecom_json(&run.sink_args(20_000));
     assert_eq!(sunk["records"], 200_000, "{sunk}");
     // Records in the raw files on HDFS = records produced.
-    let raw_lines: usize = run
-        .raw_files()
-        .iter()
-        .map(|(_, data)| {
-            data.split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count()
-        })
-        .sum();
-    assert_eq!(raw_lines, 200_000);
+    assert_eq!(line_count(&run.raw_files()), 200_000);
 
     let cleaned = ecom_json(&run.clean_args());
     let report = &cleaned["report"];
@@ -141,10 +114,7 @@ fn pipeline_end_to_end_matches_ground_truth() {
     assert_eq!(loaded["rows"], truth.full.rows_out, "{loaded}");
 
     // HBase row count = clean rows.
-    let tables = run.hbase();
-    let fact = tables.table(&run.table).expect("fact table");
-    let rows = fact.scan(b"", b"", usize::MAX).expect("scan fact");
-    assert_eq!(rows.len() as u64, truth.full.rows_out);
+    assert_eq!(run.fact_row_count(), truth.full.rows_out);
 
     // Sampled rows: HBase = clean Parquet = source line, field by field.
     let clean = run.clean_rows();
@@ -155,6 +125,7 @@ fn pipeline_end_to_end_matches_ground_truth() {
         let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
         by_id.entry(fields[0]).or_default().push(fields);
     }
+    let fact = run.hbase().table(&run.table).expect("fact table");
     let mut checked = 0;
     for row in clean.iter().step_by(997) {
         let key = row_key(&row.order_id, 16);
@@ -199,13 +170,7 @@ fn pipeline_end_to_end_matches_ground_truth() {
     assert!(checked >= 150, "only {checked} rows sampled");
 
     // Aggregates in HBase = a recomputation from the clean Parquet.
-    let agg_table = tables.table(&format!("{}_agg", run.table)).expect("agg");
-    let mut stored = Aggregates::default();
-    for r in scan_prefix(&*agg_table, AGG_PREFIX.as_bytes(), 10_000).expect("scan agg") {
-        let a: Aggregates =
-            serde_json::from_slice(&r.cells[&format!("{AGG_FAMILY}:json")]).expect("agg json");
-        stored.merge(&a);
-    }
+    let stored = run.stored_aggregates();
     let mut expected = Aggregates::default();
     for r in &clean {
         expected.add(&r.category, r.amount, &r.payment, &r.status, &r.timestamp);
@@ -215,24 +180,14 @@ fn pipeline_end_to_end_matches_ground_truth() {
 
     // Loading again writes the same cells: counts unchanged.
     ecom_json(&run.load_args());
-    let rows = fact.scan(b"", b"", usize::MAX).expect("scan fact");
-    assert_eq!(rows.len() as u64, truth.full.rows_out);
+    assert_eq!(run.fact_row_count(), truth.full.rows_out);
     run.cleanup();
 }
 
 #[test]
 fn sink_killed_mid_run_resumes_to_identical_files() {
     let run = Run::new("kill");
-    let produced = ecom_json(&[
-        "produce",
-        "--generate-rows",
-        "200000",
-        "--dirty-rate",
-        "0.1",
-        "--topic",
-        &run.topic,
-    ]);
-    assert_eq!(produced["delivered"], 200_000);
+    run.produce_generated(200_000, &["--dirty-rate", "0.1"]);
     // Reference: an uninterrupted sink into another directory.
     let reference = format!("{}/{}/reference", run.hdfs, run.base);
     ecom_json(&[
@@ -282,15 +237,7 @@ fn sink_killed_mid_run_resumes_to_identical_files() {
         "{resumed}"
     );
     let got = run.raw_files();
-    let want: Vec<(String, Vec<u8>)> = store
-        .list(&format!("{}/reference", run.base))
-        .expect("list reference")
-        .into_iter()
-        .map(|e| {
-            let name = e.path.rsplit('/').next().unwrap_or_default().to_string();
-            (name, store.read(&e.path).expect("read"))
-        })
-        .collect();
+    let want = run.files("reference");
     assert_eq!(got.len(), want.len());
     for ((gn, gd), (wn, wd)) in got.iter().zip(&want) {
         assert_eq!(gn, wn);
@@ -299,11 +246,7 @@ fn sink_killed_mid_run_resumes_to_identical_files() {
             "content of {gn} differs from the uninterrupted run"
         );
     }
-    let lines: usize = got
-        .iter()
-        .map(|(_, d)| d.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count())
-        .sum();
-    assert_eq!(lines, 200_000);
+    assert_eq!(line_count(&got), 200_000);
     run.cleanup();
 }
 
@@ -313,11 +256,10 @@ fn continuous_sink_runs_past_its_deadline_and_stops_on_run_for() {
     // deadline it keeps consuming for --run-for 8s, commits what it holds
     // (records produced while it runs included) and exits 0.
     let run = Run::new("cont");
-    let first = ecom_json(&["produce", "--generate-rows", "3000", "--topic", &run.topic]);
-    assert_eq!(first["delivered"], 3000, "{first}");
+    run.produce_generated(3000, &[]);
     let raw = run.raw_url();
     let started = Instant::now();
-    let child = ecom_cmd(&[
+    let child = spawn_ecom(&[
         "sink",
         "--topic",
         &run.topic,
@@ -327,68 +269,27 @@ fn continuous_sink_runs_past_its_deadline_and_stops_on_run_for() {
         "2s",
         "--run-for",
         "8s",
-    ])
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spawn sink");
-    std::thread::sleep(Duration::from_secs(3));
-    let second = ecom_json(&[
-        "produce",
-        "--generate-rows",
-        "2000",
-        "--seed",
-        "9",
-        "--topic",
-        &run.topic,
     ]);
-    assert_eq!(second["delivered"], 2000, "{second}");
-    let out = child.wait_with_output().expect("sink");
+    std::thread::sleep(Duration::from_secs(3));
+    run.produce_generated(2000, &["--seed", "9"]);
+    let (summary, _) = wait_ecom(child);
     let elapsed = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "sink failed:\n{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         elapsed >= Duration::from_secs(8),
         "stopped after {elapsed:?}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary");
-    assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["records"], 5000, "{summary}");
-    let lines: usize = run
-        .raw_files()
-        .iter()
-        .map(|(_, d)| d.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count())
-        .sum();
-    assert_eq!(lines, 5000);
+    assert_eq!(line_count(&run.raw_files()), 5000);
     run.cleanup();
 }
 
 #[test]
 fn producing_twice_leaves_no_duplicates_downstream() {
     let run = Run::new("twice");
-    let input = run.tmp.path().join("in.tsv");
-    let truth_file = run.tmp.path().join("truth.json");
-    ecom_ok(&[
-        "generate",
-        "--rows",
-        "50000",
-        "--dirty-rate",
-        "0.2",
-        "--out",
-        input.to_str().expect("utf8"),
-        "--truth",
-        truth_file.to_str().expect("utf8"),
-    ]);
-    let truth: GroundTruth =
-        serde_json::from_slice(&std::fs::read(&truth_file).expect("truth")).expect("truth json");
+    let (input, truth) = run.generate(&["--rows", "50000", "--dirty-rate", "0.2"]);
     let mut total_out = 0;
     for round in 0..2 {
-        ecom_json(&run.produce_args(input.to_str().expect("utf8")));
+        ecom_json(&run.produce_args(&input));
         let sunk = ecom_json(&run.sink_args(10_000));
         assert_eq!(sunk["records"], 50_000, "round {round}: {sunk}");
         let cleaned = ecom_json(&run.clean_args());
@@ -404,17 +305,8 @@ fn producing_twice_leaves_no_duplicates_downstream() {
         ecom_json(&run.load_args());
     }
     assert_eq!(total_out, truth.full.rows_out);
-    let tables = run.hbase();
-    let fact = tables.table(&run.table).expect("fact");
-    let rows = fact.scan(b"", b"", usize::MAX).expect("scan");
-    assert_eq!(rows.len() as u64, truth.full.rows_out);
-    let agg_table = tables.table(&format!("{}_agg", run.table)).expect("agg");
-    let mut stored = Aggregates::default();
-    for r in scan_prefix(&*agg_table, AGG_PREFIX.as_bytes(), 10_000).expect("scan agg") {
-        let a: Aggregates =
-            serde_json::from_slice(&r.cells[&format!("{AGG_FAMILY}:json")]).expect("agg json");
-        stored.merge(&a);
-    }
+    assert_eq!(run.fact_row_count(), truth.full.rows_out);
+    let stored = run.stored_aggregates();
     assert_eq!(stored.total.orders, truth.full.rows_out);
     assert_eq!(stored.total.revenue_cents, truth.clean_revenue_cents);
     run.cleanup();
@@ -485,14 +377,7 @@ fn unreachable_services_fail_clearly_within_the_deadline() {
         ),
     ];
     // The load case needs a committed clean run to get as far as HBase.
-    let input = run.tmp.path().join("in.tsv");
-    ecom_ok(&[
-        "generate",
-        "--rows",
-        "100",
-        "--out",
-        input.to_str().expect("utf8"),
-    ]);
+    let (input, _) = run.generate(&["--rows", "100"]);
     let raw = run.hdfs_store();
     raw.write_atomic(
         &format!("{}/raw/in.tsv", run.base),

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ecom_jobs::store::TableStore;
 
 fn state_dir() -> PathBuf {
     std::env::var("ECOM_STATE")
@@ -96,43 +95,22 @@ fn restart_thrift(down: Duration) {
 #[test]
 fn load_survives_a_thrift_restart() {
     let run = Run::new("thrift");
-    let produced = ecom_json(&[
-        "produce",
-        "--generate-rows",
-        "200000",
-        "--dirty-rate",
-        "0.1",
-        "--topic",
-        &run.topic,
-    ]);
-    assert_eq!(produced["delivered"], 200_000);
+    run.produce_generated(200_000, &["--dirty-rate", "0.1"]);
     ecom_json(&run.sink_args(50_000));
     let cleaned = ecom_json(&run.clean_args());
     let rows_out = cleaned["report"]["rows_out"].as_u64().expect("rows_out");
 
     let load = run.load_args();
-    let child = ecom_cmd(&[&load[..], &["--concurrency", "2", "--deadline", "5m"]].concat())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn load");
+    let child = spawn_ecom(&[&load[..], &["--concurrency", "2", "--deadline", "5m"]].concat());
     // Let the load write a part of the rows, then take Thrift away for a while.
     std::thread::sleep(Duration::from_secs(3));
     restart_thrift(Duration::from_secs(5));
-    let out = child.wait_with_output().expect("load");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "load failed:\n{stderr}\n{stdout}");
+    let (summary, stderr) = wait_ecom(child);
     assert!(
         stderr.contains("retrying"),
         "the load never saw the outage:\n{stderr}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary");
     assert_eq!(summary["rows"], rows_out, "{summary}");
-    let tables = run.hbase();
-    let fact = tables.table(&run.table).expect("fact");
-    let rows = fact.scan(b"", b"", usize::MAX).expect("scan");
-    assert_eq!(rows.len() as u64, rows_out);
+    assert_eq!(run.fact_row_count(), rows_out);
     run.cleanup();
 }

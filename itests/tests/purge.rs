@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{ecom_cmd, ecom_json, service_env, unique_suffix};
+use common::{ecom_cmd, ecom_json, seed_tables, service_env, unique_suffix};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
-use ecom_jobs::store::{FileStore, Row, TableStore};
+use ecom_jobs::store::{FileStore, TableStore};
 
 #[test]
 fn purge_deletes_paths_and_tables_and_is_idempotent() {
@@ -25,20 +25,7 @@ fn purge_deletes_paths_and_tables_and_is_idempotent() {
 
     let table = format!("purge_{suffix}");
     let tables = HbaseTables::new(HbaseConfig::new(thrift.clone()));
-    for (name, family) in [
-        (table.clone(), "order_details"),
-        (format!("{table}_agg"), "agg"),
-    ] {
-        tables.ensure_table(&name, &[family]).expect("create table");
-        let t = tables.table(&name).expect("table");
-        t.put(&[Row {
-            key: b"k".to_vec(),
-            cells: [(format!("{family}:q"), b"v".to_vec())]
-                .into_iter()
-                .collect(),
-        }])
-        .expect("put");
-    }
+    seed_tables(&tables, &table);
 
     let raw = format!("{hdfs_url}{base}/raw");
     let clean = format!("{hdfs_url}{base}/clean");

@@ -5,14 +5,18 @@
 pub mod kube;
 
 use std::io::Cursor;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ecom_jobs::aggregates::Aggregates;
+use ecom_jobs::generate::GroundTruth;
 use ecom_jobs::incremental::committed_runs;
+use ecom_jobs::load::{AGG_FAMILY, AGG_PREFIX};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
-use ecom_jobs::store::FileStore;
+use ecom_jobs::store::table::scan_prefix;
+use ecom_jobs::store::{FileStore, Row, TableStore};
 use polars::prelude::*;
 
 /// Value of an environment variable exported by `scripts/services.sh env`.
@@ -20,8 +24,8 @@ pub fn service_env(name: &str) -> String {
     match std::env::var(name) {
         Ok(value) if !value.trim().is_empty() => value,
         _ => panic!(
-            "environment variable {name} is not set: these tests need the real services and \
-             the ecom binary. Run `make itest`, or `make services-up`, \
+            "environment variable {name} is not set: these tests need the real services (and \
+             most of them the ecom binary). Run `make itest`, or `make services-up`, \
              `eval \"$(scripts/services.sh env)\"` and set ECOM_BIN to a release build of ecom."
         ),
     }
@@ -56,6 +60,41 @@ pub fn ecom_json(args: &[&str]) -> serde_json::Value {
     v
 }
 
+/// Starts `ecom` with its standard output and error piped, for [`wait_ecom`].
+pub fn spawn_ecom(args: &[&str]) -> Child {
+    ecom_cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn ecom {args:?}: {e}"))
+}
+
+/// Waits for an `ecom` of [`spawn_ecom`] and asserts success; returns its JSON summary (the
+/// last line of standard output) and its standard error.
+pub fn wait_ecom(child: Child) -> (serde_json::Value, String) {
+    let out = child.wait_with_output().expect("wait for ecom");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ecom failed:\n{stderr}\n{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("summary: {e}: {last}"));
+    assert_eq!(v["ok"], true, "{v}");
+    (v, stderr)
+}
+
+/// Records (non-empty lines) in raw files as given by [`Run::files`].
+pub fn line_count(files: &[(String, Vec<u8>)]) -> usize {
+    files
+        .iter()
+        .map(|(_, data)| {
+            data.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        })
+        .sum()
+}
+
 /// A lowercase name fragment unique to this run and call.
 pub fn unique_suffix() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -69,6 +108,28 @@ pub fn unique_suffix() -> String {
         nanos % 0xffff_ffff_ffff,
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Creates the serving table `table` and its aggregates table `{table}_agg`, one row in each,
+/// as a loaded pipeline leaves them (for the tests of the cleanup).
+pub fn seed_tables(tables: &HbaseTables, table: &str) {
+    for (name, family) in [
+        (table.to_string(), "order_details"),
+        (format!("{table}_agg"), "agg"),
+    ] {
+        tables.ensure_table(&name, &[family]).expect("create table");
+        let row = Row {
+            key: b"k".to_vec(),
+            cells: [(format!("{family}:q"), b"v".to_vec())]
+                .into_iter()
+                .collect(),
+        };
+        tables
+            .table(&name)
+            .expect("table")
+            .put(&[row])
+            .expect("put");
+    }
 }
 
 /// One clean row, as text (amount as a number).
@@ -193,6 +254,31 @@ impl Run {
         vec!["load", "--input", clean, "--table", self.table.as_str()]
     }
 
+    /// `ecom generate` with `args` (e.g. `--rows`, `--seed`) into this run's temporary
+    /// directory: the input file's path and its ground truth.
+    pub fn generate(&self, args: &[&str]) -> (String, GroundTruth) {
+        let path = |name: &str| {
+            let p = self.tmp.path().join(name);
+            p.to_str().expect("utf8 path").to_string()
+        };
+        let (input, truth) = (path("in.tsv"), path("truth.json"));
+        let out = ["--out", input.as_str(), "--truth", truth.as_str()];
+        ecom_ok(&[&["generate"][..], args, &out[..]].concat());
+        let truth: GroundTruth =
+            serde_json::from_slice(&std::fs::read(&truth).expect("truth")).expect("truth json");
+        (input, truth)
+    }
+
+    /// `ecom produce --generate-rows rows` (and `args`) into this run's topic; asserts that
+    /// every record was delivered and returns the summary.
+    pub fn produce_generated(&self, rows: u64, args: &[&str]) -> serde_json::Value {
+        let n = rows.to_string();
+        let head = ["produce", "--generate-rows", &n, "--topic", &self.topic];
+        let v = ecom_json(&[&head[..], args].concat());
+        assert_eq!(v["delivered"], rows, "{v}");
+        v
+    }
+
     /// The HDFS cluster root as a file store.
     pub fn hdfs_store(&self) -> HdfsFiles {
         HdfsFiles::open(&self.hdfs, Duration::from_secs(60)).expect("connect to HDFS")
@@ -202,18 +288,44 @@ impl Run {
         HbaseTables::new(HbaseConfig::new(service_env("HBASE_THRIFT")))
     }
 
-    /// Raw files of this run (name, content), in name order.
-    pub fn raw_files(&self) -> Vec<(String, Vec<u8>)> {
+    /// Files of the directory `dir` of this run (name, content), in name order.
+    pub fn files(&self, dir: &str) -> Vec<(String, Vec<u8>)> {
         let store = self.hdfs_store();
         store
-            .list(&format!("{}/raw", self.base))
-            .expect("list raw")
+            .list(&format!("{}/{dir}", self.base))
+            .unwrap_or_else(|e| panic!("list {dir}: {e}"))
             .into_iter()
             .map(|e| {
                 let name = e.path.rsplit('/').next().unwrap_or_default().to_string();
-                (name, store.read(&e.path).expect("read raw"))
+                (name, store.read(&e.path).expect("read"))
             })
             .collect()
+    }
+
+    /// Raw files of this run (name, content), in name order.
+    pub fn raw_files(&self) -> Vec<(String, Vec<u8>)> {
+        self.files("raw")
+    }
+
+    /// Rows in this run's fact table.
+    pub fn fact_row_count(&self) -> u64 {
+        let fact = self.hbase().table(&self.table).expect("fact table");
+        fact.scan(b"", b"", usize::MAX).expect("scan fact").len() as u64
+    }
+
+    /// The aggregates the loader stored for each clean file, merged.
+    pub fn stored_aggregates(&self) -> Aggregates {
+        let agg_table = self
+            .hbase()
+            .table(&format!("{}_agg", self.table))
+            .expect("agg");
+        let mut stored = Aggregates::default();
+        for r in scan_prefix(&*agg_table, AGG_PREFIX.as_bytes(), 10_000).expect("scan agg") {
+            let a: Aggregates =
+                serde_json::from_slice(&r.cells[&format!("{AGG_FAMILY}:json")]).expect("agg json");
+            stored.merge(&a);
+        }
+        stored
     }
 
     /// Every row of the committed clean Parquet files.
