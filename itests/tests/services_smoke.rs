@@ -6,37 +6,12 @@
 //! fails (never skips) when one is missing. Names (topics, paths, tables, CRDs) are unique per
 //! run so the tests can be rerun against the same services.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-/// Value of an environment variable exported by `scripts/services.sh env`, or a panic that says
-/// how to get it.
-fn service_env(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value,
-        _ => panic!(
-            "environment variable {name} is not set: these tests need the real services. \
-             Start them with `make services-up`, then load their settings with \
-             `eval \"$(scripts/services.sh env)\"` (or run `make itest`, which does both)."
-        ),
-    }
-}
-
-/// A lowercase name fragment unique to this run (and to each call within it).
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock before 1970")
-        .as_nanos();
-    format!(
-        "{}{:x}{}",
-        std::process::id(),
-        nanos % 0xffff_ffff_ffff,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use common::{service_env, unique_suffix};
 
 // ------------------------------------------------------------------------------------------
 // Kafka
@@ -127,6 +102,18 @@ async fn kafka_topic_produce_consume_round_trip() {
 // ------------------------------------------------------------------------------------------
 // HDFS
 
+/// The whole content of the HDFS file `path`.
+async fn read_whole(client: &hdfs_native::Client, path: &str) -> bytes::Bytes {
+    let reader = client
+        .read(path)
+        .await
+        .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    reader
+        .read_range(0, reader.file_length())
+        .await
+        .unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hdfs_write_list_read_rename() {
     use hdfs_native::{ClientBuilder, WriteOptions};
@@ -172,16 +159,8 @@ async fn hdfs_write_list_read_rename() {
     assert_eq!(listing[0].length, data.len());
     assert!(!listing[0].isdir);
 
-    let reader = client
-        .read(&first)
-        .await
-        .unwrap_or_else(|e| panic!("open {first}: {e}"));
-    let back = reader
-        .read_range(0, reader.file_length())
-        .await
-        .unwrap_or_else(|e| panic!("read {first}: {e}"));
     assert_eq!(
-        back.as_ref(),
+        read_whole(&client, &first).await.as_ref(),
         data.as_slice(),
         "content read back from {first} differs"
     );
@@ -200,16 +179,8 @@ async fn hdfs_write_list_read_rename() {
         .await
         .unwrap_or_else(|e| panic!("stat {second}: {e}"));
     assert_eq!(info.length, data.len());
-    let reader = client
-        .read(&second)
-        .await
-        .unwrap_or_else(|e| panic!("open {second}: {e}"));
-    let back = reader
-        .read_range(0, reader.file_length())
-        .await
-        .unwrap_or_else(|e| panic!("read {second}: {e}"));
     assert_eq!(
-        back.as_ref(),
+        read_whole(&client, &second).await.as_ref(),
         data.as_slice(),
         "content of the renamed file differs"
     );
