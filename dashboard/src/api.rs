@@ -362,7 +362,7 @@ pub fn warm(state: &AppState) {
             continue;
         };
         let key = format!("{}&format={:?}", q.canonical(), q.format);
-        if let Ok(mut c) = state.cache.lock() {
+        if let Ok(mut c) = state.cache.write() {
             c.insert(key, (version, Arc::new(render(&value, q.format))));
         }
     }
@@ -416,7 +416,7 @@ async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
     let version = state.updates.borrow().0;
     let cacheable = endpoint != Endpoint::Health && state.cache_entries > 0;
     if cacheable {
-        if let Some((v, a)) = state.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some((v, a)) = state.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
             if v == version {
                 return Ok((*a).clone());
             }
@@ -429,7 +429,7 @@ async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
         .map_err(|e| ApiError::Unavailable(format!("answer task failed: {e}")))??;
     let answer = render(&value, q.format);
     if cacheable {
-        if let Ok(mut c) = state.cache.lock() {
+        if let Ok(mut c) = state.cache.write() {
             if c.len() >= state.cache_entries {
                 c.clear();
             }

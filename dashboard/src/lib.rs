@@ -15,7 +15,7 @@ pub mod time;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::routing::get;
@@ -65,7 +65,8 @@ pub struct AppState {
     /// The merged aggregates.
     pub snapshot: Arc<RwLock<Snapshot>>,
     /// Answers per canonical query, valid for one snapshot version.
-    pub cache: Arc<Mutex<AnswerCache>>,
+    /// (A read-write lock: cached answers are looked up concurrently.)
+    pub cache: Arc<RwLock<AnswerCache>>,
     /// Version and last update, for server-sent events.
     pub updates: watch::Sender<(u64, Option<String>)>,
     /// Given the rows read by cleaning, `(produced, lag)` from Kafka.
@@ -101,7 +102,7 @@ impl AppState {
             aggregates,
             fact,
             snapshot: Arc::new(RwLock::new(snap)),
-            cache: Arc::new(Mutex::new(HashMap::new())),
+            cache: Arc::new(RwLock::new(HashMap::new())),
             updates,
             lag: None,
             scan_baseline: false,
