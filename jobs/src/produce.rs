@@ -18,9 +18,16 @@ pub enum ProduceError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The transport refused the messages.
+    /// The transport refused the messages (not a `source`: the text already
+    /// carries it, and a chain would print it twice).
     #[error("sending to the message log: {0}")]
-    Log(#[from] LogError),
+    Log(LogError),
+}
+
+impl From<LogError> for ProduceError {
+    fn from(e: LogError) -> Self {
+        ProduceError::Log(e)
+    }
 }
 
 /// What the produce stage did.

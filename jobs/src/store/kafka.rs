@@ -793,21 +793,22 @@ impl MessageLog for KafkaLog {
             return Ok(());
         };
         let cfg = &self.cfg;
-        let flushed = drain(producer, cfg.timeout);
+        let drained = drain(producer, cfg.timeout);
         let ctx = producer.context();
         let (delivered, failed) = (ctx.delivered(), ctx.failed());
-        if failed > 0 || flushed.is_err() || delivered < self.enqueued {
+        if failed > 0 || drained.is_err() || delivered < self.enqueued {
+            let waited = match &drained {
+                Err(left) => format!(" within {:?} ({left})", cfg.timeout),
+                Ok(()) => String::new(),
+            };
             return Err(cfg
                 .err(
                     "delivering",
                     format!(
-                        "{} of {} records not delivered within {:?}; first error: {}",
+                        "{} of {} records not delivered{waited}; first error: {}",
                         self.enqueued.saturating_sub(delivered),
                         self.enqueued,
-                        cfg.timeout,
-                        ctx.first_error()
-                            .or_else(|| flushed.err())
-                            .unwrap_or_else(|| "none reported".into())
+                        ctx.first_error().unwrap_or_else(|| "none reported".into())
                     ),
                 )
                 .into());
