@@ -52,8 +52,12 @@ ECOM_KAFKA_HEAP="${ECOM_KAFKA_HEAP:-512m}"
 ECOM_KAFKA_SASL_HEAP="${ECOM_KAFKA_SASL_HEAP:-256m}"
 ECOM_NAMENODE_HEAP="${ECOM_NAMENODE_HEAP:-384m}"
 ECOM_DATANODE_HEAP="${ECOM_DATANODE_HEAP:-256m}"
-ECOM_HBASE_HEAP="${ECOM_HBASE_HEAP:-768m}"
-ECOM_THRIFT_HEAP="${ECOM_THRIFT_HEAP:-256m}"
+# HBase and its Thrift gateway get fixed heaps with a large young generation: sized for a
+# 500,000-row load (scripts/README-services.md, "HBase settings").
+ECOM_HBASE_HEAP="${ECOM_HBASE_HEAP:-1280m}"
+ECOM_HBASE_YOUNG="${ECOM_HBASE_YOUNG:-320m}"
+ECOM_THRIFT_HEAP="${ECOM_THRIFT_HEAP:-384m}"
+ECOM_THRIFT_YOUNG="${ECOM_THRIFT_YOUNG:-256m}"
 # Seconds each group may take to answer after it was started.
 ECOM_UP_TIMEOUT="${ECOM_UP_TIMEOUT:-240}"
 
@@ -689,10 +693,11 @@ ready_hdfs() {
 
 HBASE_CONF_DIR="$ECOM_STATE/hbase/conf"
 
+# hbase_java NAME HEAP YOUNG [JVM-OPTION...] CLASS ARGS...: the command line, NUL-separated.
 hbase_java() {
-  local name="$1" heap="$2"
-  shift 2
-  printf '%s\0' "$JAVA" "${JVM_COMMON[@]}" "${JDK17_OPENS[@]}" -Xms64m -Xmx"$heap" \
+  local name="$1" heap="$2" young="$3"
+  shift 3
+  printf '%s\0' "$JAVA" "${JVM_COMMON[@]}" "${JDK17_OPENS[@]}" -Xms"$heap" -Xmx"$heap" -Xmn"$young" \
     -Dhbase.log.dir="$LOG_DIR" -Dhbase.id.str="$name" -Dhbase.home.dir="$ECOM_STATE/hbase" \
     -Dhadoop.home.dir="$ECOM_STATE/hbase" \
     -Dlog4j.configuration="file:$HBASE_CONF_DIR/log4j.properties" \
@@ -726,11 +731,16 @@ start_hbase() {
     hbase.defaults.for.version.skip true \
     hbase.master.wait.on.regionservers.mintostart 1 \
     hbase.client.retries.number 10 \
+    hbase.hregion.memstore.flush.size 268435456 \
     >"$HBASE_CONF_DIR/hbase-site.xml"
-  mapfile -d '' cmd < <(hbase_java master "$ECOM_HBASE_HEAP" org.apache.hadoop.hbase.master.HMaster start)
+  # Memstore chunks (2 MB MSLAB arrays) are allocated straight in the old generation, and
+  # cells that survive one young collection are promoted at the next, so the serial
+  # collector copies the memstore's data at most once.
+  mapfile -d '' cmd < <(hbase_java master "$ECOM_HBASE_HEAP" "$ECOM_HBASE_YOUNG" \
+    -XX:PretenureSizeThreshold=1m -XX:MaxTenuringThreshold=1 org.apache.hadoop.hbase.master.HMaster start)
   start_component hbase "$dir" "${cmd[@]}"
   # Thrift 1 (the `Hbase` service), binary protocol, buffered (unframed) transport.
-  mapfile -d '' cmd < <(hbase_java thrift "$ECOM_THRIFT_HEAP" org.apache.hadoop.hbase.thrift.ThriftServer \
+  mapfile -d '' cmd < <(hbase_java thrift "$ECOM_THRIFT_HEAP" "$ECOM_THRIFT_YOUNG" org.apache.hadoop.hbase.thrift.ThriftServer \
     -p "$ECOM_HBASE_THRIFT_PORT" -b "$ECOM_HOST" start)
   start_component thrift "$dir" "${cmd[@]}"
 }
