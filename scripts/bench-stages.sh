@@ -125,18 +125,21 @@ want produce || "$ECOM" produce --input "$RUN/data.tsv" --topic "$ID-ecom-1" \
 want produce && for r in $(seq 1 "$REPEAT"); do
   log "produce round $r/$REPEAT"
   t="$ID-ecom-$r"
-  # Every tool's topic is created before its clock starts.
+  # Every tool's topic is created before its clock starts. The note of ecom's and kcat's
+  # rounds is the 1-minute load average when the round ended.
   $PY "$BENCH_DIR/kafka_admin.py" create "$KAFKA_BOOTSTRAP" "$t" "$PARTITIONS"
   timed "$RUN/produce-ecom-$r.json" "$ECOM" produce --input "$RUN/data.tsv" --topic "$t" \
     --partitions "$PARTITIONS" --summary-file /dev/null
-  record produce-ecom "$r" "$WALL" "$($PY "$BENCH_DIR/kafka_admin.py" count "$KAFKA_BOOTSTRAP" "$t")"
+  record produce-ecom "$r" "$WALL" "$($PY "$BENCH_DIR/kafka_admin.py" count "$KAFKA_BOOTSTRAP" "$t")" \
+    "load $(cut -d' ' -f1 /proc/loadavg)"
 
   t="$ID-kcat-$r"
   $PY "$BENCH_DIR/kafka_admin.py" create "$KAFKA_BOOTSTRAP" "$t" "$PARTITIONS"
   timed "$RUN/produce-kcat-$r.out" kcat -P -b "$KAFKA_BOOTSTRAP" -t "$t" -K '|' -z lz4 \
     -X enable.idempotence=true -X acks=all -X linger.ms=20 -X batch.size=1048576 \
     -l "$RUN/keyed.tsv"
-  record produce-kcat "$r" "$WALL" "$($PY "$BENCH_DIR/kafka_admin.py" count "$KAFKA_BOOTSTRAP" "$t")"
+  record produce-kcat "$r" "$WALL" "$($PY "$BENCH_DIR/kafka_admin.py" count "$KAFKA_BOOTSTRAP" "$t")" \
+    "load $(cut -d' ' -f1 /proc/loadavg)"
 
   t="$ID-kpy-$r"
   $PY "$BENCH_DIR/kafka_admin.py" create "$KAFKA_BOOTSTRAP" "$t" "$PARTITIONS"
