@@ -654,6 +654,12 @@ mod tests {
     use super::*;
     use crate::store::LocalFiles;
 
+    /// One unsharded run from `raw/` to `clean/` of `store`.
+    fn clean_all(store: &dyn FileStore, cfg: CleanConfig) -> IncrementalSummary {
+        clean_incremental(store, "raw", store, "clean", cfg, Shard::default(), |_| {})
+            .expect("clean")
+    }
+
     fn raw_line(id: u32) -> String {
         // Three dates, and a timestamp with no date at all (kept in seed-compat mode).
         let ts = match id % 4 {
@@ -689,16 +695,7 @@ mod tests {
             seed_compat: true,
             ..Default::default()
         };
-        let s = clean_incremental(
-            &store,
-            "raw",
-            &store,
-            "clean",
-            cfg,
-            Shard::default(),
-            |_| {},
-        )
-        .expect("clean");
+        let s = clean_all(&store, cfg);
         assert_eq!(s.report.rows_out, 2);
         let run = &committed_runs(&store, "clean").expect("runs")[0];
         let expected: BTreeMap<String, u64> =
@@ -752,41 +749,14 @@ mod tests {
         };
         file(0, 0, 1..11);
         let cfg = CleanConfig::default();
-        let first = clean_incremental(
-            &store,
-            "raw",
-            &store,
-            "clean",
-            cfg.clone(),
-            Shard::default(),
-            |_| {},
-        )
-        .expect("clean");
+        let first = clean_all(&store, cfg.clone());
         assert_eq!(first.report.rows_out, 10);
-        let again = clean_incremental(
-            &store,
-            "raw",
-            &store,
-            "clean",
-            cfg.clone(),
-            Shard::default(),
-            |_| {},
-        )
-        .expect("clean");
+        let again = clean_all(&store, cfg.clone());
         assert_eq!(again.run, None);
         assert_eq!(again.already_cleaned, 1);
         // The same records produced again, plus two new ones.
         file(0, 10, 1..13);
-        let third = clean_incremental(
-            &store,
-            "raw",
-            &store,
-            "clean",
-            cfg,
-            Shard::default(),
-            |_| {},
-        )
-        .expect("clean");
+        let third = clean_all(&store, cfg);
         assert_eq!(third.report.rows_out, 2);
         assert_eq!(third.cross_run_duplicates, 10);
         assert!(third.report.is_consistent());
@@ -939,16 +909,7 @@ mod tests {
         store
             .write_atomic("raw/b.tsv", data(9..13).as_bytes())
             .expect("write raw");
-        let s = clean_incremental(
-            &store,
-            "raw",
-            &store,
-            "clean",
-            cfg.clone(),
-            Shard::default(),
-            |_| {},
-        )
-        .expect("clean");
+        let s = clean_all(&store, cfg.clone());
         let run = s.run.expect("a run");
         assert_ne!(run, dead_run);
         assert_eq!(s.report.rows_out, 12);
@@ -976,16 +937,7 @@ mod tests {
         store
             .write_atomic(&format!("{after_commit}/{STAGED_REPORT}"), b"{}")
             .expect("write");
-        let again = clean_incremental(
-            &store,
-            "raw",
-            &store,
-            "clean",
-            cfg,
-            Shard::default(),
-            |_| {},
-        )
-        .expect("clean");
+        let again = clean_all(&store, cfg);
         assert_eq!(again.run, None);
         assert!(!store.exists(&after_commit).expect("exists"));
         assert!(store.exists(other).expect("exists"));

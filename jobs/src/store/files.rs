@@ -110,13 +110,18 @@ impl LocalFiles {
     }
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileStoreError {
-    let path = path.display().to_string();
-    move |source| FileStoreError::Io { op, path, source }
+/// `name` inside `dir` (a store path; empty for the root).
+pub(crate) fn child_path(dir: &str, name: &str) -> String {
+    if dir.trim_matches('/').is_empty() {
+        name.to_string()
+    } else {
+        format!("{}/{name}", dir.trim_end_matches('/'))
+    }
 }
 
-impl FileStore for LocalFiles {
-    fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+impl LocalFiles {
+    /// The entries of `dir` with their names and metadata (none when it does not exist).
+    fn entries(&self, dir: &str) -> Result<Vec<(String, fs::Metadata)>, FileStoreError> {
         let full = if dir.is_empty() {
             self.root.clone()
         } else {
@@ -130,23 +135,33 @@ impl FileStore for LocalFiles {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io("listing", &full))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
             let meta = entry
                 .metadata()
                 .map_err(io("reading metadata of", &entry.path()))?;
-            if name.starts_with('.') || name.starts_with('_') || !meta.is_file() {
-                continue;
-            }
-            let path = if dir.is_empty() {
-                name
-            } else {
-                format!("{}/{name}", dir.trim_end_matches('/'))
-            };
-            out.push(FileEntry {
-                path,
-                len: meta.len(),
-            });
+            out.push((entry.file_name().to_string_lossy().into_owned(), meta));
         }
+        Ok(out)
+    }
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileStoreError {
+    let path = path.display().to_string();
+    move |source| FileStoreError::Io { op, path, source }
+}
+
+impl FileStore for LocalFiles {
+    fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+        let mut out: Vec<FileEntry> = self
+            .entries(dir)?
+            .into_iter()
+            .filter(|(name, meta)| {
+                !name.starts_with('.') && !name.starts_with('_') && meta.is_file()
+            })
+            .map(|(name, meta)| FileEntry {
+                path: child_path(dir, &name),
+                len: meta.len(),
+            })
+            .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
@@ -193,35 +208,15 @@ impl FileStore for LocalFiles {
     }
 
     fn list_dirs(&self, dir: &str) -> Result<Vec<DirEntry>, FileStoreError> {
-        let full = if dir.is_empty() {
-            self.root.clone()
-        } else {
-            self.resolve(dir)?
-        };
-        let entries = match fs::read_dir(&full) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("listing", &full)(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io("listing", &full))?;
-            let meta = entry
-                .metadata()
-                .map_err(io("reading metadata of", &entry.path()))?;
-            if !meta.is_dir() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            out.push(DirEntry {
-                path: if dir.is_empty() {
-                    name
-                } else {
-                    format!("{}/{name}", dir.trim_end_matches('/'))
-                },
+        let mut out: Vec<DirEntry> = self
+            .entries(dir)?
+            .into_iter()
+            .filter(|(_, meta)| meta.is_dir())
+            .map(|(name, meta)| DirEntry {
+                path: child_path(dir, &name),
                 modified: meta.modified().ok(),
-            });
-        }
+            })
+            .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }

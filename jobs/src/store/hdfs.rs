@@ -20,7 +20,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 use tokio::task::JoinSet;
 
-use super::files::{DirEntry, FileEntry, FileStore, FileStoreError};
+use super::files::{child_path, DirEntry, FileEntry, FileStore, FileStoreError};
 
 /// Files written at once by [`FileStore::write_files`]: a clean run's date
 /// partitions (about 90 for three months of data) go in one wave.
@@ -195,18 +195,25 @@ fn flatten(
     done.unwrap_or_else(|e| Err(hdfs_err("running", "an HDFS task", e)))
 }
 
-impl FileStore for HdfsFiles {
-    fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+impl HdfsFiles {
+    /// The statuses of `dir`'s entries (none when it does not exist).
+    fn statuses(&self, dir: &str) -> Result<Vec<hdfs_native::client::FileStatus>, FileStoreError> {
         let full = self.full(dir);
-        let statuses = match self.rt.block_on(async {
+        match self.rt.block_on(async {
             tokio::time::timeout(self.timeout, self.client.list_status(&full, false)).await
         }) {
-            Ok(Ok(s)) => s,
-            Ok(Err(HdfsError::FileNotFound(_))) => return Ok(Vec::new()),
-            Ok(Err(e)) => return Err(hdfs_err("listing", &self.url(dir), e)),
-            Err(_) => return Err(hdfs_err("listing", &self.url(dir), "timed out")),
-        };
-        let mut out: Vec<FileEntry> = statuses
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(HdfsError::FileNotFound(_))) => Ok(Vec::new()),
+            Ok(Err(e)) => Err(hdfs_err("listing", &self.url(dir), e)),
+            Err(_) => Err(hdfs_err("listing", &self.url(dir), "timed out")),
+        }
+    }
+}
+
+impl FileStore for HdfsFiles {
+    fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+        let mut out: Vec<FileEntry> = self
+            .statuses(dir)?
             .into_iter()
             .filter(|s| !s.isdir)
             .filter_map(|s| {
@@ -214,13 +221,8 @@ impl FileStore for HdfsFiles {
                 if name.starts_with('.') || name.starts_with('_') {
                     return None;
                 }
-                let path = if dir.trim_matches('/').is_empty() {
-                    name
-                } else {
-                    format!("{}/{name}", dir.trim_end_matches('/'))
-                };
                 Some(FileEntry {
-                    path,
+                    path: child_path(dir, &name),
                     len: s.length as u64,
                 })
             })
@@ -279,26 +281,14 @@ impl FileStore for HdfsFiles {
     }
 
     fn list_dirs(&self, dir: &str) -> Result<Vec<DirEntry>, FileStoreError> {
-        let full = self.full(dir);
-        let statuses = match self.rt.block_on(async {
-            tokio::time::timeout(self.timeout, self.client.list_status(&full, false)).await
-        }) {
-            Ok(Ok(s)) => s,
-            Ok(Err(HdfsError::FileNotFound(_))) => return Ok(Vec::new()),
-            Ok(Err(e)) => return Err(hdfs_err("listing", &self.url(dir), e)),
-            Err(_) => return Err(hdfs_err("listing", &self.url(dir), "timed out")),
-        };
-        let mut out: Vec<DirEntry> = statuses
+        let mut out: Vec<DirEntry> = self
+            .statuses(dir)?
             .into_iter()
             .filter(|s| s.isdir)
             .map(|s| {
                 let name = s.path.rsplit('/').next().unwrap_or(&s.path);
                 DirEntry {
-                    path: if dir.trim_matches('/').is_empty() {
-                        name.to_string()
-                    } else {
-                        format!("{}/{name}", dir.trim_end_matches('/'))
-                    },
+                    path: child_path(dir, name),
                     modified: UNIX_EPOCH.checked_add(Duration::from_millis(s.modification_time)),
                 }
             })
