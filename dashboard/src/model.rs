@@ -150,6 +150,17 @@ pub struct Model {
 /// A user's figures while searching the top users: `(cents, user id, orders)`.
 type Cand = (i64, u64, u64);
 
+/// Top-users candidates as answer rows.
+fn user_rows(best: Vec<Cand>) -> Vec<UserRow> {
+    best.into_iter()
+        .map(|(cents, user_id, orders)| UserRow {
+            user_id,
+            orders,
+            revenue: money(cents),
+        })
+        .collect()
+}
+
 fn better(a: &Cand, b: &Cand) -> bool {
     a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
 }
@@ -440,6 +451,15 @@ impl Model {
         ]
     }
 
+    /// A flag per cell: whether `sel` holds it.
+    fn cell_mask(&self, sel: &[u32]) -> Vec<bool> {
+        let mut pass = vec![false; self.cells.len()];
+        for &i in sel {
+            pass[i as usize] = true;
+        }
+        pass
+    }
+
     /// Indices of the cells passing `filter` (by hour when it has a time range).
     fn select(&self, filter: &Filter) -> Vec<u32> {
         let masks = self.masks(filter);
@@ -683,10 +703,7 @@ impl Model {
         let sel = self.select(filter);
         let entries: usize = self.cells_of(&sel).map(|c| c.users.len()).sum();
         let found = if self.derived.positive {
-            let mut pass = vec![false; self.cells.len()];
-            for &i in &sel {
-                pass[i as usize] = true;
-            }
+            let pass = self.cell_mask(&sel);
             let sets = [&filter.category, &filter.payment, &filter.status];
             let single = (0..3)
                 .filter_map(|d| {
@@ -712,21 +729,12 @@ impl Model {
             // A large selection: one sequential pass over every user's
             // tallies beats scattering the selected ones over all users.
             None if entries > self.derived.user_entries.len() / 8 => {
-                let mut pass = vec![false; self.cells.len()];
-                for &i in &sel {
-                    pass[i as usize] = true;
-                }
+                let pass = self.cell_mask(&sel);
                 self.top_users_by_users(&pass, limit)
             }
             None => self.top_users_by_cells(&sel, limit),
         };
-        best.into_iter()
-            .map(|(cents, user_id, orders)| UserRow {
-                user_id,
-                orders,
-                revenue: money(cents),
-            })
-            .collect()
+        user_rows(best)
     }
 
     /// Top users by each method: the threshold search (by total, without
@@ -735,10 +743,7 @@ impl Model {
     #[doc(hidden)]
     pub fn top_users_each_method(&self, filter: &Filter, limit: usize) -> Vec<Vec<UserRow>> {
         let sel = self.select(filter);
-        let mut pass = vec![false; self.cells.len()];
-        for &i in &sel {
-            pass[i as usize] = true;
-        }
+        let pass = self.cell_mask(&sel);
         let threshold = if self.derived.positive {
             self.top_users_ranked(&self.derived.by_total, true, &pass, limit, usize::MAX)
                 .unwrap_or_default()
@@ -751,15 +756,7 @@ impl Model {
             self.top_users_by_cells(&sel, limit),
         ]
         .into_iter()
-        .map(|best| {
-            best.into_iter()
-                .map(|(cents, user_id, orders)| UserRow {
-                    user_id,
-                    orders,
-                    revenue: money(cents),
-                })
-                .collect()
-        })
+        .map(user_rows)
         .collect()
     }
 
@@ -924,11 +921,7 @@ impl Model {
 
     /// Which cells pass `filter`, indexed by cell (valid for this model only).
     pub fn pass_mask(&self, filter: &Filter) -> Vec<bool> {
-        let mut pass = vec![false; self.cells.len()];
-        for i in self.select(filter) {
-            pass[i as usize] = true;
-        }
-        pass
+        self.cell_mask(&self.select(filter))
     }
 
     /// The next order ids after `after` (all when `None`) whose cell passes

@@ -314,15 +314,7 @@ pub struct Orders {
 }
 
 /// Columns of a drill-down row in CSV: the JSON fields, in the fact table's order.
-pub const ORDER_COLUMNS: [&str; 7] = [
-    "order_id",
-    "user_id",
-    "category",
-    "amount",
-    "payment_method",
-    "status",
-    "timestamp",
-];
+pub const ORDER_COLUMNS: [&str; 7] = ecom_jobs::record::COLUMNS;
 
 /// One drill-down row as a CSV line (with its newline), formatted exactly as
 /// [`to_csv`] formats the rows of a page.

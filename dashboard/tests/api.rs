@@ -18,6 +18,38 @@ use ecom_jobs::store::{EmbeddedTables, FileStore, LocalFiles, Row, Table, TableE
 use serde_json::Value;
 
 /// `GET path` over HTTP/1.1: (status, content type, body).
+/// A dashboard served on a free port from a background thread.
+struct Server {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), ecom_dashboard::ServeError>>,
+}
+
+impl Server {
+    fn start(state: AppState) -> Server {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            rt.block_on(ecom_dashboard::serve(
+                "127.0.0.1:0".parse().expect("addr"),
+                state,
+                move |a| tx.send(a).expect("bound"),
+                async {
+                    let _ = stop_rx.await;
+                },
+            ))
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+        Server { addr, stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().expect("server thread").expect("served");
+    }
+}
+
 fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     write!(
@@ -203,20 +235,8 @@ fn api_matches_recomputation_from_clean_parquet() {
     let mut state = AppState::load(agg, Some(fact)).expect("state");
     state.poll = Duration::from_millis(200);
     let shared = state.snapshot.clone();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        rt.block_on(ecom_dashboard::serve(
-            "127.0.0.1:0".parse().expect("addr"),
-            state,
-            move |a| tx.send(a).expect("bound"),
-            async {
-                let _ = stop_rx.await;
-            },
-        ))
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+    let server = Server::start(state);
+    let addr = server.addr;
 
     // Batch one alone.
     let first = Oracle::from_dir(&dir.path().join("files/clean/a")).expect("oracle a");
@@ -451,8 +471,7 @@ fn api_matches_recomputation_from_clean_parquet() {
     let summary = get_json(addr, "/api/summary");
     assert_eq!(summary["orders"].as_u64(), Some(oracle.rows() as u64));
 
-    let _ = stop_tx.send(());
-    server.join().expect("server thread").expect("served");
+    server.stop();
     drop(reader);
     assert!(Path::new(&dir.path().join("store.redb")).exists());
 }
@@ -495,20 +514,8 @@ fn export_failing_midway_is_visibly_incomplete() {
         reads: Default::default(),
     });
     let state = AppState::load(agg, Some(fact)).expect("state");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        rt.block_on(ecom_dashboard::serve(
-            "127.0.0.1:0".parse().expect("addr"),
-            state,
-            move |a| tx.send(a).expect("bound"),
-            async {
-                let _ = stop_rx.await;
-            },
-        ))
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+    let server = Server::start(state);
+    let addr = server.addr;
     let mut s = TcpStream::connect(addr).expect("connect");
     write!(
         s,
@@ -534,6 +541,5 @@ fn export_failing_midway_is_visibly_incomplete() {
     assert!(text.contains("injected failure"), "names the cause");
     // No terminating chunk: a client sees a truncated transfer.
     assert!(!text.ends_with("0\r\n\r\n"), "the stream was ended cleanly");
-    let _ = stop_tx.send(());
-    server.join().expect("server thread").expect("served");
+    server.stop();
 }

@@ -13,6 +13,16 @@ use dashboard_support::*;
 use serde_json::Value;
 
 const ROWS: &str = "200000";
+/// Columns of the table's CSV (the JSON fields of a drill-down row).
+const ORDER_FIELDS: [&str; 7] = [
+    "order_id",
+    "user_id",
+    "category",
+    "amount",
+    "payment_method",
+    "status",
+    "timestamp",
+];
 
 #[test]
 fn page_shows_the_clean_data_and_filters_by_click() {
@@ -620,33 +630,10 @@ fn check_csv(csv: &Value, clean: &CleanData, f: &Filter, what: &str) {
             "csv-orders" => {
                 // The table's CSV is the whole filtered result, not the page.
                 assert!(href.contains("all=true"), "{what}: link {href}");
-                assert_eq!(
-                    table[0],
-                    [
-                        "order_id",
-                        "user_id",
-                        "category",
-                        "amount",
-                        "payment_method",
-                        "status",
-                        "timestamp"
-                    ],
-                    "{what}: header"
-                );
+                assert_eq!(table[0], ORDER_FIELDS, "{what}: header");
                 let want = clean.orders_page(f, 1, usize::MAX);
                 assert!(want.len() > 50, "{what}: {} rows only", want.len());
-                let got = records(
-                    &table,
-                    &[
-                        "order_id",
-                        "user_id",
-                        "category",
-                        "amount",
-                        "payment_method",
-                        "status",
-                        "timestamp",
-                    ],
-                );
+                let got = records(&table, &ORDER_FIELDS);
                 assert_eq!(got.len(), want.len(), "{what}: rows");
                 for (g, w) in got.iter().zip(&want) {
                     assert_eq!(g[0].parse::<u64>().ok(), Some(w.order_id), "{what}");
