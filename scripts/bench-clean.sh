@@ -38,23 +38,13 @@ JDK_PACKAGE=openjdk-17-jre-headless
 VENV="$ECOM_CACHE/bench-venv"
 TIME=/usr/bin/time
 
-log() { printf 'bench-clean: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-  log "installing Debian packages: $*"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
+BENCH_NAME=bench-clean
+# shellcheck source=scripts/bench/common.sh
+source "$BENCH_DIR/common.sh"
 
 # ---- prerequisites -------------------------------------------------------------
 
-[[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || die "ROWS must be a positive integer, got '$ROWS'"
-[[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "REPEAT must be a positive integer, got '$REPEAT'"
+check_counts
 [[ -x "$ECOM" ]] || die "$ECOM not found: run 'make build' (or 'make bench-clean', which builds it)"
 [[ -x "$TIME" ]] || apt_install time
 command -v python3 >/dev/null 2>&1 || apt_install python3

@@ -44,17 +44,11 @@ SPARK_PINS="pyspark==3.5.9 polars==2.1.0"
 SPARK_VENV="$ECOM_CACHE/bench-venv"
 TIME=/usr/bin/time
 
-log() { printf 'bench-stages: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
-apt_install() {
-  log "installing Debian packages: $*"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
+BENCH_NAME=bench-stages
+# shellcheck source=scripts/bench/common.sh
+source "$BENCH_DIR/common.sh"
 
-[[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || die "ROWS must be a positive integer, got '$ROWS'"
-[[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "REPEAT must be a positive integer, got '$REPEAT'"
+check_counts
 [[ -x "$ECOM" ]] || die "$ECOM not found: run 'make build' (or 'make bench-stages', which builds it)"
 [[ -x "$TIME" ]] || apt_install time
 command -v kcat >/dev/null 2>&1 || apt_install kcat
