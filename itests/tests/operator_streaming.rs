@@ -60,7 +60,8 @@ async fn streaming_pipeline_repeats_clean_and_load_with_growing_counts() {
         services.get_opt("live-dashboard").await.ok()?
     })
     .await;
-    let early = status_of(&api, "live").await.expect("status");
+    // The operator writes status right after applying the objects: wait for it.
+    let early = wait_for("the first status", || status_of(&api, "live")).await;
     assert!(
         early.stages.values().all(|s| s.state != "Succeeded"),
         "the dashboard should not wait for data: {:?}",
