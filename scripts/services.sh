@@ -8,6 +8,7 @@
 #   scripts/services.sh env                 print `export` lines for tests and tools
 #   scripts/services.sh logs   [COMPONENT] [LINES]   last log lines (default: every component)
 #   scripts/services.sh deps                Debian packages the Rust smoke tests need to build
+#   scripts/services.sh pid    COMPONENT    the process id of a running component (exit 3 if down)
 #
 # GROUPs: kafka kafka-sasl hdfs hbase kube (default: all, or $ECOM_SERVICES).
 # COMPONENTs: kafka kafka-sasl namenode datanode hbase thrift etcd apiserver.
@@ -1020,8 +1021,15 @@ cmd_deps() {
   fi
 }
 
+cmd_pid() {
+  (($# == 1)) || die "pid takes one COMPONENT (one of: ${ALL_COMPONENTS[*]})"
+  [[ " ${ALL_COMPONENTS[*]} " == *" $1 "* ]] ||
+    die "unknown component '$1' (expected one of: ${ALL_COMPONENTS[*]})"
+  running_pid "$1" || { log "$1 is not running"; return 3; }
+}
+
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -1034,10 +1042,11 @@ main() {
     env) cmd_env ;;
     logs) cmd_logs "$@" ;;
     deps) cmd_deps ;;
+    pid) cmd_pid "$@" ;;
     -h | --help | help) usage ;;
     *)
       usage >&2
-      die "unknown command '${verb}' (expected up, down, status, env, logs or deps)"
+      die "unknown command '${verb}' (expected up, down, status, env, logs, deps or pid)"
       ;;
   esac
 }
