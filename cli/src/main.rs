@@ -5,6 +5,7 @@ mod demo;
 mod operator_cmd;
 mod progress;
 mod purge_cmd;
+mod retry;
 mod stages;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -6,7 +6,9 @@
 //! retries transient failures with exponential backoff (stages are idempotent:
 //! the sink resumes from its committed files, clean from its manifest, load
 //! rewrites the same cells), fails with a clear message once `--deadline` has
-//! passed, and prints a JSON summary as the last line of standard output,
+//! passed, fails at once on a permanent error (see [`crate::retry`]: a path that
+//! is not a directory, a corrupt file, a malformed flag), and prints a JSON
+//! summary as the last line of standard output,
 //! also written to `--summary-file` (the pod's termination message).
 
 use std::fs::File;
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use ecom_jobs::generate::{GenerateConfig, Generator};
 use ecom_jobs::incremental::{clean_incremental, committed_runs, Shard};
 use ecom_jobs::load::{load_files, put_report, LoadConfig, LoadInput};
@@ -29,6 +31,7 @@ use ecom_jobs::store::{FileStore, LocalFiles, MessageLog};
 use serde_json::{json, Value};
 
 use crate::progress::{bytes_bar, rows_bar};
+use crate::retry::{classify, ErrorClass, Permanent};
 
 /// Parses `90s`, `10m`, `1h`, `500ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -62,8 +65,10 @@ pub struct StageCommon {
     /// --until-caught-up) has no end: there it bounds a streak of failures.
     #[arg(long, env = "ECOM_DEADLINE", default_value = "30m", value_parser = parse_duration)]
     pub deadline: Duration,
-    /// Attempts of the whole stage on a failure (each resumes where the last
-    /// stopped), with exponential backoff from 1 s to 30 s.
+    /// Attempts of the whole stage on a transient failure (each resumes where
+    /// the last stopped), with exponential backoff from 1 s to 30 s. A permanent
+    /// error (a missing input, a path that is not a directory, a permission
+    /// refused, a corrupt file, a malformed flag) fails the stage at once.
     #[arg(long, env = "ECOM_ATTEMPTS", default_value_t = 5)]
     pub attempts: u32,
     /// Timeout of one call to a service (Kafka metadata/delivery, HDFS RPC,
@@ -124,7 +129,8 @@ enum Budget {
     FailureStreak,
 }
 
-/// Runs a stage body with retries, a deadline watchdog and the JSON summary.
+/// Runs a stage body with retries of transient failures, a deadline watchdog
+/// and the JSON summary.
 fn run_stage(
     stage: &'static str,
     common: &StageCommon,
@@ -201,10 +207,15 @@ fn run_stage_with(
                 return Ok(());
             }
             Err(e) => {
+                let permanent = retry && classify(&e) == ErrorClass::Permanent;
                 let out_of_time = clock.remaining() <= backoff;
-                if !retry || attempt >= common.attempts.max(1) || out_of_time {
+                if permanent || !retry || attempt >= common.attempts.max(1) || out_of_time {
                     finished.store(true, Ordering::SeqCst);
-                    let why = if out_of_time && retry {
+                    let why = if permanent && attempt == 1 {
+                        " (permanent error, not retried)".to_string()
+                    } else if permanent {
+                        format!(" (permanent error on attempt {attempt}, not retried)")
+                    } else if out_of_time && retry {
                         format!(" (deadline of {:?} reached)", common.deadline)
                     } else if retry {
                         format!(" (after {attempt} attempts)")
@@ -266,7 +277,7 @@ impl Ticker {
 pub fn open_store(url: &str, timeout: Duration) -> Result<(Box<dyn FileStore>, String)> {
     if url.starts_with("hdfs://") {
         let (authority, path) = ecom_jobs::store::hdfs::split_url(url)
-            .ok_or_else(|| anyhow!("{url}: expected hdfs://host:port/path"))?;
+            .ok_or_else(|| Permanent(format!("{url}: expected hdfs://host:port/path")))?;
         let store = HdfsFiles::open(&authority, timeout)
             .with_context(|| format!("connecting to HDFS at {authority}"))?;
         Ok((Box::new(store), path))

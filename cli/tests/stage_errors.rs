@@ -1,0 +1,152 @@
+//! How the stage commands end on errors, run on local files only: a permanent
+//! error (a path that is not a directory) fails on the first attempt, a
+//! transient one (HDFS at a closed port) is retried up to `--attempts`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn ecom() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ecom"))
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Runs a stage command, checks it failed, and returns its summary: the last
+/// line of standard output, which must equal the summary file's content.
+fn failed_summary(cmd: &mut Command, summary_file: &Path) -> Value {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd
+        .arg("--summary-file")
+        .arg(summary_file)
+        .output()
+        .expect("run ecom");
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(
+        !status.success(),
+        "the stage must fail\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let last = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no summary line\nstderr: {stderr}"));
+    let summary: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e}): {last}"));
+    let written = std::fs::read_to_string(summary_file).expect("read the summary file");
+    assert_eq!(written, last, "the summary file holds the same summary");
+    let mut keys: Vec<&str> = summary
+        .as_object()
+        .expect("summary is a JSON object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["attempts", "error", "ok", "stage"], "{summary}");
+    assert_eq!(summary["ok"], false, "{summary}");
+    summary
+}
+
+#[test]
+fn load_from_a_regular_file_fails_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("orders.tsv");
+    std::fs::write(&input, "order_id\tamount\n1\t9.99\n").expect("write input");
+    let summary = failed_summary(
+        ecom()
+            .arg("load")
+            .arg("--input")
+            .arg(&input)
+            .args(["--hbase-thrift", &format!("127.0.0.1:{}", closed_port())])
+            .args(["--attempts", "3"]),
+        &dir.path().join("summary.json"),
+    );
+    assert_eq!(summary["stage"], "load", "{summary}");
+    assert_eq!(summary["attempts"], 1, "{summary}");
+    let error = summary["error"].as_str().expect("error text");
+    assert!(
+        error.contains(&input.display().to_string()),
+        "the error names the input: {error}"
+    );
+    assert!(
+        error.contains("Not a directory"),
+        "the error says why: {error}"
+    );
+    assert!(
+        error.ends_with("(permanent error, not retried)"),
+        "the error says it was not retried: {error}"
+    );
+}
+
+#[test]
+fn clean_into_a_regular_file_fails_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = dir.path().join("clean.parquet");
+    std::fs::write(&output, b"PAR1").expect("write a file where the output goes");
+    // The output's manifest is read before anything from the input: HDFS at a
+    // closed port is never reached.
+    let summary = failed_summary(
+        ecom()
+            .arg("clean")
+            .args([
+                "--input",
+                &format!("hdfs://127.0.0.1:{}/raw", closed_port()),
+            ])
+            .arg("--output")
+            .arg(&output)
+            .args(["--attempts", "3"]),
+        &dir.path().join("summary.json"),
+    );
+    assert_eq!(summary["stage"], "clean", "{summary}");
+    assert_eq!(summary["attempts"], 1, "{summary}");
+    let error = summary["error"].as_str().expect("error text");
+    assert!(
+        error.contains(&output.display().to_string()),
+        "the error names the output: {error}"
+    );
+    assert!(
+        error.ends_with("(permanent error, not retried)"),
+        "the error says it was not retried: {error}"
+    );
+}
+
+#[test]
+fn clean_into_unreachable_hdfs_is_retried() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let raw = dir.path().join("raw");
+    std::fs::create_dir(&raw).expect("create raw dir");
+    let address = format!("127.0.0.1:{}", closed_port());
+    let summary = failed_summary(
+        ecom()
+            .arg("clean")
+            .arg("--input")
+            .arg(&raw)
+            .args(["--output", &format!("hdfs://{address}/clean")])
+            .args([
+                "--attempts",
+                "2",
+                "--call-timeout",
+                "1s",
+                "--deadline",
+                "5m",
+            ]),
+        &dir.path().join("summary.json"),
+    );
+    assert_eq!(summary["stage"], "clean", "{summary}");
+    assert_eq!(summary["attempts"], 2, "{summary}");
+    let error = summary["error"].as_str().expect("error text");
+    assert!(error.contains(&address), "the error names HDFS: {error}");
+    assert!(
+        error.ends_with("(after 2 attempts)"),
+        "the error counts the attempts: {error}"
+    );
+}
