@@ -4,6 +4,7 @@
 //! and re-opened after a transport failure. Every call is retried with
 //! exponential backoff until a deadline, then fails naming the address.
 
+use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -261,6 +262,9 @@ struct HbaseTable {
     name: String,
 }
 
+/// Row keys per `getRows` call of [`Table::get_many`].
+pub const GET_MANY_CHUNK: usize = 1000;
+
 fn to_row(r: hbase_thrift::hbase::TRowResult) -> Row {
     let cells: Cells = r
         .columns
@@ -322,6 +326,54 @@ impl Table for HbaseTable {
             )
         })?;
         Ok(rows.into_iter().next().map(to_row))
+    }
+
+    /// One `getRows` call per [`GET_MANY_CHUNK`] keys (each distinct key asked
+    /// once); the answer omits missing rows and need not follow the asked
+    /// order, so rows are matched back to their keys by row key.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Row>>, TableError> {
+        let mut out: Vec<Option<Row>> = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(GET_MANY_CHUNK) {
+            // The first position of each distinct key in the chunk.
+            let mut first: HashMap<&[u8], usize> = HashMap::with_capacity(chunk.len());
+            let mut asked: Vec<&Vec<u8>> = Vec::with_capacity(chunk.len());
+            for (i, key) in chunk.iter().enumerate() {
+                first.entry(key.as_slice()).or_insert_with(|| {
+                    asked.push(key);
+                    i
+                });
+            }
+            let build = || asked.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+            // The client consumes its argument: build it once, again only on a retry.
+            let mut request = Some(build());
+            let results = self.conn.call(&self.name, |c| {
+                let rows = request.take().unwrap_or_else(build);
+                c.get_rows(self.name.as_bytes().to_vec(), rows, Default::default())
+            })?;
+            let mut found: Vec<Option<Row>> = vec![None; chunk.len()];
+            for result in results {
+                let row = to_row(result);
+                let Some(&i) = first.get(row.key.as_slice()) else {
+                    return Err(self.conn.err(
+                        &self.name,
+                        format!(
+                            "getRows answered row {:?}, which was not asked for",
+                            String::from_utf8_lossy(&row.key)
+                        ),
+                    ));
+                };
+                found[i] = Some(row);
+            }
+            // A repeated key gets the row of its first occurrence.
+            for (i, key) in chunk.iter().enumerate() {
+                match first.get(key.as_slice()) {
+                    Some(&j) if j != i => found[i] = found[j].clone(),
+                    _ => {}
+                }
+            }
+            out.extend(found);
+        }
+        Ok(out)
     }
 
     fn scan(&self, start: &[u8], stop: &[u8], limit: usize) -> Result<Vec<Row>, TableError> {

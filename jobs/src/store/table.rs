@@ -61,6 +61,12 @@ pub trait Table: Send + Sync {
     fn put(&self, rows: &[Row]) -> Result<(), TableError>;
     /// One row, if present.
     fn get(&self, key: &[u8]) -> Result<Option<Row>, TableError>;
+    /// The rows of `keys`, in the order of `keys` (`None` for a key without a
+    /// row; a repeated key gets its row each time). The default reads them one
+    /// `get` at a time; backends override it to read many per round trip.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Row>>, TableError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
     /// Rows with `start <= key < stop` (`stop` empty: to the end), in key order, at most `limit`.
     fn scan(&self, start: &[u8], stop: &[u8], limit: usize) -> Result<Vec<Row>, TableError>;
 }
@@ -246,6 +252,18 @@ impl Table for EmbeddedTable {
         value.map(|v| self.decode(key, v.value())).transpose()
     }
 
+    /// All keys in one read transaction (one consistent view).
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Row>>, TableError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(self.def()).map_err(|e| self.err(e))?;
+        keys.iter()
+            .map(|key| {
+                let value = table.get(key.as_slice()).map_err(|e| self.err(e))?;
+                value.map(|v| self.decode(key, v.value())).transpose()
+            })
+            .collect()
+    }
+
     fn scan(&self, start: &[u8], stop: &[u8], limit: usize) -> Result<Vec<Row>, TableError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(self.def()).map_err(|e| self.err(e))?;
@@ -315,6 +333,52 @@ mod tests {
         let store = EmbeddedTables::open(dir.path().join("db.redb")).expect("reopen");
         let t = store.table("t").expect("table");
         assert_eq!(t.get(b"a").expect("get"), Some(row("a", &[("f:x", "0")])));
+    }
+
+    #[test]
+    fn get_many_keeps_key_order_and_marks_missing_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedTables::open(dir.path().join("db.redb")).expect("open");
+        store.ensure_table("t", &["f"]).expect("create");
+        let t = store.table("t").expect("table");
+        t.put(&[row("a", &[("f:x", "0")]), row("b", &[("f:x", "1")])])
+            .expect("put");
+        let keys: Vec<Vec<u8>> = ["b", "zz", "a", "b"]
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        let got = t.get_many(&keys).expect("get_many");
+        let b = Some(row("b", &[("f:x", "1")]));
+        assert_eq!(got, [b.clone(), None, Some(row("a", &[("f:x", "0")])), b]);
+        assert!(t.get_many(&[]).expect("no keys").is_empty());
+    }
+
+    /// A table with only `get`: the trait's default `get_many`.
+    struct GetOnly(Arc<dyn Table>);
+
+    impl Table for GetOnly {
+        fn put(&self, rows: &[Row]) -> Result<(), TableError> {
+            self.0.put(rows)
+        }
+        fn get(&self, key: &[u8]) -> Result<Option<Row>, TableError> {
+            self.0.get(key)
+        }
+        fn scan(&self, start: &[u8], stop: &[u8], limit: usize) -> Result<Vec<Row>, TableError> {
+            self.0.scan(start, stop, limit)
+        }
+    }
+
+    #[test]
+    fn default_get_many_reads_each_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedTables::open(dir.path().join("db.redb")).expect("open");
+        store.ensure_table("t", &["f"]).expect("create");
+        let t = GetOnly(store.table("t").expect("table"));
+        t.put(&[row("a", &[("f:x", "0")])]).expect("put");
+        let got = t
+            .get_many(&[b"x".to_vec(), b"a".to_vec()])
+            .expect("get_many");
+        assert_eq!(got, [None, Some(row("a", &[("f:x", "0")]))]);
     }
 
     #[test]
