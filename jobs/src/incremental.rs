@@ -15,7 +15,10 @@
 //!
 //! Duplicates across runs: an `order_id` already kept by a committed run is
 //! dropped under `duplicate_order_id` (the same rule the cleaner applies
-//! within a run), so re-producing the same input adds no row downstream.
+//! within a run), so re-producing the same input adds no row downstream. Each
+//! manifest records the smallest and largest id its run kept ([`IdRange`]),
+//! so a run reads the ids of only the committed runs whose range overlaps its
+//! own (and of manifests without a range, written by older versions).
 //!
 //! Sharding: `--shard INDEX/COUNT` gives each shard the raw files whose
 //! `topic+partition` hashes to it. Records are keyed by order id, so all copies
@@ -142,6 +145,48 @@ pub struct RunManifest {
     pub report: String,
     /// Rows in the Parquet file.
     pub rows_out: u64,
+    /// The order ids the run kept, as text; `None` when it kept no row, or
+    /// when an older version wrote the manifest (such runs are always read
+    /// when de-duplicating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_ids: Option<IdRange>,
+}
+
+/// The smallest and largest of a set of order ids, as text in plain byte
+/// order (a total order on any ids: exact for pruning, whatever the ids are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    /// Smallest id.
+    pub min: String,
+    /// Largest id.
+    pub max: String,
+}
+
+impl IdRange {
+    /// The range of `ids` (nulls skipped), `None` when there is none.
+    fn of<'a>(ids: impl IntoIterator<Item = Option<&'a str>>) -> Option<IdRange> {
+        let mut range: Option<(&str, &str)> = None;
+        for id in ids.into_iter().flatten() {
+            range = Some(match range {
+                None => (id, id),
+                Some((lo, hi)) => (lo.min(id), hi.max(id)),
+            });
+        }
+        range.map(|(lo, hi)| IdRange {
+            min: lo.to_string(),
+            max: hi.to_string(),
+        })
+    }
+
+    /// Whether `id` lies in the range.
+    fn contains(&self, id: &str) -> bool {
+        self.min.as_str() <= id && id <= self.max.as_str()
+    }
+
+    /// Whether the two ranges share at least one possible id.
+    fn overlaps(&self, other: &IdRange) -> bool {
+        self.min <= other.max && other.min <= self.max
+    }
 }
 
 /// What one incremental cleaning run did.
@@ -199,13 +244,26 @@ pub fn committed_runs(
     Ok(runs)
 }
 
-/// Order ids kept by committed runs (as text), read from their Parquet files.
+/// The order ids of a frame's `order_id` column, as text.
+fn order_id_text(df: &DataFrame) -> PolarsResult<Column> {
+    df.column("order_id")
+        .and_then(|c| c.cast(&DataType::String))
+}
+
+/// The order ids in `new` that committed runs already kept (as text), read
+/// from the Parquet files of only the runs whose [`IdRange`] overlaps `new`
+/// (and of runs with no range: manifests of older versions).
 fn kept_ids(
     files: &dyn FileStore,
     runs: &[RunManifest],
+    new: &IdRange,
 ) -> Result<HashSet<String>, IncrementalError> {
     let mut ids = HashSet::new();
-    let paths: Vec<String> = runs.iter().flat_map(|r| r.parquet_files.clone()).collect();
+    let paths: Vec<String> = runs
+        .iter()
+        .filter(|r| r.order_ids.as_ref().is_none_or(|k| k.overlaps(new)))
+        .flat_map(|r| r.parquet_files.iter().cloned())
+        .collect();
     for (path, data) in paths.iter().zip(files.read_files(&paths)) {
         let pe = |source| IncrementalError::Parquet {
             file: files.describe(path),
@@ -215,12 +273,14 @@ fn kept_ids(
             .with_columns(Some(vec!["order_id".into()]))
             .finish()
             .map_err(pe)?;
-        let col = df
-            .column("order_id")
-            .and_then(|c| c.cast(&DataType::String))
-            .map_err(pe)?;
+        let col = order_id_text(&df).map_err(pe)?;
         let col = col.str().map_err(pe)?;
-        ids.extend(col.iter().flatten().map(str::to_string));
+        ids.extend(
+            col.iter()
+                .flatten()
+                .filter(|id| new.contains(id))
+                .map(str::to_string),
+        );
     }
     Ok(ids)
 }
@@ -246,19 +306,22 @@ pub fn date_of(timestamp: Option<&str>) -> &str {
 }
 
 /// Clean rows of one run grouped by date: the rows, the row numbers of each
-/// partition value (ascending, in partition value order), and how many rows
-/// were removed because an earlier run already kept their id.
+/// partition value (ascending, in partition value order), how many rows
+/// were removed because an earlier run already kept their id, and the range
+/// of the ids kept.
 struct Partitioned {
     df: DataFrame,
     groups: Vec<(String, Vec<IdxSize>)>,
     removed: u64,
+    kept: Option<IdRange>,
 }
 
-/// Drops a run's clean rows whose order id is in `seen`, and groups
+/// Drops a run's clean rows whose order id (`ids`, as text) is in `seen`, and groups
 /// the rest by the date of their timestamp. The partitions themselves are cut
 /// out later ([`take_rows`]), in parallel with their encoding.
 fn partition_run(
     mut df: DataFrame,
+    ids: &StringChunked,
     seen: &HashSet<String>,
     name: &str,
 ) -> Result<Partitioned, IncrementalError> {
@@ -267,21 +330,24 @@ fn partition_run(
         source,
     };
     let mut removed = 0;
-    if !seen.is_empty() {
-        let ids = df
-            .column("order_id")
-            .and_then(|c| c.cast(&DataType::String))
-            .map_err(pe)?;
-        let ids = ids.str().map_err(pe)?;
+    let kept = if seen.is_empty() {
+        IdRange::of(ids.iter())
+    } else {
         let keep: BooleanChunked = ids
             .iter()
             .map(|id| Some(!id.is_some_and(|id| seen.contains(id))))
             .collect();
+        let kept = IdRange::of(
+            ids.iter()
+                .zip(keep.iter())
+                .filter_map(|(id, k)| (k == Some(true)).then_some(id)),
+        );
         removed = keep.iter().filter(|k| *k == Some(false)).count() as u64;
         if removed > 0 {
             df = df.filter(&keep).map_err(pe)?;
         }
-    }
+        kept
+    };
     let mut groups: Vec<(String, Vec<IdxSize>)> = {
         let timestamps = df.column("timestamp").and_then(|c| c.str()).map_err(pe)?;
         let mut by_date: std::collections::HashMap<&str, Vec<IdxSize>> = Default::default();
@@ -298,6 +364,7 @@ fn partition_run(
         df,
         groups,
         removed,
+        kept,
     })
 }
 
@@ -547,12 +614,21 @@ pub fn clean_incremental(
     }
     let (mut report, clean_rows) = cleaner.finish_frames()?;
     let cleaned = started.elapsed();
-    let seen = if dedup && !runs.is_empty() && report.rows_out > 0 {
-        kept_ids(out, &runs)?
-    } else {
-        HashSet::new()
+    let pe = |source| IncrementalError::Parquet {
+        file: run_name.clone(),
+        source,
     };
-    let split = partition_run(clean_rows, &seen, &run_name)?;
+    let ids = order_id_text(&clean_rows).map_err(pe)?;
+    let ids = ids.str().map_err(pe)?;
+    // Only runs whose ids can meet this run's are read.
+    let new_ids = (dedup && !runs.is_empty())
+        .then(|| IdRange::of(ids.iter()))
+        .flatten();
+    let seen = match &new_ids {
+        Some(new) => kept_ids(out, &runs, new)?,
+        None => HashSet::new(),
+    };
+    let split = partition_run(clean_rows, ids, &seen, &run_name)?;
     if split.removed > 0 {
         report.rows_out -= split.removed;
         *report
@@ -595,6 +671,7 @@ pub fn clean_incremental(
         partitions,
         report: report_path.clone(),
         rows_out: report.rows_out,
+        order_ids: split.kept,
     };
     let manifest_path = manifest_path(clean_dir, &run);
     let staged_manifest = join(&staging, STAGED_MANIFEST);
@@ -619,6 +696,9 @@ pub fn clean_incremental(
     out.rename_files(&moves)?;
     // The commit.
     out.rename_files(&[(staged_manifest, manifest_path)])?;
+    // `_staging` itself stays: `remove_all` is recursive, so removing it once
+    // it lists empty could still take the directory another shard's attempt
+    // creates in the meantime.
     if let Err(e) = out.remove_all(&staging) {
         tracing::warn!(error = %e, "could not remove the staging directory (the next run sweeps it)");
     }
@@ -751,6 +831,8 @@ mod tests {
         let cfg = CleanConfig::default();
         let first = clean_all(&store, cfg.clone());
         assert_eq!(first.report.rows_out, 10);
+        // The committed attempt removed its staging directory.
+        assert!(store.list_dirs("clean/_staging").expect("dirs").is_empty());
         let again = clean_all(&store, cfg.clone());
         assert_eq!(again.run, None);
         assert_eq!(again.already_cleaned, 1);
@@ -987,6 +1069,250 @@ mod tests {
             })
             .sum();
         assert_eq!(rows, 8);
+    }
+
+    /// A local store that records the paths it reads and, with
+    /// `old_manifests`, serves manifests as an older version wrote them
+    /// (without `order_ids`), so every run is read when de-duplicating.
+    struct Observed {
+        files: LocalFiles,
+        reads: std::sync::Mutex<Vec<String>>,
+        old_manifests: bool,
+    }
+
+    impl Observed {
+        fn new(files: LocalFiles, old_manifests: bool) -> Self {
+            Observed {
+                files,
+                reads: Default::default(),
+                old_manifests,
+            }
+        }
+
+        /// The Parquet files read since the last call, sorted.
+        fn parquet_reads(&self) -> Vec<String> {
+            let mut reads = std::mem::take(&mut *self.reads.lock().expect("lock"));
+            reads.retain(|p| p.ends_with(".parquet"));
+            reads.sort();
+            reads
+        }
+    }
+
+    impl FileStore for Observed {
+        fn list(&self, dir: &str) -> Result<Vec<crate::store::files::FileEntry>, FileStoreError> {
+            self.files.list(dir)
+        }
+        fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
+            self.reads.lock().expect("lock").push(path.to_string());
+            let data = self.files.read(path)?;
+            if !(self.old_manifests && path.contains(MANIFEST_DIR)) {
+                return Ok(data);
+            }
+            let mut manifest: serde_json::Value =
+                serde_json::from_slice(&data).expect("manifest json");
+            let fields = manifest.as_object_mut().expect("manifest object");
+            let range = fields.remove("order_ids");
+            // Every test run keeps rows, so every manifest has a range to hide.
+            assert!(range.is_some(), "{path}: no order_ids");
+            Ok(serde_json::to_vec(&manifest).expect("json"))
+        }
+        fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
+            self.files.write_atomic(path, data)
+        }
+        fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
+            self.files.exists(path)
+        }
+        fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
+            self.files.remove_all(dir)
+        }
+        fn describe(&self, path: &str) -> String {
+            self.files.describe(path)
+        }
+        fn list_dirs(
+            &self,
+            dir: &str,
+        ) -> Result<Vec<crate::store::files::DirEntry>, FileStoreError> {
+            self.files.list_dirs(dir)
+        }
+        fn write_files(
+            &self,
+            dirs: &[String],
+            files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+        ) -> Result<(), FileStoreError> {
+            self.files.write_files(dirs, files)
+        }
+        fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
+            self.files.rename_files(moves)
+        }
+    }
+
+    /// What the last of a series of runs did: its summary, the Parquet
+    /// files it read, its manifest and the order ids it kept (sorted); and
+    /// the manifests of the runs before it, in order.
+    struct LastRun {
+        summary: IncrementalSummary,
+        read: Vec<String>,
+        manifest: RunManifest,
+        kept: Vec<i64>,
+        earlier: Vec<RunManifest>,
+    }
+
+    /// Commits one run per block of ids in `blocks`, then cleans `new` (each
+    /// from its own raw file), in a fresh local store seen through
+    /// [`Observed`].
+    fn runs_then(
+        blocks: &[std::ops::Range<u32>],
+        new: std::ops::Range<u32>,
+        old_manifests: bool,
+    ) -> LastRun {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = LocalFiles::new(dir.path());
+        let store = Observed::new(local.clone(), old_manifests);
+        let clean = |i: usize, ids: std::ops::Range<u32>| {
+            let data: String = ids.map(raw_line).collect();
+            local
+                .write_atomic(&format!("raw/b{i}.tsv"), data.as_bytes())
+                .expect("write raw");
+            clean_all(&store, CleanConfig::default())
+        };
+        for (i, ids) in blocks.iter().enumerate() {
+            let s = clean(i, ids.clone());
+            assert_eq!(s.report.rows_out, ids.len() as u64);
+        }
+        // In block order (manifests are listed in run id order).
+        let mut earlier = committed_runs(&local, "clean").expect("runs");
+        earlier.sort_by_key(|m| m.raw_files.clone());
+        store.parquet_reads();
+        let summary = clean(blocks.len(), new);
+        let read = store.parquet_reads();
+        let run = summary.run.clone().expect("a run");
+        let manifest = committed_runs(&local, "clean")
+            .expect("runs")
+            .into_iter()
+            .find(|m| m.run == run)
+            .expect("the last run's manifest");
+        let mut kept: Vec<i64> = Vec::new();
+        for path in &manifest.parquet_files {
+            let df = ParquetReader::new(Cursor::new(local.read(path).expect("read")))
+                .finish()
+                .expect("parquet");
+            let ids = df
+                .column("order_id")
+                .expect("ids")
+                .i64()
+                .expect("i64")
+                .clone();
+            kept.extend(ids.iter().flatten());
+        }
+        kept.sort_unstable();
+        LastRun {
+            summary,
+            read,
+            manifest,
+            kept,
+            earlier,
+        }
+    }
+
+    /// The Parquet files of the `which` runs of `runs`, sorted.
+    fn files_of(runs: &[RunManifest], which: &[usize]) -> Vec<String> {
+        let mut files: Vec<String> = which
+            .iter()
+            .flat_map(|i| runs[*i].parquet_files.clone())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Runs the series with ranged manifests and with manifests of an older
+    /// version (all runs read): the outcomes must be the same. Returns the
+    /// ranged one.
+    fn same_as_reading_everything(
+        blocks: &[std::ops::Range<u32>],
+        new: std::ops::Range<u32>,
+    ) -> LastRun {
+        let pruned = runs_then(blocks, new.clone(), false);
+        let everything = runs_then(blocks, new, true);
+        let all: Vec<usize> = (0..blocks.len()).collect();
+        assert_eq!(everything.read, files_of(&everything.earlier, &all));
+        let outcome = |s: &IncrementalSummary| {
+            let r = &s.report;
+            (
+                s.run.clone(),
+                s.cross_run_duplicates,
+                (r.rows_in, r.rows_out, r.dropped.clone(), r.fixed.clone()),
+            )
+        };
+        assert_eq!(outcome(&pruned.summary), outcome(&everything.summary));
+        assert_eq!(pruned.kept, everything.kept);
+        assert_eq!(pruned.manifest, everything.manifest);
+        pruned
+    }
+
+    const BLOCKS: [std::ops::Range<u32>; 4] = [100..110, 200..210, 300..310, 400..410];
+
+    #[test]
+    fn manifests_record_the_range_of_the_ids_kept() {
+        let last = runs_then(&BLOCKS[..2], 150..160, false);
+        let range = |min: &str, max: &str| {
+            Some(IdRange {
+                min: min.into(),
+                max: max.into(),
+            })
+        };
+        assert_eq!(last.earlier[0].order_ids, range("100", "109"));
+        assert_eq!(last.earlier[1].order_ids, range("200", "209"));
+        assert_eq!(last.manifest.order_ids, range("150", "159"));
+        // Byte order, not numeric order: "1000" < "999".
+        assert_eq!(
+            IdRange::of([Some("999"), None, Some("1000"), Some("99")]),
+            range("1000", "999")
+        );
+        assert_eq!(IdRange::of([None]), None);
+        // Manifests of older versions have no range.
+        let old: RunManifest = serde_json::from_str(
+            r#"{"run": "r", "shard": {"index": 0, "count": 1}, "raw_files": [],
+                "parquet_files": [], "partitions": {}, "report": "x", "rows_out": 0}"#,
+        )
+        .expect("old manifest");
+        assert_eq!(old.order_ids, None);
+    }
+
+    #[test]
+    fn a_rerun_of_seen_ids_drops_them_all() {
+        let last = same_as_reading_everything(&BLOCKS, 200..210);
+        assert_eq!(last.summary.cross_run_duplicates, 10);
+        assert_eq!(last.summary.report.rows_out, 0);
+        assert_eq!(last.summary.report.dropped["duplicate_order_id"], 10);
+        assert!(last.summary.report.is_consistent());
+        assert!(last.kept.is_empty());
+        assert_eq!(last.manifest.order_ids, None);
+        assert_eq!(last.read, files_of(&last.earlier, &[1]));
+    }
+
+    #[test]
+    fn only_runs_whose_ids_overlap_are_read() {
+        let last = same_as_reading_everything(&BLOCKS, 205..215);
+        assert_eq!(last.read, files_of(&last.earlier, &[1]));
+        assert_eq!(last.summary.cross_run_duplicates, 5);
+        assert_eq!(last.summary.report.rows_out, 5);
+        assert_eq!(last.kept, (210..215).collect::<Vec<i64>>());
+
+        // Ids beyond every earlier run: nothing is read, nothing dropped.
+        let last = same_as_reading_everything(&BLOCKS, 500..510);
+        assert!(last.read.is_empty(), "{:?}", last.read);
+        assert_eq!(last.summary.cross_run_duplicates, 0);
+        assert_eq!(last.summary.report.rows_out, 10);
+    }
+
+    #[test]
+    fn ids_straddling_two_runs_read_both() {
+        let last = same_as_reading_everything(&BLOCKS, 305..405);
+        assert_eq!(last.read, files_of(&last.earlier, &[2, 3]));
+        assert_eq!(last.summary.cross_run_duplicates, 10);
+        assert_eq!(last.summary.report.rows_out, 90);
+        let expected: Vec<i64> = (310..400).collect();
+        assert_eq!(last.kept, expected);
     }
 
     #[test]

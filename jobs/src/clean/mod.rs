@@ -60,6 +60,16 @@ pub enum CleanError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// [`Cleaner::finish_frames`] was called on a cleaner that writes Parquet
+    /// (built with [`Cleaner::new`]), which keeps no frames.
+    #[error(
+        "cannot take the clean rows of {output} as frames: this cleaner writes Parquet \
+         (built with Cleaner::new); build it with Cleaner::in_memory, or call finish"
+    )]
+    NotInMemory {
+        /// The cleaner's output.
+        output: String,
+    },
 }
 
 /// Which rules and fixes run.
@@ -168,11 +178,16 @@ impl Cleaner<std::io::Sink> {
     }
 
     /// Returns the report and the clean rows in input order (one chunk per
-    /// block), with [`output_schema`] columns.
+    /// block), with [`output_schema`] columns. Fails with
+    /// [`CleanError::NotInMemory`] on a cleaner built with [`Cleaner::new`].
     pub fn finish_frames(mut self) -> Result<(QualityReport, DataFrame), CleanError> {
         let frames = match std::mem::replace(&mut self.sink, Sink::Frames(Vec::new())) {
             Sink::Frames(frames) => frames,
-            Sink::Parquet(_) => Vec::new(),
+            Sink::Parquet(_) => {
+                return Err(CleanError::NotInMemory {
+                    output: self.output,
+                })
+            }
         };
         let schema = output_schema(&self.cfg);
         let mut all = DataFrame::empty_with_schema(&schema);
@@ -594,4 +609,39 @@ fn case_chain(arms: Vec<(Expr, Expr)>, default: Expr) -> Expr {
         chain = chain.when(c).then(v);
     }
     chain.otherwise(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINES: &[u8] = b"1\t7\tBooks\t12.50\tCash\tPending\t2024-01-01 10:00:00\n\
+                           2\t7\tBooks\t3.00\tCash\tPending\t2024-01-02 10:00:00\n";
+
+    #[test]
+    fn frames_of_a_parquet_cleaner_are_an_error() {
+        let mut cleaner =
+            Cleaner::new(CleanConfig::default(), std::io::sink(), "out.parquet").expect("cleaner");
+        cleaner
+            .clean_reader(LINES, "in.tsv", |_| {})
+            .expect("clean");
+        let err = cleaner
+            .finish_frames()
+            .expect_err("a Parquet cleaner has no frames");
+        assert!(
+            matches!(&err, CleanError::NotInMemory { output } if output == "out.parquet"),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("out.parquet"), "{message}");
+        assert!(message.contains("Cleaner::in_memory"), "{message}");
+
+        // The same input through an in-memory cleaner gives its rows.
+        let mut cleaner = Cleaner::in_memory(CleanConfig::default(), "memory");
+        cleaner
+            .clean_reader(LINES, "in.tsv", |_| {})
+            .expect("clean");
+        let (report, df) = cleaner.finish_frames().expect("frames");
+        assert_eq!((report.rows_out, df.height()), (2, 2));
+    }
 }
