@@ -149,7 +149,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", retry::message(&e));
             std::process::ExitCode::FAILURE
         }
     }

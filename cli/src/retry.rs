@@ -27,6 +27,25 @@ use ecom_jobs::sink::SinkError;
 use ecom_jobs::store::kafka::KafkaLogError;
 use ecom_jobs::store::{FileStoreError, LogError, TableError};
 
+/// An error and its causes on one line, each text once: the `ecom_jobs`
+/// errors print their source in their own message and also expose it as the
+/// cause, so `{:#}` would repeat it ("listing x: Not a directory: Not a
+/// directory"). A cause already contained in the text so far is left out.
+pub fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Whether another attempt can succeed where this one failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -323,6 +342,27 @@ fn generate(e: &GenerateError) -> Option<ErrorClass> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cause_repeated_in_its_parent_message_is_printed_once() {
+        #[derive(Debug)]
+        struct Wrap(io::Error);
+        impl fmt::Display for Wrap {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "listing /x: {}", self.0)
+            }
+        }
+        impl StdError for Wrap {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = io::Error::new(ErrorKind::NotADirectory, "Not a directory");
+        let e = anyhow::Error::new(Wrap(inner)).context("clean stage");
+        assert_eq!(message(&e), "clean stage: listing /x: Not a directory");
+        let plain = anyhow::anyhow!("refused").context("connecting to 127.0.0.1:1");
+        assert_eq!(message(&plain), "connecting to 127.0.0.1:1: refused");
+    }
+
     use super::*;
     use anyhow::{anyhow, Context};
     use ErrorClass::{Permanent as P, Transient as T};

@@ -31,7 +31,7 @@ use ecom_jobs::store::{FileStore, LocalFiles, MessageLog};
 use serde_json::{json, Value};
 
 use crate::progress::{bytes_bar, rows_bar};
-use crate::retry::{classify, ErrorClass, Permanent};
+use crate::retry::{self, classify, ErrorClass, Permanent};
 
 /// Parses `90s`, `10m`, `1h`, `500ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -222,14 +222,14 @@ fn run_stage_with(
                     } else {
                         String::new()
                     };
-                    let error = format!("{e:#}{why}");
+                    let error = format!("{}{why}", retry::message(&e));
                     emit(
                         common,
                         &json!({"stage": stage, "ok": false, "attempts": attempts_total, "error": error}),
                     );
                     bail!("{stage} failed: {error}");
                 }
-                tracing::warn!(stage, attempt, error = %format!("{e:#}"), retry_in = ?backoff, "stage failed, retrying");
+                tracing::warn!(stage, attempt, error = %retry::message(&e), retry_in = ?backoff, "stage failed, retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 attempt += 1;
