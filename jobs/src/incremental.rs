@@ -696,11 +696,13 @@ pub fn clean_incremental(
     out.rename_files(&moves)?;
     // The commit.
     out.rename_files(&[(staged_manifest, manifest_path)])?;
-    // `_staging` itself stays: `remove_all` is recursive, so removing it once
-    // it lists empty could still take the directory another shard's attempt
-    // creates in the meantime.
     if let Err(e) = out.remove_all(&staging) {
         tracing::warn!(error = %e, "could not remove the staging directory (the next run sweeps it)");
+    }
+    // `_staging` itself goes only when empty, in one step of the store, so a
+    // directory another shard's attempt creates meanwhile is never taken.
+    if let Err(e) = out.remove_empty_dir(&join(clean_dir, STAGING_DIR)) {
+        tracing::warn!(error = %e, "could not remove the empty staging directory");
     }
     tracing::info!(
         run = %run,
@@ -831,8 +833,10 @@ mod tests {
         let cfg = CleanConfig::default();
         let first = clean_all(&store, cfg.clone());
         assert_eq!(first.report.rows_out, 10);
-        // The committed attempt removed its staging directory.
+        // The committed attempt removed its staging directory, and `_staging`
+        // with it once empty.
         assert!(store.list_dirs("clean/_staging").expect("dirs").is_empty());
+        assert!(!store.exists("clean/_staging").expect("exists"));
         let again = clean_all(&store, cfg.clone());
         assert_eq!(again.run, None);
         assert_eq!(again.already_cleaned, 1);
@@ -898,6 +902,9 @@ mod tests {
         }
         fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
             self.0.remove_all(dir)
+        }
+        fn remove_empty_dir(&self, dir: &str) -> Result<bool, FileStoreError> {
+            self.0.remove_empty_dir(dir)
         }
         fn describe(&self, path: &str) -> String {
             self.0.describe(path)
@@ -1124,6 +1131,9 @@ mod tests {
         }
         fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
             self.files.remove_all(dir)
+        }
+        fn remove_empty_dir(&self, dir: &str) -> Result<bool, FileStoreError> {
+            self.files.remove_empty_dir(dir)
         }
         fn describe(&self, path: &str) -> String {
             self.files.describe(path)

@@ -55,6 +55,13 @@ pub trait FileStore: Send + Sync {
     fn exists(&self, path: &str) -> Result<bool, FileStoreError>;
     /// Removes a file, or a directory and everything below it (no error if missing).
     fn remove_all(&self, dir: &str) -> Result<(), FileStoreError>;
+    /// Removes `dir` only if it is an empty directory, in one step (so a file
+    /// another process adds meanwhile is never lost): `Ok(true)` if removed,
+    /// `Ok(false)` if it holds entries or does not exist. The default removes
+    /// nothing.
+    fn remove_empty_dir(&self, _dir: &str) -> Result<bool, FileStoreError> {
+        Ok(false)
+    }
     /// Human-readable location of `path` (for reports and logs).
     fn describe(&self, path: &str) -> String;
     /// Subdirectories directly under `dir`, hidden ones included, sorted by
@@ -190,6 +197,22 @@ impl FileStore for LocalFiles {
         Ok(self.resolve(path)?.exists())
     }
 
+    fn remove_empty_dir(&self, dir: &str) -> Result<bool, FileStoreError> {
+        let full = self.resolve(dir)?;
+        match fs::remove_dir(&full) {
+            Ok(()) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(io("removing empty directory", &full)(e)),
+        }
+    }
+
     fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
         let full = self.resolve(dir)?;
         let removed = match fs::symlink_metadata(&full) {
@@ -254,6 +277,19 @@ impl FileStore for LocalFiles {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn remove_empty_dir_keeps_a_directory_with_entries() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = LocalFiles::new(tmp.path());
+        store.write_atomic("s/a/f", b"x").expect("write");
+        assert!(!store.remove_empty_dir("s").expect("non-empty"));
+        assert!(store.exists("s/a/f").expect("exists"));
+        store.remove_all("s/a").expect("remove a");
+        assert!(store.remove_empty_dir("s").expect("empty"));
+        assert!(!store.exists("s").expect("gone"));
+        assert!(!store.remove_empty_dir("s").expect("missing"));
+    }
+
     use super::*;
 
     #[test]

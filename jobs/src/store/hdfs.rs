@@ -276,6 +276,20 @@ impl FileStore for HdfsFiles {
             .map(|_| ())
     }
 
+    fn remove_empty_dir(&self, dir: &str) -> Result<bool, FileStoreError> {
+        // A non-recursive delete: the NameNode refuses a non-empty directory
+        // under its namespace lock, so nothing added meanwhile is lost.
+        let full = self.full(dir);
+        let refused = |class: &str| class.ends_with("PathIsNotEmptyDirectoryException");
+        let deleted = async {
+            match self.client.delete(&full, false).await {
+                Err(HdfsError::RPCError(class, _)) if refused(&class) => Ok(false),
+                other => other,
+            }
+        };
+        self.run("removing empty directory", dir, deleted)
+    }
+
     fn describe(&self, path: &str) -> String {
         self.url(path)
     }
