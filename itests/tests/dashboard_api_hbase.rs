@@ -2,8 +2,8 @@
 //! through produce -> sink -> clean -> load on the real services, then
 //! `ecom dashboard --hbase-thrift` answers every endpoint under a set of
 //! filters exactly like the polars recomputation from the clean Parquet
-//! (`ecom dashboard --expect-clean`), including the drill-down, which reads
-//! its page of rows from the HBase fact table.
+//! (`ecom dashboard --expect-clean`), including the drill-down and the CSV
+//! export, which read their rows from the HBase fact table.
 //!
 //! Needs the services (`make services-up`, `eval "$(scripts/services.sh env)"`)
 //! and the binary in `ECOM_BIN`.
@@ -40,6 +40,20 @@ fn get(addr: &str, path: &str) -> (u16, String) {
             .contains("transfer-encoding: chunked"),
         "unexpected chunked answer to {path}"
     );
+    (head[9..12].parse().expect("status"), body.to_string())
+}
+
+/// `GET path` of a streamed answer (the CSV export): asked over HTTP/1.0, so the
+/// body ends with the connection instead of being chunked. (status, body).
+fn get_stream(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(300)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8(raw).expect("utf8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
     (head[9..12].parse().expect("status"), body.to_string())
 }
 
@@ -174,6 +188,12 @@ fn dashboard_on_hbase_matches_recomputation() {
         ]
         .map(String::from),
     );
+    // The CSV export: every filtered row, read from the fact table in batches.
+    let exports = [
+        "/api/orders?format=csv&all=true&category=Books&status=Delivered",
+        "/api/orders?format=csv&all=true&from=2024-02-01&to=2024-02-15&payment=Cash",
+    ];
+    queries.extend(exports.map(String::from));
     let mut args = vec![
         "dashboard".to_string(),
         "--expect-clean".into(),
@@ -192,6 +212,24 @@ fn dashboard_on_hbase_matches_recomputation() {
     assert!(expected[0]["orders"].as_u64().unwrap_or(0) > 180_000);
 
     for (q, want) in queries.iter().zip(&expected) {
+        if let Some(csv) = want.as_str() {
+            let (status, body) = get_stream(&addr, q);
+            assert_eq!(status, 200, "{q}: {body}");
+            assert!(
+                body.lines().count() > 1_000,
+                "{q}: {} lines",
+                body.lines().count()
+            );
+            if body != csv {
+                let at = body.lines().zip(csv.lines()).position(|(a, b)| a != b);
+                panic!(
+                    "{q}: export differs from the recomputation at line {at:?} ({} vs {} lines)",
+                    body.lines().count(),
+                    csv.lines().count()
+                );
+            }
+            continue;
+        }
         let (status, body) = get(&addr, q);
         assert_eq!(status, 200, "{q}: {body}");
         let got: Value = serde_json::from_str(&body).expect("api json");
