@@ -49,25 +49,9 @@ check_counts
 [[ -x "$TIME" ]] || apt_install time
 command -v python3 >/dev/null 2>&1 || apt_install python3
 
-ensure_venv() {
-  local want="pyspark==$PYSPARK_VERSION polars==$POLARS_VERSION"
-  if [[ -x "$VENV/bin/python" && "$(cat "$VENV/.bench-pins" 2>/dev/null)" == "$want" ]]; then
-    return
-  fi
-  python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
-  if ! python3 -m venv "$VENV" 2>/dev/null; then
-    apt_install python3-venv
-    python3 -m venv "$VENV"
-  fi
-  log "installing $want into $VENV"
-  # shellcheck disable=SC2086
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check $want
-  printf '%s' "$want" >"$VENV/.bench-pins"
-}
-
 if [[ "$BENCH_ONLY_ECOM" != 1 ]]; then
   command -v java >/dev/null 2>&1 || apt_install "$JDK_PACKAGE"
-  ensure_venv
+  ensure_venv "$VENV" "pyspark==$PYSPARK_VERSION polars==$POLARS_VERSION"
 fi
 
 # ---- the one data file, cached by its parameters ---------------------------------

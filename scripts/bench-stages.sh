@@ -59,17 +59,6 @@ main() {
   command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
   command -v python3 >/dev/null 2>&1 || apt_install python3
 
-  ensure_venv() { # DIR PINS
-    local dir=$1 pins=$2
-    if [[ -x "$dir/bin/python" && "$(cat "$dir/.bench-pins" 2>/dev/null)" == "$pins" ]]; then
-      return
-    fi
-    python3 -m venv "$dir" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$dir"; }
-    log "installing $pins into $dir"
-    # shellcheck disable=SC2086
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check $pins
-    printf '%s' "$pins" >"$dir/.bench-pins"
-  }
   ensure_venv "$STAGES_VENV" "$STAGES_PINS"
   ensure_venv "$SPARK_VENV" "$SPARK_PINS"
   PY="$STAGES_VENV/bin/python"

@@ -21,3 +21,17 @@ check_counts() {
   [[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || die "ROWS must be a positive integer, got '$ROWS'"
   [[ "$REPEAT" =~ ^[0-9]+$ && "$REPEAT" -gt 0 ]] || die "REPEAT must be a positive integer, got '$REPEAT'"
 }
+
+# ensure_venv DIR PINS: a Python venv at DIR holding exactly the pip requirements PINS
+# (space-separated), made once and remade only when PINS change.
+ensure_venv() {
+  local dir=$1 pins=$2
+  if [[ -x "$dir/bin/python" && "$(cat "$dir/.bench-pins" 2>/dev/null)" == "$pins" ]]; then
+    return
+  fi
+  python3 -m venv "$dir" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$dir"; }
+  log "installing $pins into $dir"
+  # shellcheck disable=SC2086
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check $pins
+  printf '%s' "$pins" >"$dir/.bench-pins"
+}
