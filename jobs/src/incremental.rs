@@ -39,6 +39,10 @@ use crate::sink::RawFileName;
 use crate::store::log::partition_for;
 use crate::store::{FileStore, FileStoreError};
 
+mod checkpoint;
+
+pub use checkpoint::{CHECKPOINT_DIR, CHECKPOINT_EVERY};
+
 /// Directory of run manifests inside the clean directory.
 pub const MANIFEST_DIR: &str = "_manifest";
 /// Partition value of rows whose timestamp holds no `YYYY-MM-DD` date (the
@@ -221,27 +225,13 @@ fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
-/// Every committed run of `clean_dir`, in manifest name order.
+/// Every committed run of `clean_dir`, in manifest name order (from the
+/// newest manifest checkpoint and the manifests committed since it).
 pub fn committed_runs(
     files: &dyn FileStore,
     clean_dir: &str,
 ) -> Result<Vec<RunManifest>, IncrementalError> {
-    let paths: Vec<String> = files
-        .list(&join(clean_dir, MANIFEST_DIR))?
-        .into_iter()
-        .map(|e| e.path)
-        .filter(|p| p.ends_with(".json"))
-        .collect();
-    let mut runs = Vec::with_capacity(paths.len());
-    for (path, bytes) in paths.iter().zip(files.read_files(&paths)) {
-        runs.push(
-            serde_json::from_slice(&bytes?).map_err(|source| IncrementalError::Json {
-                file: files.describe(path),
-                source,
-            })?,
-        );
-    }
-    Ok(runs)
+    Ok(checkpoint::read_committed(files, clean_dir)?.runs)
 }
 
 /// The order ids of a frame's `order_id` column, as text.
@@ -574,8 +564,9 @@ pub fn clean_incremental(
     mut progress: impl FnMut(u64),
 ) -> Result<IncrementalSummary, IncrementalError> {
     let started = Instant::now();
-    let runs = committed_runs(out, clean_dir)?;
-    sweep_staging(out, clean_dir, &runs, shard)?;
+    let committed = checkpoint::read_committed(out, clean_dir)?;
+    let runs = &committed.runs;
+    sweep_staging(out, clean_dir, runs, shard)?;
     let done: HashSet<&str> = runs
         .iter()
         .flat_map(|r| r.raw_files.iter().map(String::as_str))
@@ -625,7 +616,7 @@ pub fn clean_incremental(
         .then(|| IdRange::of(ids.iter()))
         .flatten();
     let seen = match &new_ids {
-        Some(new) => kept_ids(out, &runs, new)?,
+        Some(new) => kept_ids(out, runs, new)?,
         None => HashSet::new(),
     };
     let split = partition_run(clean_rows, ids, &seen, &run_name)?;
@@ -675,11 +666,10 @@ pub fn clean_incremental(
     };
     let manifest_path = manifest_path(clean_dir, &run);
     let staged_manifest = join(&staging, STAGED_MANIFEST);
+    let manifest_json = to_json(out, &manifest_path, &manifest)?;
+    let manifest_len = manifest_json.len() as u64;
     let small = vec![
-        (
-            staged_manifest.clone(),
-            to_json(out, &manifest_path, &manifest)?,
-        ),
+        (staged_manifest.clone(), manifest_json),
         (staged_report, to_json(out, &report_path, &report)?),
     ];
     // Every destination directory, created while the files are written.
@@ -703,6 +693,12 @@ pub fn clean_incremental(
     // directory another shard's attempt creates meanwhile is never taken.
     if let Err(e) = out.remove_empty_dir(&join(clean_dir, STAGING_DIR)) {
         tracing::warn!(error = %e, "could not remove the empty staging directory");
+    }
+    // The run is committed; a checkpoint only saves later runs reading time.
+    if committed.uncovered + 1 >= CHECKPOINT_EVERY {
+        if let Err(e) = checkpoint::write(out, clean_dir, &committed, &manifest, manifest_len) {
+            tracing::warn!(error = %e, "could not write a manifest checkpoint (the next run tries again)");
+        }
     }
     tracing::info!(
         run = %run,
@@ -1154,6 +1150,74 @@ mod tests {
         fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
             self.files.rename_files(moves)
         }
+    }
+
+    /// The manifests as committed, read one by one (no checkpoint involved).
+    fn manifests_on_disk(store: &LocalFiles) -> Vec<RunManifest> {
+        store
+            .list("clean/_manifest")
+            .expect("list")
+            .into_iter()
+            .map(|e| serde_json::from_slice(&store.read(&e.path).expect("read")).expect("json"))
+            .collect()
+    }
+
+    #[test]
+    fn checkpoints_replace_reading_every_manifest_and_answer_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = LocalFiles::new(dir.path());
+        let store = Observed::new(local.clone(), false);
+        let runs = CHECKPOINT_EVERY + 6;
+        for i in 0..runs as u32 {
+            let data: String = (i * 10..i * 10 + 10).map(raw_line).collect();
+            local
+                .write_atomic(&format!("raw/b{i:03}.tsv"), data.as_bytes())
+                .expect("write raw");
+            let s = clean_all(&store, CleanConfig::default());
+            assert_eq!(s.report.rows_out, 10, "run {i}");
+            let checkpoints = local.list("clean/_checkpoints").expect("list").len();
+            assert_eq!(
+                checkpoints,
+                usize::from(i as usize + 1 >= CHECKPOINT_EVERY),
+                "run {i}"
+            );
+        }
+        let truth = manifests_on_disk(&local);
+        assert_eq!(truth.len(), runs);
+
+        // One checkpoint read and the 6 manifests committed after it.
+        store.reads.lock().expect("lock").clear();
+        assert_eq!(committed_runs(&store, "clean").expect("runs"), truth);
+        let reads = std::mem::take(&mut *store.reads.lock().expect("lock"));
+        let manifests = reads.iter().filter(|p| p.contains("/_manifest/")).count();
+        let checkpoints = reads
+            .iter()
+            .filter(|p| p.contains("/_checkpoints/"))
+            .count();
+        assert_eq!((manifests, checkpoints), (6, 1), "{reads:?}");
+
+        // A manifest removed by hand is gone, although the checkpoint has it.
+        let gone = local.list("clean/_manifest").expect("list")[0].path.clone();
+        local.remove_all(&gone).expect("remove manifest");
+        let truth = manifests_on_disk(&local);
+        assert_eq!(committed_runs(&store, "clean").expect("runs"), truth);
+
+        // An unreadable checkpoint is skipped: every manifest is read instead.
+        let ckpt = local.list("clean/_checkpoints").expect("list")[0]
+            .path
+            .clone();
+        local.write_atomic(&ckpt, b"{not json").expect("corrupt");
+        store.reads.lock().expect("lock").clear();
+        assert_eq!(committed_runs(&store, "clean").expect("runs"), truth);
+        let reads = std::mem::take(&mut *store.reads.lock().expect("lock"));
+        let manifests = reads.iter().filter(|p| p.contains("/_manifest/")).count();
+        assert_eq!(manifests, runs - 1);
+
+        // Cleaning goes on from the manifests: only the raw file of the run
+        // whose manifest was removed counts as not cleaned.
+        let again = clean_all(&store, CleanConfig::default());
+        assert!(again.run.is_some());
+        assert_eq!((again.raw_files, again.already_cleaned), (1, runs as u64 - 1));
     }
 
     /// What the last of a series of runs did: its summary, the Parquet
