@@ -1217,7 +1217,10 @@ mod tests {
         // whose manifest was removed counts as not cleaned.
         let again = clean_all(&store, CleanConfig::default());
         assert!(again.run.is_some());
-        assert_eq!((again.raw_files, again.already_cleaned), (1, runs as u64 - 1));
+        assert_eq!(
+            (again.raw_files, again.already_cleaned),
+            (1, runs as u64 - 1)
+        );
     }
 
     /// What the last of a series of runs did: its summary, the Parquet
