@@ -70,6 +70,16 @@ pub enum CleanError {
         /// The cleaner's output.
         output: String,
     },
+    /// [`Cleaner::finish`] was called on a cleaner that keeps its rows in
+    /// memory (built with [`Cleaner::in_memory`]), which would drop them.
+    #[error(
+        "cannot finish {output} as a Parquet file: this cleaner keeps its rows in memory \
+         (built with Cleaner::in_memory); take them with finish_frames"
+    )]
+    InMemory {
+        /// The cleaner's output.
+        output: String,
+    },
 }
 
 /// Which rules and fixes run.
@@ -519,13 +529,22 @@ impl<W: Write + Send> Cleaner<W> {
         }
     }
 
-    /// Finishes the Parquet file and returns the report.
+    /// Finishes the Parquet file and returns the report. Fails with
+    /// [`CleanError::InMemory`] on a cleaner built with [`Cleaner::in_memory`]
+    /// (its rows would be lost: take them with [`Cleaner::finish_frames`]).
     pub fn finish(mut self) -> Result<QualityReport, CleanError> {
-        if let Sink::Parquet(writer) = &self.sink {
-            writer.finish().map_err(|source| CleanError::Polars {
-                input: self.output.clone(),
-                source,
-            })?;
+        match &self.sink {
+            Sink::Parquet(writer) => {
+                writer.finish().map_err(|source| CleanError::Polars {
+                    input: self.output.clone(),
+                    source,
+                })?;
+            }
+            Sink::Frames(_) => {
+                return Err(CleanError::InMemory {
+                    output: self.output,
+                })
+            }
         }
         self.report.output_files.push(self.output.clone());
         self.report.elapsed_ms = self.started.elapsed().as_millis() as u64;
@@ -643,5 +662,19 @@ mod tests {
             .expect("clean");
         let (report, df) = cleaner.finish_frames().expect("frames");
         assert_eq!((report.rows_out, df.height()), (2, 2));
+    }
+
+    #[test]
+    fn finishing_an_in_memory_cleaner_as_parquet_is_an_error() {
+        let mut cleaner = Cleaner::in_memory(CleanConfig::default(), "memory");
+        cleaner
+            .clean_reader(LINES, "in.tsv", |_| {})
+            .expect("clean");
+        let err = cleaner.finish().expect_err("its rows would be dropped");
+        assert!(
+            matches!(&err, CleanError::InMemory { output } if output == "memory"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("finish_frames"), "{err}");
     }
 }
