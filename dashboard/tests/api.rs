@@ -510,7 +510,7 @@ fn export_failing_midway_is_visibly_incomplete() {
     let agg = tables.table(&cfg.agg_table()).expect("agg table");
     let fact: std::sync::Arc<dyn Table> = std::sync::Arc::new(FailingFact {
         inner: tables.table(&cfg.table).expect("fact table"),
-        ok: 2_500,
+        ok: 5_000,
         reads: Default::default(),
     });
     let state = AppState::load(agg, Some(fact)).expect("state");
@@ -534,7 +534,7 @@ fn export_failing_midway_is_visibly_incomplete() {
         "streamed: {text:.300}"
     );
     assert!(
-        text.contains("# error: export incomplete, after 2000 rows"),
+        text.contains("# error: export incomplete, after 4000 rows"),
         "error line: {}",
         &text[text.len().saturating_sub(300)..]
     );

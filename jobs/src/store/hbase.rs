@@ -283,6 +283,50 @@ fn to_row(r: hbase_thrift::hbase::TRowResult) -> Row {
     }
 }
 
+impl HbaseTable {
+    /// The rows of one chunk of keys, in the chunk's order: one `getRows` call.
+    fn get_chunk(&self, chunk: &[Vec<u8>]) -> Result<Vec<Option<Row>>, TableError> {
+        // The first position of each distinct key in the chunk.
+        let mut first: HashMap<&[u8], usize> = HashMap::with_capacity(chunk.len());
+        let mut asked: Vec<&Vec<u8>> = Vec::with_capacity(chunk.len());
+        for (i, key) in chunk.iter().enumerate() {
+            first.entry(key.as_slice()).or_insert_with(|| {
+                asked.push(key);
+                i
+            });
+        }
+        let build = || asked.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+        // The client consumes its argument: build it once, again only on a retry.
+        let mut request = Some(build());
+        let results = self.conn.call(&self.name, |c| {
+            let rows = request.take().unwrap_or_else(build);
+            c.get_rows(self.name.as_bytes().to_vec(), rows, Default::default())
+        })?;
+        let mut found: Vec<Option<Row>> = vec![None; chunk.len()];
+        for result in results {
+            let row = to_row(result);
+            let Some(&i) = first.get(row.key.as_slice()) else {
+                return Err(self.conn.err(
+                    &self.name,
+                    format!(
+                        "getRows answered row {:?}, which was not asked for",
+                        String::from_utf8_lossy(&row.key)
+                    ),
+                ));
+            };
+            found[i] = Some(row);
+        }
+        // A repeated key gets the row of its first occurrence.
+        for (i, key) in chunk.iter().enumerate() {
+            match first.get(key.as_slice()) {
+                Some(&j) if j != i => found[i] = found[j].clone(),
+                _ => {}
+            }
+        }
+        Ok(found)
+    }
+}
+
 impl Table for HbaseTable {
     fn put(&self, rows: &[Row]) -> Result<(), TableError> {
         if rows.is_empty() {
@@ -329,49 +373,71 @@ impl Table for HbaseTable {
     }
 
     /// One `getRows` call per [`GET_MANY_CHUNK`] keys (each distinct key asked
-    /// once); the answer omits missing rows and need not follow the asked
-    /// order, so rows are matched back to their keys by row key.
+    /// once), the chunks spread over the connection pool; the answer omits
+    /// missing rows and need not follow the asked order, so rows are matched
+    /// back to their keys by row key.
     fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Row>>, TableError> {
-        let mut out: Vec<Option<Row>> = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(GET_MANY_CHUNK) {
-            // The first position of each distinct key in the chunk.
-            let mut first: HashMap<&[u8], usize> = HashMap::with_capacity(chunk.len());
-            let mut asked: Vec<&Vec<u8>> = Vec::with_capacity(chunk.len());
-            for (i, key) in chunk.iter().enumerate() {
-                first.entry(key.as_slice()).or_insert_with(|| {
-                    asked.push(key);
-                    i
-                });
+        let chunks: Vec<&[Vec<u8>]> = keys.chunks(GET_MANY_CHUNK).collect();
+        let workers = self.conn.clients.len().min(chunks.len());
+        if workers <= 1 {
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in chunks {
+                out.extend(self.get_chunk(chunk)?);
             }
-            let build = || asked.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
-            // The client consumes its argument: build it once, again only on a retry.
-            let mut request = Some(build());
-            let results = self.conn.call(&self.name, |c| {
-                let rows = request.take().unwrap_or_else(build);
-                c.get_rows(self.name.as_bytes().to_vec(), rows, Default::default())
-            })?;
-            let mut found: Vec<Option<Row>> = vec![None; chunk.len()];
-            for result in results {
-                let row = to_row(result);
-                let Some(&i) = first.get(row.key.as_slice()) else {
-                    return Err(self.conn.err(
-                        &self.name,
-                        format!(
-                            "getRows answered row {:?}, which was not asked for",
-                            String::from_utf8_lossy(&row.key)
-                        ),
-                    ));
-                };
-                found[i] = Some(row);
-            }
-            // A repeated key gets the row of its first occurrence.
-            for (i, key) in chunk.iter().enumerate() {
-                match first.get(key.as_slice()) {
-                    Some(&j) if j != i => found[i] = found[j].clone(),
-                    _ => {}
+            return Ok(out);
+        }
+        // Workers take the next chunk until none is left or one fails.
+        let next = AtomicUsize::new(0);
+        let mut answers: Vec<Option<Vec<Option<Row>>>> = vec![None; chunks.len()];
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(chunk) = chunks.get(i) else {
+                                return Ok(mine);
+                            };
+                            match self.get_chunk(chunk) {
+                                Ok(rows) => mine.push((i, rows)),
+                                Err(e) => {
+                                    // The others stop at their next chunk.
+                                    next.store(chunks.len(), Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                match h.join() {
+                    Ok(Ok(mine)) => mine
+                        .into_iter()
+                        .for_each(|(i, rows)| answers[i] = Some(rows)),
+                    Ok(Err(e)) => {
+                        failure.get_or_insert(e);
+                    }
+                    Err(_) => {
+                        failure.get_or_insert(
+                            self.conn
+                                .err(&self.name, "a getRows worker panicked".to_string()),
+                        );
+                    }
                 }
             }
-            out.extend(found);
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for rows in answers {
+            out.extend(rows.ok_or_else(|| {
+                self.conn
+                    .err(&self.name, "a getRows chunk was not read".to_string())
+            })?);
         }
         Ok(out)
     }
