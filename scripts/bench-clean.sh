@@ -44,10 +44,7 @@ source "$BENCH_DIR/common.sh"
 
 # ---- prerequisites -------------------------------------------------------------
 
-check_counts
-[[ -x "$ECOM" ]] || die "$ECOM not found: run 'make build' (or 'make bench-clean', which builds it)"
-[[ -x "$TIME" ]] || apt_install time
-command -v python3 >/dev/null 2>&1 || apt_install python3
+check_prerequisites
 
 if [[ "$BENCH_ONLY_ECOM" != 1 ]]; then
   command -v java >/dev/null 2>&1 || apt_install "$JDK_PACKAGE"

@@ -27,7 +27,6 @@ set -euo pipefail
 # The whole script is one function, so that bash has read all of it before it runs
 # (editing the file during a run cannot change that run).
 main() {
-
   ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   BENCH_DIR="$ROOT/scripts/bench"
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ecom-pipeline/target}"
@@ -52,12 +51,9 @@ main() {
   # shellcheck source=scripts/bench/common.sh
   source "$BENCH_DIR/common.sh"
 
-  check_counts
-  [[ -x "$ECOM" ]] || die "$ECOM not found: run 'make build' (or 'make bench-stages', which builds it)"
-  [[ -x "$TIME" ]] || apt_install time
+  check_prerequisites
   command -v kcat >/dev/null 2>&1 || apt_install kcat
   command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
-  command -v python3 >/dev/null 2>&1 || apt_install python3
 
   ensure_venv "$STAGES_VENV" "$STAGES_PINS"
   ensure_venv "$SPARK_VENV" "$SPARK_PINS"

@@ -16,6 +16,15 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
 }
 
+# check_prerequisites: the counts are valid, the ecom binary ($ECOM) is built, and GNU time
+# ($TIME) and python3 are installed (installing the Debian packages if not).
+check_prerequisites() {
+  check_counts
+  [[ -x "$ECOM" ]] || die "$ECOM not found: run 'make build' (or 'make $BENCH_NAME', which builds it)"
+  [[ -x "$TIME" ]] || apt_install time
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+}
+
 # check_counts: ROWS and REPEAT must be positive integers.
 check_counts() {
   [[ "$ROWS" =~ ^[0-9]+$ && "$ROWS" -gt 0 ]] || die "ROWS must be a positive integer, got '$ROWS'"
