@@ -306,12 +306,14 @@ struct Partitioned {
     kept: Option<IdRange>,
 }
 
-/// Drops a run's clean rows whose order id (`ids`, as text) is in `seen`, and groups
-/// the rest by the date of their timestamp. The partitions themselves are cut
-/// out later ([`take_rows`]), in parallel with their encoding.
+/// Drops a run's clean rows whose order id (`ids`, as text, whose range is
+/// `all`) is in `seen`, and groups the rest by the date of their timestamp.
+/// The partitions themselves are cut out later ([`take_rows`]), in parallel
+/// with their encoding.
 fn partition_run(
     mut df: DataFrame,
     ids: &StringChunked,
+    all: Option<IdRange>,
     seen: &HashSet<String>,
     name: &str,
 ) -> Result<Partitioned, IncrementalError> {
@@ -320,24 +322,22 @@ fn partition_run(
         source,
     };
     let mut removed = 0;
-    let kept = if seen.is_empty() {
-        IdRange::of(ids.iter())
-    } else {
+    let mut kept = all;
+    if !seen.is_empty() {
         let keep: BooleanChunked = ids
             .iter()
             .map(|id| Some(!id.is_some_and(|id| seen.contains(id))))
             .collect();
-        let kept = IdRange::of(
-            ids.iter()
-                .zip(keep.iter())
-                .filter_map(|(id, k)| (k == Some(true)).then_some(id)),
-        );
         removed = keep.iter().filter(|k| *k == Some(false)).count() as u64;
         if removed > 0 {
             df = df.filter(&keep).map_err(pe)?;
+            kept = IdRange::of(
+                ids.iter()
+                    .zip(keep.iter())
+                    .filter_map(|(id, k)| (k == Some(true)).then_some(id)),
+            );
         }
-        kept
-    };
+    }
     let mut groups: Vec<(String, Vec<IdxSize>)> = {
         let timestamps = df.column("timestamp").and_then(|c| c.str()).map_err(pe)?;
         let mut by_date: std::collections::HashMap<&str, Vec<IdxSize>> = Default::default();
@@ -612,14 +612,12 @@ pub fn clean_incremental(
     let ids = order_id_text(&clean_rows).map_err(pe)?;
     let ids = ids.str().map_err(pe)?;
     // Only runs whose ids can meet this run's are read.
-    let new_ids = (dedup && !runs.is_empty())
-        .then(|| IdRange::of(ids.iter()))
-        .flatten();
+    let new_ids = IdRange::of(ids.iter());
     let seen = match &new_ids {
-        Some(new) => kept_ids(out, runs, new)?,
-        None => HashSet::new(),
+        Some(new) if dedup && !runs.is_empty() => kept_ids(out, runs, new)?,
+        _ => HashSet::new(),
     };
-    let split = partition_run(clean_rows, ids, &seen, &run_name)?;
+    let split = partition_run(clean_rows, ids, new_ids, &seen, &run_name)?;
     if split.removed > 0 {
         report.rows_out -= split.removed;
         *report

@@ -148,11 +148,12 @@ pub fn write(
     len: u64,
 ) -> Result<(), IncrementalError> {
     let mut checkpoint = Checkpoint::default();
-    for m in committed.runs.iter().chain([run]) {
-        let len = match committed.lens.get(&m.run) {
-            Some(l) if m.run != run.run => *l,
-            _ => len,
-        };
+    // Every committed run was listed with its size; the new run's is `len`.
+    let listed = committed
+        .runs
+        .iter()
+        .filter_map(|m| committed.lens.get(&m.run).map(|&len| (m, len)));
+    for (m, len) in listed.chain([(run, len)]) {
         checkpoint.runs.insert(
             m.run.clone(),
             Cached {

@@ -277,6 +277,8 @@ impl FileStore for LocalFiles {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn remove_empty_dir_keeps_a_directory_with_entries() {
         let tmp = tempfile::tempdir().expect("tmp");
@@ -289,8 +291,6 @@ mod tests {
         assert!(!store.exists("s").expect("gone"));
         assert!(!store.remove_empty_dir("s").expect("missing"));
     }
-
-    use super::*;
 
     #[test]
     fn write_list_read_round_trip() {
