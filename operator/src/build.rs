@@ -3,7 +3,8 @@
 //! their arguments, so golden tests can pin every field.
 //!
 //! Contract with the `ecom` stage subcommands (`cli/src/stages.rs`): service addresses come
-//! from `KAFKA_BOOTSTRAP`, `HDFS_URL` and `HBASE_THRIFT`; Kafka security as
+//! from `KAFKA_BOOTSTRAP`, `HDFS_URL` and `HBASE_THRIFT` (with the Thrift server's wire in
+//! `HBASE_THRIFT_TRANSPORT` and `HBASE_THRIFT_PROTOCOL`); Kafka security as
 //! `--kafka-property` librdkafka settings, except the credentials, which come from the
 //! Secret as `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` (`secretKeyRef`; never in the
 //! args, which the process list shows); `ECOM_DEADLINE` slightly below the Job's
@@ -180,6 +181,16 @@ fn ecom_container(p: &Pipeline, name: &str, args: Vec<String>, env: Vec<EnvVar>)
 /// Environment every stage container gets.
 fn common_env() -> Vec<EnvVar> {
     vec![env("RUST_LOG", "info"), env("ECOM_WORK_DIR", WORK_DIR)]
+}
+
+/// HBase Thrift address, transport and protocol as environment variables (`ecom load`,
+/// `ecom dashboard` and `ecom purge` read them).
+fn hbase_env(p: &Pipeline) -> [EnvVar; 3] {
+    [
+        env("HBASE_THRIFT", p.thrift.clone()),
+        env("HBASE_THRIFT_TRANSPORT", p.thrift_transport.as_str()),
+        env("HBASE_THRIFT_PROTOCOL", p.thrift_protocol.as_str()),
+    ]
 }
 
 /// Kafka address and the security Secrets as environment variables.
@@ -359,7 +370,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         }
         Stage::Load => {
             env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
-            env.push(self::env("HBASE_THRIFT", p.thrift.clone()));
+            env.extend(hbase_env(p));
             args.extend([
                 s("--input"),
                 p.clean_url.clone(),
@@ -462,7 +473,7 @@ pub fn dashboard_deployment(p: &Pipeline) -> Deployment {
         p.spec.hbase.table.clone(),
     ];
     let mut env = common_env();
-    env.push(self::env("HBASE_THRIFT", p.thrift.clone()));
+    env.extend(hbase_env(p));
     let mut c = ecom_container(p, "dashboard", args, env);
     c.resources = resources(&d.resources);
     c.termination_message_policy = None;
@@ -564,7 +575,7 @@ pub fn cleanup_job(p: &Pipeline) -> Job {
     ];
     let mut env = common_env();
     env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
-    env.push(self::env("HBASE_THRIFT", p.thrift.clone()));
+    env.extend(hbase_env(p));
     let container = ecom_container(p, "cleanup", args, env);
     let labels = p.owner.labels("cleanup");
     Job {

@@ -402,6 +402,14 @@ pub struct HbaseSpec {
     #[serde(default = "default_thrift_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub thrift_port: i32,
+    /// Transport of the HBase Thrift server: `framed` when it runs with -f/--framed (required
+    /// by its -hsha and -nonblocking modes), else `buffered`.
+    #[serde(default)]
+    pub thrift_transport: ThriftTransport,
+    /// Protocol of the HBase Thrift server: `compact` when it runs with -c/--compact, else
+    /// `binary`.
+    #[serde(default)]
+    pub thrift_protocol: ThriftProtocol,
     /// Serving table (created by the load stage if missing).
     #[serde(default = "default_table")]
     #[schemars(
@@ -417,6 +425,48 @@ pub struct HbaseSpec {
 
 fn default_thrift_port() -> i32 {
     9090
+}
+
+/// Transport of the HBase Thrift server (how messages are delimited on the wire).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ThriftTransport {
+    /// The server's default: a plain byte stream.
+    #[default]
+    Buffered,
+    /// Length-prefixed frames (server flag -f/--framed).
+    Framed,
+}
+
+impl ThriftTransport {
+    /// The spelling of `HBASE_THRIFT_TRANSPORT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Buffered => "buffered",
+            Self::Framed => "framed",
+        }
+    }
+}
+
+/// Protocol of the HBase Thrift server (how values are encoded).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ThriftProtocol {
+    /// The server's default binary protocol.
+    #[default]
+    Binary,
+    /// The compact protocol (server flag -c/--compact).
+    Compact,
+}
+
+impl ThriftProtocol {
+    /// The spelling of `HBASE_THRIFT_PROTOCOL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Binary => "binary",
+            Self::Compact => "compact",
+        }
+    }
 }
 
 fn default_salt_buckets() -> i32 {

@@ -7,7 +7,10 @@ use std::fmt;
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::crd::{EcomPipeline, EcomPipelineSpec, KafkaProtocol, Mode, ServiceType};
+use crate::crd::{
+    EcomPipeline, EcomPipelineSpec, KafkaProtocol, Mode, ServiceType, ThriftProtocol,
+    ThriftTransport,
+};
 use crate::meta::{short_hash, Owner, Stage};
 
 /// Errors of validation.
@@ -69,6 +72,11 @@ pub struct Pipeline {
     pub clean_url: String,
     /// `host:port` of the HBase Thrift server.
     pub thrift: String,
+    /// Transport of the HBase Thrift server (how the stages reach it, not what they write:
+    /// not part of any stage key).
+    pub thrift_transport: ThriftTransport,
+    /// Protocol of the HBase Thrift server (like the transport, not part of any stage key).
+    pub thrift_protocol: ThriftProtocol,
     keys: [String; 4],
 }
 
@@ -80,14 +88,15 @@ impl Pipeline {
         &self.keys[stage as usize]
     }
 
-    /// Hash of a stage's execution settings; a failed Job with other settings is replaced.
+    /// Hash of a stage's execution settings (for load also the Thrift transport and
+    /// protocol); a failed Job with other settings is replaced.
     pub fn exec_hash(&self, stage: Stage) -> String {
         let s = &self.spec;
         let settings = match stage {
             Stage::Produce => json!(s.stages.produce),
             Stage::Sink => json!(s.stages.sink),
             Stage::Clean => json!(s.stages.clean),
-            Stage::Load => json!(s.stages.load),
+            Stage::Load => json!([s.stages.load, self.thrift_transport, self.thrift_protocol]),
         };
         let v = json!([s.image, s.image_pull_policy, s.kafka.security, settings]);
         short_hash(v.to_string().as_bytes())
@@ -125,6 +134,8 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
     let clean_url = format!("{hdfs}{}", spec.hdfs.clean_path);
     let thrift = format!("{}:{}", spec.hbase.thrift_host, spec.hbase.thrift_port);
     let keys = stage_keys(&spec, &raw_url, &clean_url, &thrift);
+    let (thrift_transport, thrift_protocol) =
+        (spec.hbase.thrift_transport, spec.hbase.thrift_protocol);
     Ok(Pipeline {
         owner: Owner {
             name,
@@ -136,6 +147,8 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
         raw_url,
         clean_url,
         thrift,
+        thrift_transport,
+        thrift_protocol,
         keys,
     })
 }
@@ -159,6 +172,7 @@ fn stage_keys(spec: &EcomPipelineSpec, raw: &str, clean: &str, thrift: &str) -> 
     );
     let clean_key = short_hash(json!(["clean", sink, clean]).to_string().as_bytes());
     let h = &spec.hbase;
+    // The Thrift transport and protocol say how the load reaches HBase, not what it writes.
     let load = json!(["load", clean_key, thrift, h.table, h.salt_buckets]);
     let load = short_hash(load.to_string().as_bytes());
     [produce, sink, clean_key, load]
@@ -344,6 +358,52 @@ mod tests {
             assert_eq!(a.stage_key(s), b.stage_key(s));
         }
         assert_ne!(a.exec_hash(Stage::Load), b.exec_hash(Stage::Load));
+    }
+
+    #[test]
+    fn thrift_wire_changes_no_key_but_replaces_a_failed_load() {
+        let a = validate(&example()).expect("valid");
+        assert_eq!(a.thrift_transport, ThriftTransport::Buffered);
+        assert_eq!(a.thrift_protocol, ThriftProtocol::Binary);
+        let mut obj = example();
+        obj.spec.hbase.thrift_transport = ThriftTransport::Framed;
+        obj.spec.hbase.thrift_protocol = ThriftProtocol::Compact;
+        let b = validate(&obj).expect("valid");
+        assert_eq!(b.thrift_transport, ThriftTransport::Framed);
+        assert_eq!(b.thrift_protocol, ThriftProtocol::Compact);
+        for s in Stage::ALL {
+            assert_eq!(a.stage_key(s), b.stage_key(s), "{s}");
+        }
+        assert_ne!(a.exec_hash(Stage::Load), b.exec_hash(Stage::Load));
+        for s in [Stage::Produce, Stage::Sink, Stage::Clean] {
+            assert_eq!(a.exec_hash(s), b.exec_hash(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn unknown_thrift_wire_values_are_refused() {
+        let text = include_str!("../tests/fixtures/example.yaml");
+        let hbase = "    thriftHost: hbase-thrift\n";
+        assert!(text.contains(hbase));
+        for (field, bad, expected) in [
+            ("thriftTransport", "zmq", "`buffered` or `framed`"),
+            ("thriftProtocol", "json", "`binary` or `compact`"),
+        ] {
+            let yaml = text.replace(hbase, &format!("{hbase}    {field}: {bad}\n"));
+            let msg = serde_yaml::from_str::<EcomPipeline>(&yaml)
+                .expect_err("unknown variant")
+                .to_string();
+            assert!(msg.contains(&format!("spec.hbase.{field}")), "{msg}");
+            assert!(msg.contains(&format!("unknown variant `{bad}`")), "{msg}");
+            assert!(msg.contains(expected), "{msg}");
+        }
+        let yaml = text.replace(
+            hbase,
+            &format!("{hbase}    thriftTransport: framed\n    thriftProtocol: compact\n"),
+        );
+        let obj: EcomPipeline = serde_yaml::from_str(&yaml).expect("known variants");
+        assert_eq!(obj.spec.hbase.thrift_transport, ThriftTransport::Framed);
+        assert_eq!(obj.spec.hbase.thrift_protocol, ThriftProtocol::Compact);
     }
 
     #[test]

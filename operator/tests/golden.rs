@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use ecom_operator::build::{self, JobOptions};
-use ecom_operator::crd::{EcomPipeline, Mode, StreamingSpec};
+use ecom_operator::crd::{EcomPipeline, Mode, StreamingSpec, ThriftProtocol, ThriftTransport};
 use ecom_operator::meta::Stage;
 use ecom_operator::validate::{validate, Pipeline};
 use serde::Serialize;
@@ -182,6 +182,30 @@ fn cleanup_job() {
     golden(
         "job-cleanup",
         &build::cleanup_job(&pipeline("secure-parallel")),
+    );
+}
+
+#[test]
+fn framed_compact_thrift_reaches_load_dashboard_and_cleanup() {
+    let p = pipeline("thrift-framed-compact");
+    golden(
+        "job-load-framed-compact",
+        &build::stage_job(&p, Stage::Load, JobOptions::default()),
+    );
+    golden(
+        "deployment-dashboard-framed-compact",
+        &build::dashboard_deployment(&p),
+    );
+    golden("job-cleanup-framed-compact", &build::cleanup_job(&p));
+    // How HBase is reached is not part of the load's key: the same Job name as with the
+    // defaults, so a completed load is not run again.
+    let mut obj = fixture("thrift-framed-compact");
+    obj.spec.hbase.thrift_transport = ThriftTransport::Buffered;
+    obj.spec.hbase.thrift_protocol = ThriftProtocol::Binary;
+    let defaults = validate(&obj).expect("valid");
+    assert_eq!(
+        build::job_name(&p, Stage::Load, None),
+        build::job_name(&defaults, Stage::Load, None)
     );
 }
 
