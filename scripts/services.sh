@@ -11,7 +11,7 @@
 #   scripts/services.sh pid    COMPONENT    the process id of a running component (exit 3 if down)
 #
 # GROUPs: kafka kafka-sasl hdfs hbase kube (default: all, or $ECOM_SERVICES).
-# COMPONENTs: kafka kafka-sasl namenode datanode hbase thrift etcd apiserver.
+# COMPONENTs: kafka kafka-sasl namenode datanode hbase thrift thrift-framed etcd apiserver.
 # Versions: scripts/versions.env. Caches: $ECOM_CACHE (default ~/.cache/ecom-pipeline).
 # State, data and logs: $ECOM_STATE (default ~/.cache/ecom-pipeline/state).
 # See scripts/README-services.md for ports and the other knobs.
@@ -44,6 +44,8 @@ ECOM_ZK_PORT="${ECOM_ZK_PORT:-2181}"
 ECOM_HBASE_MASTER_PORT="${ECOM_HBASE_MASTER_PORT:-16000}"
 ECOM_HBASE_REGIONSERVER_PORT="${ECOM_HBASE_REGIONSERVER_PORT:-16020}"
 ECOM_HBASE_THRIFT_PORT="${ECOM_HBASE_THRIFT_PORT:-9090}"
+# A second Thrift server on the same HBase, framed transport and compact protocol (-f -c).
+ECOM_HBASE_THRIFT_FRAMED_PORT="${ECOM_HBASE_THRIFT_FRAMED_PORT:-9091}"
 ECOM_ETCD_PORT="${ECOM_ETCD_PORT:-2379}"
 ECOM_ETCD_PEER_PORT="${ECOM_ETCD_PEER_PORT:-2380}"
 ECOM_APISERVER_PORT="${ECOM_APISERVER_PORT:-6443}"
@@ -63,7 +65,7 @@ ECOM_THRIFT_YOUNG="${ECOM_THRIFT_YOUNG:-256m}"
 ECOM_UP_TIMEOUT="${ECOM_UP_TIMEOUT:-240}"
 
 ALL_GROUPS=(kafka kafka-sasl hdfs hbase kube)
-ALL_COMPONENTS=(kafka kafka-sasl namenode datanode hbase thrift etcd apiserver)
+ALL_COMPONENTS=(kafka kafka-sasl namenode datanode hbase thrift thrift-framed etcd apiserver)
 
 KAFKA_HOME="$ECOM_CACHE/kafka-$KAFKA_VERSION"
 HADOOP_HOME_DIR="$ECOM_CACHE/hadoop-$HADOOP_VERSION"
@@ -245,7 +247,7 @@ group_components() {
     kafka) echo kafka ;;
     kafka-sasl) echo kafka-sasl ;;
     hdfs) echo namenode datanode ;;
-    hbase) echo hbase thrift ;;
+    hbase) echo hbase thrift thrift-framed ;;
     kube) echo etcd apiserver ;;
     *) die "unknown service group '$1' (expected one of: ${ALL_GROUPS[*]})" ;;
   esac
@@ -256,7 +258,7 @@ group_ports() {
     kafka) echo "$ECOM_KAFKA_PORT $ECOM_KAFKA_CONTROLLER_PORT" ;;
     kafka-sasl) echo "$ECOM_KAFKA_SASL_PORT $ECOM_KAFKA_SASL_CONTROLLER_PORT" ;;
     hdfs) echo "$ECOM_HDFS_PORT $ECOM_HDFS_HTTP_PORT $ECOM_HDFS_DATANODE_PORT $ECOM_HDFS_DATANODE_HTTP_PORT $ECOM_HDFS_DATANODE_IPC_PORT" ;;
-    hbase) echo "$ECOM_ZK_PORT $ECOM_HBASE_MASTER_PORT $ECOM_HBASE_REGIONSERVER_PORT $ECOM_HBASE_THRIFT_PORT" ;;
+    hbase) echo "$ECOM_ZK_PORT $ECOM_HBASE_MASTER_PORT $ECOM_HBASE_REGIONSERVER_PORT $ECOM_HBASE_THRIFT_PORT $ECOM_HBASE_THRIFT_FRAMED_PORT" ;;
     kube) echo "$ECOM_ETCD_PORT $ECOM_ETCD_PEER_PORT $ECOM_APISERVER_PORT" ;;
   esac
 }
@@ -744,6 +746,11 @@ start_hbase() {
   mapfile -d '' cmd < <(hbase_java thrift "$ECOM_THRIFT_HEAP" "$ECOM_THRIFT_YOUNG" org.apache.hadoop.hbase.thrift.ThriftServer \
     -p "$ECOM_HBASE_THRIFT_PORT" -b "$ECOM_HOST" start)
   start_component thrift "$dir" "${cmd[@]}"
+  # The same service framed and compact (-f -c), as servers in -hsha or -nonblocking mode run;
+  # small heap, it only serves the tests of the client's framed/compact wire.
+  mapfile -d '' cmd < <(hbase_java thrift-framed 192m 96m org.apache.hadoop.hbase.thrift.ThriftServer \
+    -p "$ECOM_HBASE_THRIFT_FRAMED_PORT" -b "$ECOM_HOST" -f -c start)
+  start_component thrift-framed "$dir" "${cmd[@]}"
 }
 
 hbase_roundtrip() {
@@ -756,6 +763,9 @@ hbase_roundtrip() {
 
 ready_hbase() {
   wait_ready hbase "HBase Thrift at $ECOM_HOST:$ECOM_HBASE_THRIFT_PORT (create table, put, get)" hbase_roundtrip
+  # The framed server shares the HBase the probe just used; it only has to listen.
+  wait_ready hbase "HBase Thrift (framed, compact) at $ECOM_HOST:$ECOM_HBASE_THRIFT_FRAMED_PORT (listening)" \
+    port_open "$ECOM_HOST" "$ECOM_HBASE_THRIFT_FRAMED_PORT"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -975,9 +985,9 @@ cmd_status() {
   for g in "${groups[@]}"; do
     for c in $(group_components "$g"); do
       if pid="$(running_pid "$c")"; then
-        printf '%-10s %-10s running  pid %s\n' "$g" "$c" "$pid"
+        printf '%-10s %-13s running  pid %s\n' "$g" "$c" "$pid"
       else
-        printf '%-10s %-10s stopped\n' "$g" "$c"
+        printf '%-10s %-13s stopped\n' "$g" "$c"
         rc=3
       fi
     done
@@ -993,6 +1003,7 @@ cmd_env() {
   printf 'export KAFKA_SASL_PASSWORD=%q\n' "$ECOM_KAFKA_SASL_PASSWORD"
   printf 'export HDFS_URL=%q\n' "hdfs://$ECOM_HOST:$ECOM_HDFS_PORT"
   printf 'export HBASE_THRIFT=%q\n' "$ECOM_HOST:$ECOM_HBASE_THRIFT_PORT"
+  printf 'export HBASE_THRIFT_FRAMED=%q\n' "$ECOM_HOST:$ECOM_HBASE_THRIFT_FRAMED_PORT"
   printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_FILE"
   printf 'export KUBECTL=%q\n' "$KUBECTL_BIN"
   printf 'export HELM=%q\n' "$HELM_BIN"

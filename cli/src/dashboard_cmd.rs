@@ -15,12 +15,16 @@ use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::kafka::{KafkaConfig, KafkaLog};
 use ecom_jobs::store::{EmbeddedTables, MessageLog, Table, TableStore};
 
+use crate::thrift_wire::ThriftWire;
+
 /// Flags of `ecom dashboard`.
 #[derive(Debug, clap::Args)]
 pub struct DashboardArgs {
     /// HBase Thrift server `host:port` to read the aggregates from.
     #[arg(long, env = "HBASE_THRIFT", conflicts_with = "store")]
     hbase_thrift: Option<String>,
+    #[command(flatten)]
+    thrift_wire: ThriftWire,
     /// Embedded store file (`DATA_DIR/store.redb` of `ecom demo`) instead of HBase.
     #[arg(long)]
     store: Option<PathBuf>,
@@ -71,7 +75,9 @@ fn open_tables(args: &DashboardArgs) -> Result<Tables> {
     }
     .agg_table();
     let store: Box<dyn TableStore> = match (&args.hbase_thrift, &args.store) {
-        (Some(addr), _) => Box::new(HbaseTables::new(HbaseConfig::new(addr.clone()))),
+        (Some(addr), _) => Box::new(HbaseTables::new(
+            args.thrift_wire.apply(HbaseConfig::new(addr.clone())),
+        )),
         (None, Some(path)) => Box::new(
             EmbeddedTables::open(path).with_context(|| format!("opening {}", path.display()))?,
         ),

@@ -10,6 +10,8 @@ use ecom_jobs::store::hdfs::{split_url, HdfsFiles};
 use ecom_jobs::store::FileStore;
 use serde_json::json;
 
+use crate::thrift_wire::ThriftWire;
+
 /// Flags of `ecom purge`.
 #[derive(Debug, clap::Args)]
 pub struct PurgeArgs {
@@ -23,6 +25,8 @@ pub struct PurgeArgs {
     /// HBase Thrift server `host:port` (needed with --table).
     #[arg(long, env = "HBASE_THRIFT")]
     hbase_thrift: Option<String>,
+    #[command(flatten)]
+    thrift_wire: ThriftWire,
     /// Give up on each service after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
@@ -57,7 +61,7 @@ pub fn run(args: PurgeArgs) -> Result<()> {
         let Some(addr) = &args.hbase_thrift else {
             bail!("--table {table} needs --hbase-thrift HOST:PORT (or HBASE_THRIFT)");
         };
-        let mut cfg = HbaseConfig::new(addr.clone());
+        let mut cfg = args.thrift_wire.apply(HbaseConfig::new(addr.clone()));
         cfg.deadline = timeout;
         let tables = HbaseTables::new(cfg);
         let agg = LoadConfig {

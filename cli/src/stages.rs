@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 
 use crate::progress::{bytes_bar, rows_bar};
 use crate::retry::{self, classify, ErrorClass, Permanent};
+use crate::thrift_wire::ThriftWire;
 
 /// Parses `90s`, `10m`, `1h`, `500ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -724,6 +725,8 @@ pub struct LoadArgs {
     /// HBase Thrift 1 server, host:port.
     #[arg(long, env = "HBASE_THRIFT")]
     hbase_thrift: String,
+    #[command(flatten)]
+    thrift_wire: ThriftWire,
     /// Salt buckets of row keys (`SS-ORDERID`); 0 for plain order ids.
     #[arg(long, default_value_t = 16)]
     salt_buckets: u32,
@@ -749,7 +752,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
     run_stage("load", &args.common, true, |clock, _| {
         let timeout = clock.call(args.common.call_timeout);
         let (files, dir) = open_store(&args.input, timeout)?;
-        let mut hcfg = HbaseConfig::new(&args.hbase_thrift);
+        let mut hcfg = args.thrift_wire.apply(HbaseConfig::new(&args.hbase_thrift));
         hcfg.io_timeout = timeout.min(Duration::from_secs(30));
         hcfg.deadline = clock.remaining();
         hcfg.connections = args.concurrency.max(1);

@@ -13,17 +13,46 @@ use std::time::{Duration, Instant};
 use hbase_thrift::hbase::{
     BatchMutation, ColumnDescriptor, HbaseSyncClient, Mutation, THbaseSyncClient,
 };
-use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+use thrift::protocol::{
+    TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol,
+    TInputProtocol, TOutputProtocol,
+};
 use thrift::transport::{
-    ReadHalf, TBufferedReadTransport, TBufferedWriteTransport, TIoChannel, TTcpChannel, WriteHalf,
+    TBufferedReadTransport, TBufferedWriteTransport, TFramedReadTransport, TFramedWriteTransport,
+    TIoChannel, TReadTransport, TTcpChannel, TWriteTransport,
 };
 
 use super::table::{Cells, Row, Table, TableError, TableStore};
 
-type Client = HbaseSyncClient<
-    TBinaryInputProtocol<TBufferedReadTransport<ReadHalf<TTcpChannel>>>,
-    TBinaryOutputProtocol<TBufferedWriteTransport<WriteHalf<TTcpChannel>>>,
->;
+type Client = HbaseSyncClient<Box<dyn TInputProtocol + Send>, Box<dyn TOutputProtocol + Send>>;
+
+/// How messages are delimited on the wire: the Thrift server's `-f`/`--framed`
+/// flag (`hbase.regionserver.thrift.framed`). Its `-hsha`, `-nonblocking` and
+/// `-threadedselector` modes accept framed connections only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThriftTransport {
+    /// A plain byte stream (the server's default).
+    #[default]
+    Buffered,
+    /// Each message preceded by its length.
+    Framed,
+}
+
+/// How values are encoded: the Thrift server's `-c`/`--compact` flag
+/// (`hbase.regionserver.thrift.compact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThriftProtocol {
+    /// Fixed-width fields (the server's default).
+    #[default]
+    Binary,
+    /// Variable-length integers, smaller messages.
+    Compact,
+}
+
+/// Bytes of Thrift data a framed `mutateRows` call stays under: half of the
+/// server's default frame limit (`hbase.regionserver.thrift.framed.max_frame_size_in_mb`,
+/// 2 MB), which closes the connection on a larger frame.
+pub const FRAME_BUDGET: usize = 1 << 20;
 
 /// Connection settings of the Thrift server.
 #[derive(Debug, Clone)]
@@ -36,19 +65,118 @@ pub struct HbaseConfig {
     pub deadline: Duration,
     /// Connections kept open (calls from that many threads run in parallel).
     pub connections: usize,
+    /// The server's transport; it must match, or every call fails.
+    pub transport: ThriftTransport,
+    /// The server's protocol; it must match, or every call fails.
+    pub protocol: ThriftProtocol,
 }
 
 impl HbaseConfig {
     /// Defaults for `address`: 10 s per I/O, 60 s per call including retries,
-    /// 4 connections.
+    /// 4 connections, the server's default buffered transport and binary protocol.
     pub fn new(address: impl Into<String>) -> Self {
         HbaseConfig {
             address: address.into(),
             io_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(60),
             connections: 4,
+            transport: ThriftTransport::default(),
+            protocol: ThriftProtocol::default(),
         }
     }
+
+    /// The same settings with `transport` and `protocol`.
+    pub fn with_wire(mut self, transport: ThriftTransport, protocol: ThriftProtocol) -> Self {
+        self.transport = transport;
+        self.protocol = protocol;
+        self
+    }
+}
+
+impl ThriftTransport {
+    /// The name used in flags and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThriftTransport::Buffered => "buffered",
+            ThriftTransport::Framed => "framed",
+        }
+    }
+}
+
+impl ThriftProtocol {
+    /// The name used in flags and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThriftProtocol::Binary => "binary",
+            ThriftProtocol::Compact => "compact",
+        }
+    }
+}
+
+/// `e` with its detail: the `thrift` crate's own text of a transport or
+/// protocol error is only its kind ("transport error").
+fn describe(e: &thrift::Error) -> String {
+    let (kind, message) = match e {
+        thrift::Error::Transport(t) => (t.to_string(), &t.message),
+        thrift::Error::Protocol(p) => (p.to_string(), &p.message),
+        other => return other.to_string(),
+    };
+    if message.is_empty() || *message == kind {
+        kind
+    } else {
+        format!("{kind}: {message}")
+    }
+}
+
+/// Whether `e` is the server hanging up (end of file, a reset, a broken pipe)
+/// or not answering: what a server of another transport or protocol does.
+fn closed_connection(e: &thrift::Error) -> bool {
+    use thrift::TransportErrorKind::{EndOfFile, NotOpen, TimedOut};
+    match e {
+        thrift::Error::Transport(t) => {
+            matches!(t.kind, EndOfFile | TimedOut)
+                || (t.kind == NotOpen && t.message.contains("reset"))
+                || t.message.contains("temporarily unavailable")
+                || t.message.to_lowercase().contains("broken pipe")
+        }
+        _ => false,
+    }
+}
+
+/// A client speaking `transport` and `protocol` over `channel`.
+fn client_over(
+    channel: TTcpChannel,
+    transport: ThriftTransport,
+    protocol: ThriftProtocol,
+) -> thrift::Result<Client> {
+    let (i, o) = channel.split()?;
+    let (i, o): (
+        Box<dyn TReadTransport + Send>,
+        Box<dyn TWriteTransport + Send>,
+    ) = match transport {
+        ThriftTransport::Buffered => (
+            Box::new(TBufferedReadTransport::new(i)),
+            Box::new(TBufferedWriteTransport::new(o)),
+        ),
+        ThriftTransport::Framed => (
+            Box::new(TFramedReadTransport::new(i)),
+            Box::new(TFramedWriteTransport::new(o)),
+        ),
+    };
+    let (i, o): (
+        Box<dyn TInputProtocol + Send>,
+        Box<dyn TOutputProtocol + Send>,
+    ) = match protocol {
+        ThriftProtocol::Binary => (
+            Box::new(TBinaryInputProtocol::new(i, true)),
+            Box::new(TBinaryOutputProtocol::new(o, true)),
+        ),
+        ThriftProtocol::Compact => (
+            Box::new(TCompactInputProtocol::new(i)),
+            Box::new(TCompactOutputProtocol::new(o)),
+        ),
+    };
+    Ok(HbaseSyncClient::new(i, o))
 }
 
 struct Conn {
@@ -75,13 +203,12 @@ impl Conn {
                         .and_then(|_| stream.set_write_timeout(Some(self.cfg.io_timeout)))
                         .and_then(|_| stream.set_nodelay(true))
                         .map_err(|e| format!("configuring socket: {e}"))?;
-                    let (i, o) = TTcpChannel::with_stream(stream)
-                        .split()
-                        .map_err(|e| format!("splitting channel: {e}"))?;
-                    return Ok(HbaseSyncClient::new(
-                        TBinaryInputProtocol::new(TBufferedReadTransport::new(i), true),
-                        TBinaryOutputProtocol::new(TBufferedWriteTransport::new(o), true),
-                    ));
+                    return client_over(
+                        TTcpChannel::with_stream(stream),
+                        self.cfg.transport,
+                        self.cfg.protocol,
+                    )
+                    .map_err(|e| format!("splitting channel: {e}"));
                 }
                 Err(e) => last = format!("connecting: {e}"),
             }
@@ -97,6 +224,7 @@ impl Conn {
     ) -> Result<T, TableError> {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        let mut closed_by_server = false;
         loop {
             let message = {
                 let mut guard = self.slot(table)?;
@@ -123,15 +251,23 @@ impl Conn {
                             return Err(self.err(table, format!("server error: {e}")));
                         }
                         // Transport or protocol trouble: drop the connection, retry on a new one.
-                        Err(e) => e.to_string(),
+                        Err(e) => {
+                            closed_by_server = closed_connection(&e);
+                            describe(&e)
+                        }
                     },
                 }
             };
             if start.elapsed() + backoff > self.cfg.deadline {
+                let hint = if closed_by_server {
+                    self.wire_hint()
+                } else {
+                    String::new()
+                };
                 return Err(self.err(
                     table,
                     format!(
-                        "{message} (gave up after {:.1}s)",
+                        "{message} (gave up after {:.1}s){hint}",
                         start.elapsed().as_secs_f64()
                     ),
                 ));
@@ -140,6 +276,26 @@ impl Conn {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// What to check when the server keeps closing connections: a server
+    /// with another transport or protocol drops the first message.
+    fn wire_hint(&self) -> String {
+        let (transport, protocol) = (self.cfg.transport, self.cfg.protocol);
+        let mut hint = format!(
+            "; the server closed the connection or did not answer: is it serving the {} transport and the {} \
+             protocol, as this client expects (the Thrift server's -f/--framed and -c/--compact \
+             flags)?",
+            transport.name(),
+            protocol.name()
+        );
+        if transport == ThriftTransport::Framed {
+            hint.push_str(
+                " A framed server also closes a connection whose frame exceeds \
+                 hbase.regionserver.thrift.framed.max_frame_size_in_mb",
+            );
+        }
+        hint
     }
 
     /// A free pool slot if there is one, else waits for the next in turn.
@@ -284,6 +440,37 @@ fn to_row(r: hbase_thrift::hbase::TRowResult) -> Row {
 }
 
 impl HbaseTable {
+    /// One `mutateRows` call.
+    fn mutate(&self, rows: &[Row]) -> Result<(), TableError> {
+        let build = || -> Vec<BatchMutation> {
+            rows.iter()
+                .map(|row| BatchMutation {
+                    row: Some(row.key.clone()),
+                    mutations: Some(
+                        row.cells
+                            .iter()
+                            // `isDelete` and `writeToWAL` are left out: the server's
+                            // IDL defaults (a put, written to the WAL) apply, and it
+                            // reads two fields less per cell.
+                            .map(|(column, value)| Mutation {
+                                is_delete: None,
+                                column: Some(column.as_bytes().to_vec()),
+                                value: Some(value.clone()),
+                                write_to_w_a_l: None,
+                            })
+                            .collect(),
+                    ),
+                })
+                .collect()
+        };
+        // The client consumes its argument: build it once, again only on a retry.
+        let mut first = Some(build());
+        self.conn.call(&self.name, |c| {
+            let batches = first.take().unwrap_or_else(build);
+            c.mutate_rows(self.name.as_bytes().to_vec(), batches, Default::default())
+        })
+    }
+
     /// The rows of one chunk of keys, in the chunk's order: one `getRows` call.
     fn get_chunk(&self, chunk: &[Vec<u8>]) -> Result<Vec<Option<Row>>, TableError> {
         // The first position of each distinct key in the chunk.
@@ -327,38 +514,49 @@ impl HbaseTable {
     }
 }
 
+/// Thrift bytes of one row in a `mutateRows` call, roughly (field headers
+/// included), for keeping framed calls under [`FRAME_BUDGET`].
+fn encoded_len(row: &Row) -> usize {
+    row.key.len()
+        + 16
+        + row
+            .cells
+            .iter()
+            .map(|(column, value)| column.len() + value.len() + 24)
+            .sum::<usize>()
+}
+
+/// `rows` cut into runs of at most `budget` encoded bytes (a larger row alone).
+fn frame_chunks(rows: &[Row], budget: usize) -> Vec<&[Row]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        let len = encoded_len(row);
+        if i > start && bytes + len > budget {
+            chunks.push(&rows[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < rows.len() {
+        chunks.push(&rows[start..]);
+    }
+    chunks
+}
+
 impl Table for HbaseTable {
+    /// One `mutateRows` call; on a framed connection, one per
+    /// [`FRAME_BUDGET`] bytes.
     fn put(&self, rows: &[Row]) -> Result<(), TableError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let build = || -> Vec<BatchMutation> {
-            rows.iter()
-                .map(|row| BatchMutation {
-                    row: Some(row.key.clone()),
-                    mutations: Some(
-                        row.cells
-                            .iter()
-                            // `isDelete` and `writeToWAL` are left out: the server's
-                            // IDL defaults (a put, written to the WAL) apply, and it
-                            // reads two fields less per cell.
-                            .map(|(column, value)| Mutation {
-                                is_delete: None,
-                                column: Some(column.as_bytes().to_vec()),
-                                value: Some(value.clone()),
-                                write_to_w_a_l: None,
-                            })
-                            .collect(),
-                    ),
-                })
-                .collect()
-        };
-        // The client consumes its argument: build it once, again only on a retry.
-        let mut first = Some(build());
-        self.conn.call(&self.name, |c| {
-            let batches = first.take().unwrap_or_else(build);
-            c.mutate_rows(self.name.as_bytes().to_vec(), batches, Default::default())
-        })
+        match self.conn.cfg.transport {
+            ThriftTransport::Buffered => self.mutate(rows),
+            ThriftTransport::Framed => frame_chunks(rows, FRAME_BUDGET)
+                .into_iter()
+                .try_for_each(|chunk| self.mutate(chunk)),
+        }
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Row>, TableError> {
@@ -469,5 +667,72 @@ impl Table for HbaseTable {
         result?;
         closed?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, value_len: usize) -> Row {
+        let mut cells = Cells::new();
+        cells.insert("f:c".into(), vec![b'x'; value_len]);
+        Row {
+            key: key.as_bytes().to_vec(),
+            cells,
+        }
+    }
+
+    #[test]
+    fn frame_chunks_keep_order_and_stay_under_the_budget() {
+        let rows: Vec<Row> = (0..10).map(|i| row(&format!("k{i}"), 100)).collect();
+        let one = encoded_len(&rows[0]);
+        let chunks = frame_chunks(&rows, 3 * one);
+        assert_eq!(
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
+        let flat: Vec<&Row> = chunks.iter().flat_map(|c| c.iter()).collect();
+        assert!(flat.iter().zip(&rows).all(|(a, b)| *a == b));
+        // Everything fits: one call.
+        assert_eq!(frame_chunks(&rows, usize::MAX).len(), 1);
+    }
+
+    #[test]
+    fn a_row_above_the_budget_goes_alone() {
+        let rows = vec![row("a", 10), row("big", 5000), row("c", 10)];
+        let chunks = frame_chunks(&rows, 1000);
+        assert_eq!(
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+        assert!(frame_chunks(&[], 1000).is_empty());
+    }
+
+    #[test]
+    fn transport_errors_keep_their_detail_and_hangups_are_recognised() {
+        let io = |kind, text: &str| thrift::Error::from(std::io::Error::new(kind, text));
+        let pipe = io(std::io::ErrorKind::BrokenPipe, "Broken pipe (os error 32)");
+        assert_eq!(
+            describe(&pipe),
+            "transport error: Broken pipe (os error 32)"
+        );
+        assert!(closed_connection(&pipe));
+        let eof = thrift::Error::from(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        assert!(closed_connection(&eof));
+        let refused = io(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
+        assert_eq!(
+            describe(&refused),
+            "not open: Connection refused (os error 111)"
+        );
+        assert!(!closed_connection(&refused));
+        let app = thrift::Error::Application(thrift::ApplicationError::new(
+            thrift::ApplicationErrorKind::InternalError,
+            "boom",
+        ));
+        assert!(!closed_connection(&app));
     }
 }
