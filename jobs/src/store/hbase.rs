@@ -15,16 +15,17 @@ use hbase_thrift::hbase::{
 };
 use thrift::protocol::{
     TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol,
-    TInputProtocol, TOutputProtocol,
 };
 use thrift::transport::{
     TBufferedReadTransport, TBufferedWriteTransport, TFramedReadTransport, TFramedWriteTransport,
-    TIoChannel, TReadTransport, TTcpChannel, TWriteTransport,
+    TIoChannel, TTcpChannel,
 };
 
 use super::table::{Cells, Row, Table, TableError, TableStore};
 
-type Client = HbaseSyncClient<Box<dyn TInputProtocol + Send>, Box<dyn TOutputProtocol + Send>>;
+/// A connected client; one dynamic call per Thrift method, the protocol and
+/// transport underneath it compiled for each of the four wire settings.
+type Client = Box<dyn THbaseSyncClient + Send>;
 
 /// How messages are delimited on the wire: the Thrift server's `-f`/`--framed`
 /// flag (`hbase.regionserver.thrift.framed`). Its `-hsha`, `-nonblocking` and
@@ -149,34 +150,27 @@ fn client_over(
     transport: ThriftTransport,
     protocol: ThriftProtocol,
 ) -> thrift::Result<Client> {
+    use ThriftProtocol::{Binary, Compact};
+    use ThriftTransport::{Buffered, Framed};
     let (i, o) = channel.split()?;
-    let (i, o): (
-        Box<dyn TReadTransport + Send>,
-        Box<dyn TWriteTransport + Send>,
-    ) = match transport {
-        ThriftTransport::Buffered => (
-            Box::new(TBufferedReadTransport::new(i)),
-            Box::new(TBufferedWriteTransport::new(o)),
-        ),
-        ThriftTransport::Framed => (
-            Box::new(TFramedReadTransport::new(i)),
-            Box::new(TFramedWriteTransport::new(o)),
-        ),
-    };
-    let (i, o): (
-        Box<dyn TInputProtocol + Send>,
-        Box<dyn TOutputProtocol + Send>,
-    ) = match protocol {
-        ThriftProtocol::Binary => (
-            Box::new(TBinaryInputProtocol::new(i, true)),
-            Box::new(TBinaryOutputProtocol::new(o, true)),
-        ),
-        ThriftProtocol::Compact => (
-            Box::new(TCompactInputProtocol::new(i)),
-            Box::new(TCompactOutputProtocol::new(o)),
-        ),
-    };
-    Ok(HbaseSyncClient::new(i, o))
+    Ok(match (transport, protocol) {
+        (Buffered, Binary) => Box::new(HbaseSyncClient::new(
+            TBinaryInputProtocol::new(TBufferedReadTransport::new(i), true),
+            TBinaryOutputProtocol::new(TBufferedWriteTransport::new(o), true),
+        )),
+        (Buffered, Compact) => Box::new(HbaseSyncClient::new(
+            TCompactInputProtocol::new(TBufferedReadTransport::new(i)),
+            TCompactOutputProtocol::new(TBufferedWriteTransport::new(o)),
+        )),
+        (Framed, Binary) => Box::new(HbaseSyncClient::new(
+            TBinaryInputProtocol::new(TFramedReadTransport::new(i), true),
+            TBinaryOutputProtocol::new(TFramedWriteTransport::new(o), true),
+        )),
+        (Framed, Compact) => Box::new(HbaseSyncClient::new(
+            TCompactInputProtocol::new(TFramedReadTransport::new(i)),
+            TCompactOutputProtocol::new(TFramedWriteTransport::new(o)),
+        )),
+    })
 }
 
 struct Conn {
