@@ -51,6 +51,26 @@ fn clean_dir(run: &Run, rows: u64) -> (String, u64) {
     (clean, rows_out)
 }
 
+/// `ecom load` of `clean` into `table` through the Thrift server at `address`,
+/// then `extra`.
+fn load_args<'a>(
+    clean: &'a str,
+    table: &'a str,
+    address: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let head = [
+        "load",
+        "--input",
+        clean,
+        "--table",
+        table,
+        "--hbase-thrift",
+        address,
+    ];
+    [&head[..], extra].concat()
+}
+
 fn framed_compact(address: String) -> HbaseTables {
     HbaseTables::new(
         HbaseConfig::new(address).with_wire(ThriftTransport::Framed, ThriftProtocol::Compact),
@@ -64,21 +84,19 @@ fn load_through_a_framed_compact_server_writes_every_row() {
     let framed = service_env("HBASE_THRIFT_FRAMED");
     // 20,000 rows a batch: about 4.8 MB of compact Thrift, above the server's
     // 2 MB frame limit, so only split calls get through.
-    let v = ecom_json(&[
-        "load",
-        "--input",
+    let v = ecom_json(&load_args(
         &clean,
-        "--table",
         &run.table,
-        "--hbase-thrift",
         &framed,
-        "--hbase-transport",
-        "framed",
-        "--hbase-protocol",
-        "compact",
-        "--batch-rows",
-        "20000",
-    ]);
+        &[
+            "--hbase-transport",
+            "framed",
+            "--hbase-protocol",
+            "compact",
+            "--batch-rows",
+            "20000",
+        ],
+    ));
     assert_eq!(v["rows"], rows_out, "{v}");
 
     // Read back through the default server: the same rows, and every cell the
@@ -121,14 +139,7 @@ fn a_client_of_another_wire_fails_naming_the_address_and_the_settings() {
         ),
     ];
     for (address, wire, expect) in cases {
-        let head = [
-            "load",
-            "--input",
-            &clean,
-            "--table",
-            &run.table,
-            "--hbase-thrift",
-            address,
+        let limits = [
             "--deadline",
             "12s",
             "--call-timeout",
@@ -136,10 +147,9 @@ fn a_client_of_another_wire_fails_naming_the_address_and_the_settings() {
             "--attempts",
             "1",
         ];
+        let args = load_args(&clean, &run.table, address, &[&limits[..], wire].concat());
         let started = Instant::now();
-        let out = ecom_cmd(&[&head[..], wire].concat())
-            .output()
-            .expect("run ecom");
+        let out = ecom_cmd(&args).output().expect("run ecom");
         let took = started.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{address} {wire:?}: load succeeded");
