@@ -218,8 +218,9 @@ impl Conn {
     ) -> Result<T, TableError> {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(100);
-        let mut closed_by_server = false;
         loop {
+            // Whether this attempt's failure was the server hanging up.
+            let mut closed_by_server = false;
             let message = {
                 let mut guard = self.slot(table)?;
                 let connected = match guard.take() {
@@ -252,12 +253,12 @@ impl Conn {
                     },
                 }
             };
+            let hint = if closed_by_server {
+                self.wire_hint()
+            } else {
+                String::new()
+            };
             if start.elapsed() + backoff > self.cfg.deadline {
-                let hint = if closed_by_server {
-                    self.wire_hint()
-                } else {
-                    String::new()
-                };
                 return Err(self.err(
                     table,
                     format!(
@@ -266,7 +267,7 @@ impl Conn {
                     ),
                 ));
             }
-            tracing::warn!(address = %self.cfg.address, table, error = %message, "HBase call failed, retrying");
+            tracing::warn!(address = %self.cfg.address, table, error = %format!("{message}{hint}"), "HBase call failed, retrying");
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
