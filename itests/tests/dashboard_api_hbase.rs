@@ -3,7 +3,11 @@
 //! `ecom dashboard --hbase-thrift` answers every endpoint under a set of
 //! filters exactly like the polars recomputation from the clean Parquet
 //! (`ecom dashboard --expect-clean`), including the drill-down and the CSV
-//! export, which read their rows from the HBase fact table.
+//! export, which read their rows from the HBase fact table. The load writes
+//! through the default Thrift server (buffered, binary); the dashboard reads
+//! through the harness's framed and compact one (`HBASE_THRIFT_FRAMED`), so
+//! every read path is also checked on that wire (`dashboard_live` reads
+//! through the default server).
 //!
 //! Needs the services (`make services-up`, `eval "$(scripts/services.sh env)"`)
 //! and the binary in `ECOM_BIN`.
@@ -133,7 +137,11 @@ fn dashboard_on_hbase_matches_recomputation() {
     let mut child = ecom_cmd(&[
         "dashboard",
         "--hbase-thrift",
-        &service_env("HBASE_THRIFT"),
+        &service_env("HBASE_THRIFT_FRAMED"),
+        "--hbase-transport",
+        "framed",
+        "--hbase-protocol",
+        "compact",
         "--table",
         &run.table,
         "--port",
