@@ -8,7 +8,8 @@
 //! `--kafka-property` librdkafka settings, except the credentials, which come from the
 //! Secret as `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` (`secretKeyRef`; never in the
 //! args, which the process list shows); `ECOM_DEADLINE` slightly below the Job's
-//! `activeDeadlineSeconds`; `--shard INDEX/COUNT` in Indexed Jobs. Each stage prints a JSON
+//! `activeDeadlineSeconds`; `ECOM_CLEAN_MAX_RUN_BYTES` for the clean (see
+//! [`clean_max_run_bytes`]); `--shard INDEX/COUNT` in Indexed Jobs. Each stage prints a JSON
 //! summary as its last line of standard output and writes it to the termination-message
 //! file (`/dev/termination-log`), where the operator reads the counts.
 
@@ -27,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::{Mode, ResourceAmounts, Resources};
+use crate::crd::{CleanStageSpec, Mode, ResourceAmounts, Resources, MIN_MAX_RUN_BYTES};
 use crate::meta::{Stage, ANNOTATION_EXEC_HASH, LABEL_COMPONENT, LABEL_STAGE_KEY};
 use crate::validate::Pipeline;
 
@@ -250,6 +251,67 @@ fn kafka_tls_volume(p: &Pipeline) -> Option<(Volume, VolumeMount)> {
     Some((volume, mount("kafka-tls", KAFKA_TLS_DIR, true)))
 }
 
+/// Bytes of a Kubernetes memory quantity: an integer or decimal fraction with an optional
+/// suffix, binary (`Ki` to `Ei`), decimal (`k`, `M` to `E`) or an exponent (`e9`). Fractions
+/// of a byte round up, as Kubernetes does. `None` for anything else (milli, micro, garbage)
+/// or above `u64::MAX`.
+pub fn memory_bytes(quantity: &str) -> Option<u64> {
+    let q = quantity.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let multiplier: u128 = match suffix {
+        "" => 1,
+        "k" => 1000,
+        "M" => 1000u128.pow(2),
+        "G" => 1000u128.pow(3),
+        "T" => 1000u128.pow(4),
+        "P" => 1000u128.pow(5),
+        "E" => 1000u128.pow(6),
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        "Ei" => 1 << 60,
+        _ => {
+            let exponent: u32 = suffix
+                .strip_prefix(['e', 'E'])
+                .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))?
+                .parse()
+                .ok()?;
+            10u128.checked_pow(exponent)?
+        }
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return None;
+    }
+    // The digits as one integer, scaled back by the fraction's length (rounding up).
+    let digits: u128 = format!("{whole}{fraction}").parse().ok()?;
+    let scale = 10u128.checked_pow(u32::try_from(fraction.len()).ok()?)?;
+    let bytes = digits.checked_mul(multiplier)?.div_ceil(scale);
+    u64::try_from(bytes).ok()
+}
+
+/// `ECOM_CLEAN_MAX_RUN_BYTES` of the clean pods: `maxRunBytes` if set, else a quarter of
+/// their memory limit (at least 1 MiB) if it is set and parses, else none (no limit).
+pub fn clean_max_run_bytes(clean: &CleanStageSpec) -> Option<u64> {
+    if let Some(explicit) = clean.max_run_bytes {
+        return u64::try_from(explicit).ok();
+    }
+    let limit = clean
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .memory
+        .as_deref()?;
+    let floor = u64::try_from(MIN_MAX_RUN_BYTES).ok()?;
+    Some((memory_bytes(limit)? / 4).max(floor))
+}
+
 /// Streaming mode: seconds after which the sink commits a raw file even if it is not full,
 /// half the clean+load interval (5 to 60 s), so a cycle never waits long for recent records.
 pub fn streaming_roll_seconds(p: &Pipeline) -> i32 {
@@ -361,6 +423,9 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         }
         Stage::Clean => {
             env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
+            if let Some(bytes) = clean_max_run_bytes(&spec.stages.clean) {
+                env.push(self::env("ECOM_CLEAN_MAX_RUN_BYTES", s(bytes)));
+            }
             args.extend([
                 s("--input"),
                 p.raw_url.clone(),
@@ -609,4 +674,133 @@ pub fn port_forward_command(p: &Pipeline) -> String {
         p.owner.namespace,
         dashboard_name(p)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::example;
+    use crate::validate::validate;
+
+    #[test]
+    fn memory_quantities_in_bytes() {
+        for (q, bytes) in [
+            ("1Gi", Some(1_073_741_824)),
+            ("512Mi", Some(536_870_912)),
+            ("1G", Some(1_000_000_000)),
+            ("1500M", Some(1_500_000_000)),
+            ("2048", Some(2048)),
+            ("64Ki", Some(65_536)),
+            ("2k", Some(2000)),
+            ("1Ti", Some(1 << 40)),
+            ("0.5Gi", Some(536_870_912)),
+            ("1.5G", Some(1_500_000_000)),
+            (".5Ki", Some(512)),
+            ("1e9", Some(1_000_000_000)),
+            ("1E", Some(1_000_000_000_000_000_000)),
+            ("16Ei", None),
+            ("", None),
+            (".", None),
+            ("Gi", None),
+            ("1.2.3", None),
+            ("500m", None),
+            ("1K", None),
+            ("1gi", None),
+            ("-1Gi", None),
+            ("lots", None),
+        ] {
+            assert_eq!(memory_bytes(q), bytes, "{q:?}");
+        }
+    }
+
+    fn clean(limit: Option<&str>, explicit: Option<i64>) -> CleanStageSpec {
+        CleanStageSpec {
+            resources: limit.map(|m| Resources {
+                requests: None,
+                limits: Some(ResourceAmounts {
+                    cpu: None,
+                    memory: Some(m.to_string()),
+                }),
+            }),
+            max_run_bytes: explicit,
+            ..CleanStageSpec::default()
+        }
+    }
+
+    #[test]
+    fn max_run_bytes_is_explicit_else_a_quarter_of_the_memory_limit() {
+        assert_eq!(
+            clean_max_run_bytes(&clean(Some("2Gi"), None)),
+            Some(1 << 29)
+        );
+        assert_eq!(
+            clean_max_run_bytes(&clean(Some("1G"), None)),
+            Some(250_000_000)
+        );
+        assert_eq!(
+            clean_max_run_bytes(&clean(Some("2Gi"), Some(268_435_456))),
+            Some(268_435_456)
+        );
+        assert_eq!(
+            clean_max_run_bytes(&clean(None, Some(268_435_456))),
+            Some(268_435_456)
+        );
+        assert_eq!(clean_max_run_bytes(&clean(None, None)), None);
+        assert_eq!(clean_max_run_bytes(&clean(Some("lots"), None)), None);
+        // A tiny limit still gives the smallest allowed run.
+        assert_eq!(
+            clean_max_run_bytes(&clean(Some("2Mi"), None)),
+            Some(1 << 20)
+        );
+        let requests_only = CleanStageSpec {
+            resources: Some(Resources {
+                requests: Some(ResourceAmounts {
+                    cpu: None,
+                    memory: Some("1Gi".to_string()),
+                }),
+                limits: None,
+            }),
+            ..CleanStageSpec::default()
+        };
+        assert_eq!(clean_max_run_bytes(&requests_only), None);
+    }
+
+    #[test]
+    fn only_the_clean_container_gets_max_run_bytes() {
+        let max_run_env = |p: &Pipeline, stage| {
+            let job = stage_job(p, stage, JobOptions::default());
+            let pod = job.spec.and_then(|s| s.template.spec).expect("pod spec");
+            pod.containers[0]
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == "ECOM_CLEAN_MAX_RUN_BYTES")
+                .and_then(|e| e.value.clone())
+        };
+        let mut obj = example();
+        let p = validate(&obj).expect("valid");
+        assert_eq!(max_run_env(&p, Stage::Clean), None);
+        obj.spec.stages.clean = clean(Some("4Gi"), None);
+        obj.spec.stages.load.resources = clean(Some("4Gi"), None).resources;
+        let derived = validate(&obj).expect("valid");
+        assert_eq!(
+            max_run_env(&derived, Stage::Clean).as_deref(),
+            Some("1073741824")
+        );
+        assert_eq!(max_run_env(&derived, Stage::Load), None);
+        obj.spec.stages.clean.max_run_bytes = Some(268_435_456);
+        let explicit = validate(&obj).expect("valid");
+        assert_eq!(
+            max_run_env(&explicit, Stage::Clean).as_deref(),
+            Some("268435456")
+        );
+        // How the input is split into runs does not change the result.
+        for s in Stage::ALL {
+            assert_eq!(p.stage_key(s), explicit.stage_key(s), "{s}");
+        }
+        assert_ne!(
+            derived.exec_hash(Stage::Clean),
+            explicit.exec_hash(Stage::Clean)
+        );
+    }
 }

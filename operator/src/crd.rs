@@ -561,7 +561,7 @@ pub struct StagesSpec {
     pub sink: StageSpec,
     /// Cleaning: raw files to clean Parquet and a quality report.
     #[serde(default)]
-    pub clean: ParallelStageSpec,
+    pub clean: CleanStageSpec,
     /// Loading: clean Parquet to the HBase table.
     #[serde(default)]
     pub load: ParallelStageSpec,
@@ -623,6 +623,49 @@ impl Default for ParallelStageSpec {
             backoff_limit: default_backoff_limit(),
             active_deadline_seconds: default_deadline(),
             parallelism: default_parallelism(),
+        }
+    }
+}
+
+/// Job settings of the clean stage: those of a parallel stage, plus the size of its runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanStageSpec {
+    /// CPU and memory of each pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Retries of a failed pod (per index when parallel) before the stage fails.
+    #[serde(default = "default_backoff_limit")]
+    #[schemars(range(min = 0, max = 100))]
+    pub backoff_limit: i32,
+    /// Seconds the stage may run before it is stopped and fails.
+    #[serde(default = "default_deadline")]
+    #[schemars(range(min = 1, max = 604_800))]
+    pub active_deadline_seconds: i64,
+    /// Pods (shards) of the stage; above 1 the Job is Indexed and each pod processes the
+    /// share `--shard INDEX/COUNT` of the input files.
+    #[serde(default = "default_parallelism")]
+    #[schemars(range(min = 1, max = 64))]
+    pub parallelism: i32,
+    /// Raw input bytes one clean run takes at most; a pod's memory grows about 4x with them.
+    /// Default: a quarter of the memory limit of the clean pods, if set; otherwise no limit.
+    // Last and omitted when unset, so the exec hash of existing pipelines stays the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_MAX_RUN_BYTES))]
+    pub max_run_bytes: Option<i64>,
+}
+
+/// Smallest `spec.stages.clean.maxRunBytes` (1 MiB).
+pub const MIN_MAX_RUN_BYTES: i64 = 1 << 20;
+
+impl Default for CleanStageSpec {
+    fn default() -> Self {
+        Self {
+            resources: None,
+            backoff_limit: default_backoff_limit(),
+            active_deadline_seconds: default_deadline(),
+            parallelism: default_parallelism(),
+            max_run_bytes: None,
         }
     }
 }

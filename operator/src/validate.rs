@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::crd::{
     EcomPipeline, EcomPipelineSpec, KafkaProtocol, Mode, ServiceType, ThriftProtocol,
-    ThriftTransport,
+    ThriftTransport, MIN_MAX_RUN_BYTES,
 };
 use crate::meta::{short_hash, Owner, Stage};
 
@@ -306,6 +306,17 @@ pub fn check(name: &str, spec: &EcomPipelineSpec) -> Vec<FieldError> {
             err(path, "must be between 1 and 64");
         }
     }
+    if spec
+        .stages
+        .clean
+        .max_run_bytes
+        .is_some_and(|b| b < MIN_MAX_RUN_BYTES)
+    {
+        err(
+            "spec.stages.clean.maxRunBytes",
+            "must be at least 1048576 (1 MiB)",
+        );
+    }
     let d = &spec.dashboard;
     if d.node_port.is_some() && d.service_type == ServiceType::ClusterIP {
         err(
@@ -404,6 +415,31 @@ mod tests {
         let obj: EcomPipeline = serde_yaml::from_str(&yaml).expect("known variants");
         assert_eq!(obj.spec.hbase.thrift_transport, ThriftTransport::Framed);
         assert_eq!(obj.spec.hbase.thrift_protocol, ThriftProtocol::Compact);
+    }
+
+    #[test]
+    fn clean_max_run_bytes_below_one_mib_is_refused() {
+        let mut spec = example_spec();
+        spec.stages.clean.max_run_bytes = Some(MIN_MAX_RUN_BYTES);
+        assert!(check("demo", &spec).is_empty());
+        spec.stages.clean.max_run_bytes = Some(MIN_MAX_RUN_BYTES - 1);
+        let errors = check("demo", &spec);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "spec.stages.clean.maxRunBytes");
+        assert!(errors[0].message.contains("at least 1048576"), "{errors:?}");
+    }
+
+    #[test]
+    fn clean_settings_without_max_run_bytes_hash_as_before() {
+        // Unset, maxRunBytes is omitted: a clean's exec hash is what it was before the field.
+        let before = json!(crate::crd::ParallelStageSpec::default());
+        assert_eq!(json!(crate::crd::CleanStageSpec::default()), before);
+        let mut obj = example();
+        obj.spec.stages.clean.max_run_bytes = Some(268_435_456);
+        let a = validate(&example()).expect("valid");
+        let b = validate(&obj).expect("valid");
+        assert_ne!(a.exec_hash(Stage::Clean), b.exec_hash(Stage::Clean));
+        assert_eq!(a.exec_hash(Stage::Load), b.exec_hash(Stage::Load));
     }
 
     #[test]

@@ -134,6 +134,39 @@ fn produce_and_sink_jobs_with_file_source_sasl_and_tls() {
     }
 }
 
+/// `ECOM_CLEAN_MAX_RUN_BYTES` of the clean container: `maxRunBytes` when set, else a quarter
+/// of the clean pods' memory limit.
+#[test]
+fn clean_jobs_with_max_run_bytes() {
+    let env = |job: &k8s_openapi::api::batch::v1::Job| {
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|pod| pod.containers[0].env.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| e.name == "ECOM_CLEAN_MAX_RUN_BYTES")
+            .and_then(|e| e.value)
+    };
+    let explicit = build::stage_job(
+        &pipeline("clean-max-run-bytes"),
+        Stage::Clean,
+        JobOptions::default(),
+    );
+    assert_eq!(env(&explicit).as_deref(), Some("268435456"));
+    golden("job-clean-max-run-bytes", &explicit);
+    let mut obj = fixture("clean-max-run-bytes");
+    obj.spec.stages.clean.max_run_bytes = None;
+    let derived = validate(&obj).expect("valid");
+    let derived = build::stage_job(&derived, Stage::Clean, JobOptions::default());
+    // A quarter of the 2Gi limit.
+    assert_eq!(env(&derived).as_deref(), Some("536870912"));
+    golden("job-clean-memory-limit", &derived);
+    // Without a limit, no environment variable: the clean takes all its input in one run.
+    let plain = build::stage_job(&pipeline("example"), Stage::Clean, JobOptions::default());
+    assert_eq!(env(&plain), None);
+}
+
 #[test]
 fn indexed_clean_and_load_jobs() {
     let p = pipeline("secure-parallel");
