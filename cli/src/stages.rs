@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ecom_jobs::clean::QualityReport;
 use ecom_jobs::generate::{GenerateConfig, Generator};
-use ecom_jobs::incremental::{clean_incremental, committed_runs, Shard};
+use ecom_jobs::incremental::{clean_next_run, committed_runs, IncrementalSummary, Shard};
 use ecom_jobs::load::{load_files, put_report, LoadConfig, LoadInput};
 use ecom_jobs::produce::{produce_paced, Pacing};
 use ecom_jobs::sink::{run_sink, SinkConfig, SinkMode};
@@ -653,6 +654,12 @@ pub struct CleanStageArgs {
     /// Kafka partition always go to the same shard.
     #[arg(long, value_name = "INDEX/COUNT")]
     pub shard: Option<String>,
+    /// Raw input bytes one run takes at most (at least one file). A run holds
+    /// its clean rows in memory, about 4 bytes for each raw byte, so this
+    /// bounds the memory; with more pending, runs are committed one after
+    /// another until none is left. Default: no limit (one run).
+    #[arg(long, env = "ECOM_CLEAN_MAX_RUN_BYTES", value_name = "BYTES")]
+    pub max_run_bytes: Option<u64>,
     #[command(flatten)]
     pub common: StageCommon,
 }
@@ -678,28 +685,81 @@ pub fn clean_remote(
     stage: &CleanStageArgs,
 ) -> Result<()> {
     let shard = resolve_shard(stage.shard.as_deref())?;
+    let mut totals = CleanTotals::default();
     run_stage("clean", &stage.common, true, |clock, _| {
         let timeout = clock.call(stage.common.call_timeout);
         let (raw, raw_dir) = open_store(input, timeout)?;
         let (out, clean_dir) = open_store(output, timeout)?;
         let mut ticker = Ticker::new("clean");
-        let s = clean_incremental(
-            raw.as_ref(),
-            &raw_dir,
-            out.as_ref(),
-            &clean_dir,
-            cfg.clone(),
-            shard,
-            |n| ticker.add(n, "bytes"),
-        )?;
-        tracing::info!(run = ?s.run, rows_in = s.report.rows_in, rows_out = s.report.rows_out, "clean done");
-        let mut v = serde_json::to_value(&s)?;
+        let limit = stage.max_run_bytes.unwrap_or(u64::MAX);
+        // Runs until none is pending; runs committed by an earlier attempt stay
+        // counted, and an attempt resumes after them.
+        loop {
+            let s = clean_next_run(
+                raw.as_ref(),
+                &raw_dir,
+                out.as_ref(),
+                &clean_dir,
+                cfg.clone(),
+                shard,
+                limit,
+                |n| ticker.add(n, "bytes"),
+            )?;
+            let more = s.run.is_some() && s.pending_after > 0;
+            tracing::info!(run = ?s.run, rows_in = s.report.rows_in, rows_out = s.report.rows_out, pending_after = s.pending_after, "clean run done");
+            totals.add(s);
+            if !more {
+                break;
+            }
+        }
+        let mut v = totals.to_json()?;
         if let Value::Object(m) = &mut v {
             m.insert("input".into(), json!(raw.describe(&raw_dir)));
             m.insert("output".into(), json!(out.describe(&clean_dir)));
         }
         Ok(v)
     })
+}
+
+/// The summary of one `ecom clean` on a store: its runs, their reports merged.
+#[derive(Default)]
+struct CleanTotals {
+    /// Runs committed, in order.
+    runs: Vec<String>,
+    /// The first run's view of what was cleaned before this command.
+    first: Option<IncrementalSummary>,
+    raw_files: u64,
+    cross_run_duplicates: u64,
+    report: QualityReport,
+}
+
+impl CleanTotals {
+    fn add(&mut self, s: IncrementalSummary) {
+        self.raw_files += s.raw_files;
+        self.cross_run_duplicates += s.cross_run_duplicates;
+        self.report.merge(&s.report);
+        if let Some(run) = &s.run {
+            self.runs.push(run.clone());
+        }
+        if self.first.is_none() {
+            self.first = Some(s);
+        }
+    }
+
+    /// The one-run summary's fields (`run` is the last run), plus `runs`.
+    fn to_json(&self) -> Result<Value> {
+        let mut s = self.first.clone().unwrap_or_default();
+        s.run = self.runs.last().cloned();
+        s.raw_files = self.raw_files;
+        s.cross_run_duplicates = self.cross_run_duplicates;
+        s.pending_after = 0;
+        s.report = self.report.clone();
+        let mut v = serde_json::to_value(&s)?;
+        if let Value::Object(m) = &mut v {
+            m.insert("runs".into(), json!(self.runs));
+        }
+        Ok(v)
+    }
 }
 
 /// Whether `ecom clean` should run as the incremental store stage.

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::clean::{CleanConfig, CleanError, Cleaner, QualityReport};
 use crate::rules::Rule;
 use crate::sink::RawFileName;
+use crate::store::files::FileEntry;
 use crate::store::log::partition_for;
 use crate::store::{FileStore, FileStoreError};
 
@@ -206,8 +207,25 @@ pub struct IncrementalSummary {
     pub raw_files: u64,
     /// Rows kept by this run that earlier runs had already kept (dropped).
     pub cross_run_duplicates: u64,
+    /// Raw files of this shard left for a later run (beyond the run's byte limit).
+    pub pending_after: u64,
     /// The quality report of this run (default when nothing was cleaned).
     pub report: QualityReport,
+}
+
+/// How many of `pending` (in path order) one run takes: files while their sizes
+/// add up to at most `max_bytes`, and always the first.
+fn run_share(pending: &[FileEntry], max_bytes: u64) -> usize {
+    let mut total = 0u64;
+    let mut n = 0;
+    for entry in pending {
+        total = total.saturating_add(entry.len);
+        if n > 0 && total > max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 fn fnv_hex(parts: &[&str]) -> String {
@@ -561,6 +579,26 @@ pub fn clean_incremental(
     clean_dir: &str,
     cfg: CleanConfig,
     shard: Shard,
+    progress: impl FnMut(u64),
+) -> Result<IncrementalSummary, IncrementalError> {
+    clean_next_run(raw, raw_dir, out, clean_dir, cfg, shard, u64::MAX, progress)
+}
+
+/// Like [`clean_incremental`], but the run takes the pending raw files in path
+/// order only while their listed sizes add up to at most `max_run_bytes` (and
+/// at least one file), so its memory is bounded; the summary's `pending_after`
+/// counts the files left for the next run. Runs taken one after another clean
+/// exactly what one run of all the files would: duplicates of an order id kept
+/// by an earlier run are dropped as it would drop them within itself.
+#[allow(clippy::too_many_arguments)]
+pub fn clean_next_run(
+    raw: &dyn FileStore,
+    raw_dir: &str,
+    out: &dyn FileStore,
+    clean_dir: &str,
+    cfg: CleanConfig,
+    shard: Shard,
+    max_run_bytes: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<IncrementalSummary, IncrementalError> {
     let started = Instant::now();
@@ -583,13 +621,17 @@ pub fn clean_incremental(
         if done.contains(entry.path.as_str()) {
             summary.already_cleaned += 1;
         } else {
-            pending.push(entry.path);
+            pending.push(entry);
         }
     }
     if pending.is_empty() {
         tracing::info!(raw = %raw.describe(raw_dir), shard = %shard, "no new raw files");
         return Ok(summary);
     }
+    pending.sort_by(|a, b| a.path.cmp(&b.path));
+    let take = run_share(&pending, max_run_bytes);
+    summary.pending_after = (pending.len() - take) as u64;
+    let pending: Vec<String> = pending.into_iter().take(take).map(|e| e.path).collect();
     let shard_text = shard.to_string();
     let mut key: Vec<&str> = vec![&shard_text];
     key.extend(pending.iter().map(String::as_str));
@@ -875,6 +917,112 @@ mod tests {
         ]
         .into();
         assert_eq!(per_date, expected);
+    }
+
+    /// Every clean row of the committed runs of `clean/` as its order id, sorted.
+    fn kept_order_ids(store: &dyn FileStore) -> Vec<String> {
+        let mut ids = Vec::new();
+        for run in committed_runs(store, "clean").expect("runs") {
+            for path in &run.parquet_files {
+                let df = ParquetReader::new(Cursor::new(store.read(path).expect("read")))
+                    .finish()
+                    .expect("parquet");
+                let text = order_id_text(&df).expect("ids");
+                ids.extend(text.str().expect("str").iter().flatten().map(String::from));
+            }
+        }
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn byte_limited_runs_clean_what_one_run_cleans() {
+        // Five raw files of 30 records; ids repeat across files (and within one).
+        let write = |store: &LocalFiles| {
+            // Four-digit ids: every file has the same size.
+            for f in 0..5u32 {
+                let first = 1000 + f * 25;
+                let mut data: String = (first..first + 30).map(raw_line).collect();
+                data.push_str(&raw_line(first));
+                store
+                    .write_atomic(&format!("raw/f{f}.tsv"), data.as_bytes())
+                    .expect("write raw");
+            }
+        };
+        let (one_dir, many_dir) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let (one, many) = (
+            LocalFiles::new(one_dir.path()),
+            LocalFiles::new(many_dir.path()),
+        );
+        write(&one);
+        write(&many);
+        let cfg = CleanConfig::default();
+        let all = clean_all(&one, cfg.clone());
+        assert_eq!(all.pending_after, 0);
+
+        // Two files' worth of bytes a run: 2 + 2 + 1 files.
+        let sizes: Vec<u64> = one
+            .list("raw")
+            .expect("list")
+            .iter()
+            .map(|e| e.len)
+            .collect();
+        assert!(sizes.iter().all(|s| *s == sizes[0]), "{sizes:?}");
+        let size = sizes[0];
+        let mut runs = Vec::new();
+        loop {
+            let s = clean_next_run(
+                &many,
+                "raw",
+                &many,
+                "clean",
+                cfg.clone(),
+                Shard::default(),
+                2 * size + 1,
+                |_| {},
+            )
+            .expect("clean");
+            if s.run.is_none() {
+                break;
+            }
+            runs.push(s);
+        }
+        assert_eq!(
+            runs.iter()
+                .map(|s| (s.raw_files, s.pending_after))
+                .collect::<Vec<_>>(),
+            [(2, 3), (2, 1), (1, 0)]
+        );
+        let mut merged = QualityReport::default();
+        for s in &runs {
+            merged.merge(&s.report);
+        }
+        assert!(merged.is_consistent());
+        assert_eq!(merged.rows_in, all.report.rows_in);
+        assert_eq!(merged.rows_out, all.report.rows_out);
+        assert_eq!(merged.dropped, all.report.dropped);
+        assert_eq!(merged.fixed, all.report.fixed);
+        assert!(runs.iter().skip(1).all(|s| s.cross_run_duplicates > 0));
+        assert_eq!(kept_order_ids(&many), kept_order_ids(&one));
+        // A limit below the first file still takes it.
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = LocalFiles::new(dir.path());
+        write(&store);
+        let s = clean_next_run(
+            &store,
+            "raw",
+            &store,
+            "clean",
+            cfg,
+            Shard::default(),
+            1,
+            |_| {},
+        )
+        .expect("clean");
+        assert_eq!((s.raw_files, s.pending_after), (1, 4));
     }
 
     /// A local store whose commit (the move into `_manifest/`) fails, as if

@@ -145,6 +145,26 @@ impl QualityReport {
     pub fn is_consistent(&self) -> bool {
         self.rows_in == self.rows_out + self.dropped.values().sum::<u64>()
     }
+
+    /// Adds the counts, files and time of `other` (a later run) to this one.
+    pub fn merge(&mut self, other: &QualityReport) {
+        if self.mode.is_empty() {
+            self.mode = other.mode.clone();
+        }
+        self.rows_in += other.rows_in;
+        self.rows_out += other.rows_out;
+        for (rule, n) in &other.dropped {
+            *self.dropped.entry(rule.clone()).or_default() += n;
+        }
+        for (fix, n) in &other.fixed {
+            *self.fixed.entry(fix.clone()).or_default() += n;
+        }
+        self.header_lines += other.header_lines;
+        self.blank_lines += other.blank_lines;
+        self.input_files.extend(other.input_files.iter().cloned());
+        self.output_files.extend(other.output_files.iter().cloned());
+        self.elapsed_ms += other.elapsed_ms;
+    }
 }
 
 /// Lines per block at most (a block is parsed and planned as one polars frame).
