@@ -647,8 +647,9 @@ pub struct CleanStageSpec {
     #[serde(default = "default_parallelism")]
     #[schemars(range(min = 1, max = 64))]
     pub parallelism: i32,
-    /// Raw input bytes one clean run takes at most; a pod's memory grows about 4x with them.
-    /// Default: a quarter of the memory limit of the clean pods, if set; otherwise no limit.
+    /// Raw input bytes one clean run takes at most; a pod's peak memory is about 110 MB plus
+    /// 3.5 bytes per raw byte. Default: a fifth of the clean pods' memory limit above
+    /// 128 MiB, if a limit is set; otherwise no limit (one run takes all pending input).
     // Last and omitted when unset, so the exec hash of existing pipelines stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_MAX_RUN_BYTES))]

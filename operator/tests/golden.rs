@@ -134,8 +134,8 @@ fn produce_and_sink_jobs_with_file_source_sasl_and_tls() {
     }
 }
 
-/// `ECOM_CLEAN_MAX_RUN_BYTES` of the clean container: `maxRunBytes` when set, else a quarter
-/// of the clean pods' memory limit.
+/// `ECOM_CLEAN_MAX_RUN_BYTES` of the clean container: `maxRunBytes` when set, else a fifth
+/// of the clean pods' memory limit above 128 MiB.
 #[test]
 fn clean_jobs_with_max_run_bytes() {
     let env = |job: &k8s_openapi::api::batch::v1::Job| {
@@ -159,8 +159,8 @@ fn clean_jobs_with_max_run_bytes() {
     obj.spec.stages.clean.max_run_bytes = None;
     let derived = validate(&obj).expect("valid");
     let derived = build::stage_job(&derived, Stage::Clean, JobOptions::default());
-    // A quarter of the 2Gi limit.
-    assert_eq!(env(&derived).as_deref(), Some("536870912"));
+    // A fifth of the 2Gi limit above 128 MiB: 384 MiB.
+    assert_eq!(env(&derived).as_deref(), Some("402653184"));
     golden("job-clean-memory-limit", &derived);
     // Without a limit, no environment variable: the clean takes all its input in one run.
     let plain = build::stage_job(&pipeline("example"), Stage::Clean, JobOptions::default());
