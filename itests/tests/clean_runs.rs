@@ -56,15 +56,18 @@ fn byte_limited_runs_keep_what_one_run_keeps() {
     let one = ecom_json(&["clean", "--input", &raw, "--output", &url("one")]);
     // Room for one file and a half: every run takes one file.
     let limit = (sizes.iter().max().expect("sizes") * 3 / 2).to_string();
-    let many = ecom_json(&[
-        "clean",
-        "--input",
-        &raw,
-        "--output",
-        &url("many"),
-        "--max-run-bytes",
-        &limit,
-    ]);
+    let clean_limited = || {
+        ecom_json(&[
+            "clean",
+            "--input",
+            &raw,
+            "--output",
+            &url("many"),
+            "--max-run-bytes",
+            &limit,
+        ])
+    };
+    let many = clean_limited();
 
     assert_eq!(one["runs"].as_array().map(Vec::len), Some(1), "{one}");
     assert_eq!(many["runs"].as_array().map(Vec::len), Some(4), "{many}");
@@ -100,15 +103,7 @@ fn byte_limited_runs_keep_what_one_run_keeps() {
     assert!(a == b, "the runs kept other rows than one run");
 
     // Nothing left: a rerun commits nothing.
-    let again = ecom_json(&[
-        "clean",
-        "--input",
-        &raw,
-        "--output",
-        &url("many"),
-        "--max-run-bytes",
-        &limit,
-    ]);
+    let again = clean_limited();
     assert_eq!(again["runs"].as_array().map(Vec::len), Some(0), "{again}");
     assert_eq!(again["already_cleaned"], 4, "{again}");
 }
