@@ -189,8 +189,14 @@ fn common_env() -> Vec<EnvVar> {
 fn hbase_env(p: &Pipeline) -> [EnvVar; 3] {
     [
         env("HBASE_THRIFT", p.thrift.clone()),
-        env("HBASE_THRIFT_TRANSPORT", p.thrift_transport.as_str()),
-        env("HBASE_THRIFT_PROTOCOL", p.thrift_protocol.as_str()),
+        env(
+            "HBASE_THRIFT_TRANSPORT",
+            p.spec.hbase.thrift_transport.as_str(),
+        ),
+        env(
+            "HBASE_THRIFT_PROTOCOL",
+            p.spec.hbase.thrift_protocol.as_str(),
+        ),
     ]
 }
 

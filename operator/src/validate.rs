@@ -8,8 +8,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::crd::{
-    EcomPipeline, EcomPipelineSpec, KafkaProtocol, Mode, ServiceType, ThriftProtocol,
-    ThriftTransport, MIN_MAX_RUN_BYTES,
+    EcomPipeline, EcomPipelineSpec, KafkaProtocol, Mode, ServiceType, MIN_MAX_RUN_BYTES,
 };
 use crate::meta::{short_hash, Owner, Stage};
 
@@ -72,11 +71,6 @@ pub struct Pipeline {
     pub clean_url: String,
     /// `host:port` of the HBase Thrift server.
     pub thrift: String,
-    /// Transport of the HBase Thrift server (how the stages reach it, not what they write:
-    /// not part of any stage key).
-    pub thrift_transport: ThriftTransport,
-    /// Protocol of the HBase Thrift server (like the transport, not part of any stage key).
-    pub thrift_protocol: ThriftProtocol,
     keys: [String; 4],
 }
 
@@ -96,7 +90,11 @@ impl Pipeline {
             Stage::Produce => json!(s.stages.produce),
             Stage::Sink => json!(s.stages.sink),
             Stage::Clean => json!(s.stages.clean),
-            Stage::Load => json!([s.stages.load, self.thrift_transport, self.thrift_protocol]),
+            Stage::Load => json!([
+                s.stages.load,
+                s.hbase.thrift_transport,
+                s.hbase.thrift_protocol
+            ]),
         };
         let v = json!([s.image, s.image_pull_policy, s.kafka.security, settings]);
         short_hash(v.to_string().as_bytes())
@@ -134,8 +132,6 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
     let clean_url = format!("{hdfs}{}", spec.hdfs.clean_path);
     let thrift = format!("{}:{}", spec.hbase.thrift_host, spec.hbase.thrift_port);
     let keys = stage_keys(&spec, &raw_url, &clean_url, &thrift);
-    let (thrift_transport, thrift_protocol) =
-        (spec.hbase.thrift_transport, spec.hbase.thrift_protocol);
     Ok(Pipeline {
         owner: Owner {
             name,
@@ -147,8 +143,6 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
         raw_url,
         clean_url,
         thrift,
-        thrift_transport,
-        thrift_protocol,
         keys,
     })
 }
@@ -330,6 +324,7 @@ pub fn check(name: &str, spec: &EcomPipelineSpec) -> Vec<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{ThriftProtocol, ThriftTransport};
     use crate::test_support::{example, example_spec};
 
     #[test]
@@ -374,14 +369,14 @@ mod tests {
     #[test]
     fn thrift_wire_changes_no_key_but_replaces_a_failed_load() {
         let a = validate(&example()).expect("valid");
-        assert_eq!(a.thrift_transport, ThriftTransport::Buffered);
-        assert_eq!(a.thrift_protocol, ThriftProtocol::Binary);
+        assert_eq!(a.spec.hbase.thrift_transport, ThriftTransport::Buffered);
+        assert_eq!(a.spec.hbase.thrift_protocol, ThriftProtocol::Binary);
         let mut obj = example();
         obj.spec.hbase.thrift_transport = ThriftTransport::Framed;
         obj.spec.hbase.thrift_protocol = ThriftProtocol::Compact;
         let b = validate(&obj).expect("valid");
-        assert_eq!(b.thrift_transport, ThriftTransport::Framed);
-        assert_eq!(b.thrift_protocol, ThriftProtocol::Compact);
+        assert_eq!(b.spec.hbase.thrift_transport, ThriftTransport::Framed);
+        assert_eq!(b.spec.hbase.thrift_protocol, ThriftProtocol::Compact);
         for s in Stage::ALL {
             assert_eq!(a.stage_key(s), b.stage_key(s), "{s}");
         }
