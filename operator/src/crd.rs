@@ -628,6 +628,9 @@ impl Default for ParallelStageSpec {
 }
 
 /// Job settings of the clean stage: those of a parallel stage, plus the size of its runs.
+// The four fields repeat `ParallelStageSpec`'s on purpose: `#[serde(flatten)]` gives the same
+// CRD, but its errors lose the field ("spec.stages.clean: invalid type ..." instead of
+// "spec.stages.clean.parallelism: ...").
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanStageSpec {
