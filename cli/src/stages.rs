@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ecom_jobs::clean::QualityReport;
 use ecom_jobs::generate::{GenerateConfig, Generator};
 use ecom_jobs::incremental::{clean_next_run, committed_runs, IncrementalSummary, Shard};
 use ecom_jobs::load::{load_files, put_report, LoadConfig, LoadInput};
@@ -721,40 +720,26 @@ pub fn clean_remote(
     })
 }
 
-/// The summary of one `ecom clean` on a store: its runs, their reports merged.
+/// The summary of one `ecom clean` on a store: its runs merged into one
+/// summary (`run` the last), and their ids in order.
 #[derive(Default)]
 struct CleanTotals {
-    /// Runs committed, in order.
+    summary: Option<IncrementalSummary>,
     runs: Vec<String>,
-    /// The first run's view of what was cleaned before this command.
-    first: Option<IncrementalSummary>,
-    raw_files: u64,
-    cross_run_duplicates: u64,
-    report: QualityReport,
 }
 
 impl CleanTotals {
     fn add(&mut self, s: IncrementalSummary) {
-        self.raw_files += s.raw_files;
-        self.cross_run_duplicates += s.cross_run_duplicates;
-        self.report.merge(&s.report);
-        if let Some(run) = &s.run {
-            self.runs.push(run.clone());
-        }
-        if self.first.is_none() {
-            self.first = Some(s);
+        self.runs.extend(s.run.clone());
+        match &mut self.summary {
+            Some(total) => total.merge(s),
+            None => self.summary = Some(s),
         }
     }
 
-    /// The one-run summary's fields (`run` is the last run), plus `runs`.
+    /// The merged summary's fields plus `runs`.
     fn to_json(&self) -> Result<Value> {
-        let mut s = self.first.clone().unwrap_or_default();
-        s.run = self.runs.last().cloned();
-        s.raw_files = self.raw_files;
-        s.cross_run_duplicates = self.cross_run_duplicates;
-        s.pending_after = 0;
-        s.report = self.report.clone();
-        let mut v = serde_json::to_value(&s)?;
+        let mut v = serde_json::to_value(self.summary.clone().unwrap_or_default())?;
         if let Value::Object(m) = &mut v {
             m.insert("runs".into(), json!(self.runs));
         }

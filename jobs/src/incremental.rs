@@ -213,6 +213,21 @@ pub struct IncrementalSummary {
     pub report: QualityReport,
 }
 
+impl IncrementalSummary {
+    /// Adds a later run of the same command: its run id and what is left pending
+    /// replace this one's (when it cleaned anything), counts and reports add up,
+    /// and `already_cleaned` stays what the first run found.
+    pub fn merge(&mut self, later: IncrementalSummary) {
+        if later.run.is_some() {
+            self.run = later.run;
+            self.pending_after = later.pending_after;
+        }
+        self.raw_files += later.raw_files;
+        self.cross_run_duplicates += later.cross_run_duplicates;
+        self.report.merge(&later.report);
+    }
+}
+
 /// How many of `pending` (in path order) one run takes: files while their sizes
 /// add up to at most `max_bytes`, and always the first.
 fn run_share(pending: &[FileEntry], max_bytes: u64) -> usize {
@@ -628,7 +643,7 @@ pub fn clean_next_run(
         tracing::info!(raw = %raw.describe(raw_dir), shard = %shard, "no new raw files");
         return Ok(summary);
     }
-    pending.sort_by(|a, b| a.path.cmp(&b.path));
+    // In path order: the store lists it so.
     let take = run_share(&pending, max_run_bytes);
     summary.pending_after = (pending.len() - take) as u64;
     let pending: Vec<String> = pending.into_iter().take(take).map(|e| e.path).collect();
