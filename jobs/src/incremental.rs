@@ -231,16 +231,9 @@ impl IncrementalSummary {
 /// How many of `pending` (in path order) one run takes: files while their sizes
 /// add up to at most `max_bytes`, and always the first.
 fn run_share(pending: &[FileEntry], max_bytes: u64) -> usize {
-    let mut total = 0u64;
-    let mut n = 0;
-    for entry in pending {
-        total = total.saturating_add(entry.len);
-        if n > 0 && total > max_bytes {
-            break;
-        }
-        n += 1;
-    }
-    n
+    crate::chunks::by_size(pending, max_bytes, |e| e.len)
+        .first()
+        .map_or(0, |run| run.len())
 }
 
 fn fnv_hex(parts: &[&str]) -> String {

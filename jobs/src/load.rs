@@ -238,20 +238,9 @@ pub fn load_files(
 /// Writes `rows` in order, in as few calls as keep each call's values under
 /// [`CUBE_PART_BYTES`] (a larger row goes alone).
 fn put_grouped(table: &dyn Table, rows: &[Row]) -> Result<(), LoadError> {
-    let size = |r: &Row| r.key.len() + r.cells.values().map(Vec::len).sum::<usize>();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, row) in rows.iter().enumerate() {
-        let n = size(row);
-        if i > start && bytes + n > CUBE_PART_BYTES {
-            table.put(&rows[start..i])?;
-            start = i;
-            bytes = 0;
-        }
-        bytes += n;
-    }
-    if start < rows.len() {
-        table.put(&rows[start..])?;
+    let size = |r: &Row| (r.key.len() + r.cells.values().map(Vec::len).sum::<usize>()) as u64;
+    for group in crate::chunks::by_size(rows, CUBE_PART_BYTES as u64, size) {
+        table.put(group)?;
     }
     Ok(())
 }

@@ -53,7 +53,7 @@ pub enum ThriftProtocol {
 /// Bytes of Thrift data a framed `mutateRows` call stays under: half of the
 /// server's default frame limit (`hbase.regionserver.thrift.framed.max_frame_size_in_mb`,
 /// 2 MB), which closes the connection on a larger frame.
-pub const FRAME_BUDGET: usize = 1 << 20;
+pub const FRAME_BUDGET: u64 = 1 << 20;
 
 /// Connection settings of the Thrift server.
 #[derive(Debug, Clone)]
@@ -511,32 +511,18 @@ impl HbaseTable {
 
 /// Thrift bytes of one row in a `mutateRows` call, roughly (field headers
 /// included), for keeping framed calls under [`FRAME_BUDGET`].
-fn encoded_len(row: &Row) -> usize {
-    row.key.len()
-        + 16
-        + row
-            .cells
-            .iter()
-            .map(|(column, value)| column.len() + value.len() + 24)
-            .sum::<usize>()
+fn encoded_len(row: &Row) -> u64 {
+    let cells: usize = row
+        .cells
+        .iter()
+        .map(|(column, value)| column.len() + value.len() + 24)
+        .sum();
+    (row.key.len() + 16 + cells) as u64
 }
 
 /// `rows` cut into runs of at most `budget` encoded bytes (a larger row alone).
-fn frame_chunks(rows: &[Row], budget: usize) -> Vec<&[Row]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, row) in rows.iter().enumerate() {
-        let len = encoded_len(row);
-        if i > start && bytes + len > budget {
-            chunks.push(&rows[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += len;
-    }
-    if start < rows.len() {
-        chunks.push(&rows[start..]);
-    }
-    chunks
+fn frame_chunks(rows: &[Row], budget: u64) -> Vec<&[Row]> {
+    crate::chunks::by_size(rows, budget, encoded_len)
 }
 
 impl Table for HbaseTable {
@@ -690,7 +676,7 @@ mod tests {
         let flat: Vec<&Row> = chunks.iter().flat_map(|c| c.iter()).collect();
         assert!(flat.iter().zip(&rows).all(|(a, b)| *a == b));
         // Everything fits: one call.
-        assert_eq!(frame_chunks(&rows, usize::MAX).len(), 1);
+        assert_eq!(frame_chunks(&rows, u64::MAX).len(), 1);
     }
 
     #[test]
