@@ -245,12 +245,13 @@ fn kafka(e: &KafkaLogError) -> ErrorClass {
     }
 }
 
-/// A corrupt row never heals. A missing table does: in a stage it was just
+/// A corrupt row never heals, nor does a server of another Thrift wire (it hangs
+/// up on every new connection). A missing table does: in a stage it was just
 /// ensured, so it vanished under a concurrent purge and the next attempt creates
 /// it again. HBase over Thrift by the message of the HBase backend.
 fn table(e: &TableError) -> Option<ErrorClass> {
     match e {
-        TableError::Corrupt { .. } => Some(ErrorClass::Permanent),
+        TableError::Corrupt { .. } | TableError::Wire { .. } => Some(ErrorClass::Permanent),
         TableError::NoTable(_) => Some(ErrorClass::Transient),
         TableError::Remote { message, .. } => hbase_text(message),
         TableError::Embedded { .. } => None,
@@ -500,6 +501,12 @@ mod tests {
             P
         );
         assert_eq!(of(TableError::NoTable("ecommerce".into())), T);
+        let wire = TableError::Wire {
+            address: "hbase:9090".into(),
+            table: "ecommerce".into(),
+            message: "end of file on 3 new connections in a row".into(),
+        };
+        assert_eq!(of(LoadError::Table(wire)), P);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   through the default (buffered, binary) server; its batches are larger
 //!   than the server's 2 MB frame limit, so this also proves they are split;
 //! - a client whose transport or protocol does not match the server's fails
-//!   within its deadline, naming the address and what to check.
+//!   naming the address and what to check: at once when the server hangs up on
+//!   every new connection, within its deadline when it waits instead.
 //!
 //! Needs the services (`make services-up`, `eval "$(scripts/services.sh env)"`)
 //! and `ECOM_BIN`.
@@ -128,35 +129,71 @@ fn a_client_of_another_wire_fails_naming_the_address_and_the_settings() {
     let (clean, _) = clean_dir(&run, 2_000);
     let framed = service_env("HBASE_THRIFT_FRAMED");
     let buffered = service_env("HBASE_THRIFT");
-    let cases: [(&str, &[&str], &str); 2] = [
-        // The server's defaults against the framed server.
-        (&framed, &[], "buffered transport and the binary protocol"),
-        // Framed and compact against the default server.
+    // (server, client wire flags, what the error names, whether the server hangs up).
+    let cases: [(&str, &[&str], &str, bool); 3] = [
+        // The server's defaults against the framed server: it hangs up on every new
+        // connection, so the load stops at once, with no retry of the stage.
+        (
+            &framed,
+            &[],
+            "buffered transport and the binary protocol",
+            true,
+        ),
+        // The compact protocol against the default server: it hangs up too.
+        (
+            &buffered,
+            &["--hbase-protocol", "compact"],
+            "buffered transport and the compact protocol",
+            true,
+        ),
+        // Framed and compact against the default server: it waits for the rest of a
+        // message it misreads, so each call times out and the load ends at its deadline.
         (
             &buffered,
             &["--hbase-transport", "framed", "--hbase-protocol", "compact"],
             "framed transport and the compact protocol",
+            false,
         ),
     ];
-    for (address, wire, expect) in cases {
-        let limits = [
-            "--deadline",
-            "12s",
-            "--call-timeout",
-            "3s",
-            "--attempts",
-            "1",
-        ];
-        let args = load_args(&clean, &run.table, address, &[&limits[..], wire].concat());
+    for (address, wire, expect, hangs_up) in cases {
+        // The hang-up cases keep the defaults: a 30-minute deadline and 3 attempts.
+        let limits: &[&str] = if hangs_up {
+            &[]
+        } else {
+            &[
+                "--deadline",
+                "12s",
+                "--call-timeout",
+                "3s",
+                "--attempts",
+                "1",
+            ]
+        };
+        let args = load_args(&clean, &run.table, address, &[limits, wire].concat());
         let started = Instant::now();
         let out = ecom_cmd(&args).output().expect("run ecom");
         let took = started.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{address} {wire:?}: load succeeded");
-        assert!(took < Duration::from_secs(40), "{address}: took {took:?}");
+        assert!(
+            took < Duration::from_secs(40),
+            "{address} {wire:?}: took {took:?}"
+        );
         assert!(
             stderr.contains(address) && stderr.contains(expect),
             "{address} {wire:?}: the error names neither the address nor the settings:\n{stderr}"
         );
+        assert_eq!(
+            stderr.contains("new connections in a row"),
+            hangs_up,
+            "{address} {wire:?}:\n{stderr}"
+        );
+        if hangs_up {
+            // Permanent: one attempt of the stage, not three.
+            assert!(
+                stderr.contains("(permanent error, not retried)"),
+                "{address} {wire:?}: retried:\n{stderr}"
+            );
+        }
     }
 }

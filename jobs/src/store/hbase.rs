@@ -132,17 +132,39 @@ fn describe(e: &thrift::Error) -> String {
 /// Whether `e` is the server hanging up (end of file, a reset, a broken pipe)
 /// or not answering: what a server of another transport or protocol does.
 fn closed_connection(e: &thrift::Error) -> bool {
-    use thrift::TransportErrorKind::{EndOfFile, NotOpen, TimedOut};
+    hung_up(e) || timed_out(e)
+}
+
+/// Whether `e` is the server hanging up: end of file, a reset, a broken pipe.
+fn hung_up(e: &thrift::Error) -> bool {
+    use thrift::TransportErrorKind::{EndOfFile, NotOpen};
     match e {
         thrift::Error::Transport(t) => {
-            matches!(t.kind, EndOfFile | TimedOut)
+            t.kind == EndOfFile
                 || (t.kind == NotOpen && t.message.contains("reset"))
-                || t.message.contains("temporarily unavailable")
                 || t.message.to_lowercase().contains("broken pipe")
         }
         _ => false,
     }
 }
+
+/// Whether `e` is the socket's read or write timeout.
+fn timed_out(e: &thrift::Error) -> bool {
+    match e {
+        thrift::Error::Transport(t) => {
+            t.kind == thrift::TransportErrorKind::TimedOut
+                || t.message.contains("temporarily unavailable")
+        }
+        _ => false,
+    }
+}
+
+/// New connections in a row, each closed by the server at its first call, after
+/// which a call stops retrying. A server of another transport or protocol hangs
+/// up on every connection, except that an unframed binary server leaves a framed
+/// client waiting for its timeout; a restarting server refuses connections,
+/// which resets the count.
+const HANGUPS_BEFORE_GIVING_UP: u32 = 3;
 
 /// A client speaking `transport` and `protocol` over `channel`.
 fn client_over(
@@ -218,17 +240,22 @@ impl Conn {
     ) -> Result<T, TableError> {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        // New connections in a row the server hung up on at their first call.
+        let mut hangups = 0;
         loop {
             // Whether this attempt's failure was the server hanging up.
             let mut closed_by_server = false;
             let message = {
                 let mut guard = self.slot(table)?;
-                let connected = match guard.take() {
-                    Some(c) => Ok(c),
-                    None => self.connect(),
+                let (connected, fresh) = match guard.take() {
+                    Some(c) => (Ok(c), false),
+                    None => (self.connect(), true),
                 };
                 match connected {
-                    Err(e) => e,
+                    Err(e) => {
+                        hangups = 0;
+                        e
+                    }
                     Ok(mut client) => match f(&mut client) {
                         Ok(v) => {
                             *guard = Some(client);
@@ -248,6 +275,7 @@ impl Conn {
                         // Transport or protocol trouble: drop the connection, retry on a new one.
                         Err(e) => {
                             closed_by_server = closed_connection(&e);
+                            hangups = if fresh && hung_up(&e) { hangups + 1 } else { 0 };
                             describe(&e)
                         }
                     },
@@ -258,6 +286,15 @@ impl Conn {
             } else {
                 String::new()
             };
+            if hangups >= HANGUPS_BEFORE_GIVING_UP {
+                return Err(TableError::Wire {
+                    address: self.cfg.address.clone(),
+                    table: table.to_string(),
+                    message: format!(
+                        "{message} on {hangups} new connections in a row, each at its first call{hint}"
+                    ),
+                });
+            }
             if start.elapsed() + backoff > self.cfg.deadline {
                 return Err(self.err(
                     table,
@@ -715,5 +752,90 @@ mod tests {
             "boom",
         ));
         assert!(!closed_connection(&app));
+    }
+
+    /// A listener on loopback that serves `serve` to each accepted connection
+    /// until `connections` were accepted, then stops listening.
+    fn server(connections: usize, serve: fn(TcpStream)) -> (String, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let handle = std::thread::spawn(move || {
+            for stream in listener.incoming().take(connections) {
+                serve(stream.expect("accept"));
+            }
+        });
+        (address, handle)
+    }
+
+    /// Reads what the client sent, then closes: a server of another wire.
+    fn hang_up(mut stream: TcpStream) {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        let _ = stream.read(&mut buf);
+    }
+
+    fn tables(address: &str, deadline: Duration) -> HbaseTables {
+        let mut cfg = HbaseConfig::new(address);
+        cfg.deadline = deadline;
+        cfg.io_timeout = Duration::from_secs(5);
+        cfg.connections = 1;
+        HbaseTables::new(cfg)
+    }
+
+    #[test]
+    fn a_server_that_hangs_up_on_every_new_connection_fails_the_call_at_once() {
+        let (address, server) = server(HANGUPS_BEFORE_GIVING_UP as usize, hang_up);
+        let started = Instant::now();
+        let err = tables(&address, Duration::from_secs(600))
+            .ensure_table("t", &["f"])
+            .expect_err("a hanging-up server");
+        // Three attempts and two backoffs (0.1 s, 0.2 s), not the 600 s deadline.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let TableError::Wire {
+            address: named,
+            message,
+            ..
+        } = &err
+        else {
+            panic!("not a wire error: {err}");
+        };
+        assert_eq!(named, &address);
+        assert!(
+            message.contains("on 3 new connections in a row"),
+            "{message}"
+        );
+        assert!(
+            message.contains("buffered transport and the binary protocol"),
+            "{message}"
+        );
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn hangups_broken_by_a_refused_connection_are_retried_until_the_deadline() {
+        // Two hang-ups, then nobody listens (a server going down): the count starts
+        // again, and the call ends at its deadline as before.
+        let (address, server) = server(2, hang_up);
+        let err = tables(&address, Duration::from_secs(2))
+            .ensure_table("t", &["f"])
+            .expect_err("no server");
+        assert!(matches!(err, TableError::Remote { .. }), "{err}");
+        assert!(err.to_string().contains("gave up after"), "{err}");
+        server.join().expect("server thread");
+    }
+
+    #[test]
+    fn timeouts_are_not_hangups() {
+        let timeout = thrift::Error::from(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "Resource temporarily unavailable (os error 11)",
+        ));
+        assert!(closed_connection(&timeout) && timed_out(&timeout) && !hung_up(&timeout));
+        let eof = thrift::Error::from(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        assert!(hung_up(&eof) && !timed_out(&eof));
     }
 }

@@ -31,6 +31,17 @@ pub enum TableError {
     /// A table that does not exist.
     #[error("table {0} does not exist")]
     NoTable(String),
+    /// A remote table service hangs up on every new connection: it speaks
+    /// another wire (transport or protocol), which no retry mends.
+    #[error("table service {address}, table {table}: {message}")]
+    Wire {
+        /// Service address.
+        address: String,
+        /// Table name.
+        table: String,
+        /// What failed, and what to check.
+        message: String,
+    },
     /// A remote table service failed.
     #[error("table service {address}, table {table}: {message}")]
     Remote {
