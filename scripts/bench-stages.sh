@@ -11,8 +11,9 @@
 #            (idempotent, acks=all, lz4, linger 20 ms, 1 MiB batches), same keys and values,
 #            into fresh 3-partition topics
 #   clean    PySpark local[*] running the seed's step (scripts/bench/clean_pyspark.py)
-#            on the same raw files on HDFS, writing Parquet to HDFS; ecom runs
-#            `clean --seed-compat` from the same raw directory to its own fresh output
+#            on the same raw files on HDFS, writing Parquet to HDFS, as the seed does (2 files,
+#            no partitions) and, warm, with partitionBy(date), the layout ecom writes; ecom
+#            runs `clean --seed-compat` from the same raw directory to its own fresh output
 #   load     the seed's loader in happybase (scripts/bench/load_happybase.py): row key
 #            order_id, the four families, UTF-8 text, batch size 2000, into fresh tables
 #
@@ -169,6 +170,14 @@ main() {
       "$HDFS_URL$HBASE_BASE/raw" "$HDFS_URL$HBASE_BASE/clean-spark-warm" --mode warm --repeat "$REPEAT"
     record clean-pyspark-warm 1 "$(jget '["seconds"]' <"$RUN/clean-spark-warm.json")" \
       "$(jget '["rows_out"]' <"$RUN/clean-spark-warm.json")" "runs $(jget '["runs"]' <"$RUN/clean-spark-warm.json")"
+    # The same job writing ecom's layout: one directory per date (Spark's partitionBy).
+    log "clean: PySpark warm, partitioned by date (one session, warm-up + $REPEAT timed runs)"
+    timed "$RUN/clean-spark-warm-by-date.json" "$SPARK_PY" "$BENCH_DIR/clean_pyspark.py" \
+      "$HDFS_URL$HBASE_BASE/raw" "$HDFS_URL$HBASE_BASE/clean-spark-warm-by-date" --mode warm \
+      --repeat "$REPEAT" --partition-by-date
+    record clean-pyspark-warm-by-date 1 "$(jget '["seconds"]' <"$RUN/clean-spark-warm-by-date.json")" \
+      "$(jget '["rows_out"]' <"$RUN/clean-spark-warm-by-date.json")" \
+      "runs $(jget '["runs"]' <"$RUN/clean-spark-warm-by-date.json"), $(jget '["files"]' <"$RUN/clean-spark-warm-by-date.json") files"
   fi
 
   # ---- load ------------------------------------------------------------------------

@@ -6,7 +6,11 @@ schema (amount a double, the other six columns strings), na.drop(), replace
 `Credit Car` and `Debit Car` in payment_method, write Parquet (Spark's default
 snappy compression).
 
-Usage: clean_pyspark.py INPUT.tsv OUTPUT_DIR --mode cold|warm [--repeat N]
+Usage: clean_pyspark.py INPUT.tsv OUTPUT_DIR --mode cold|warm [--repeat N] [--partition-by-date]
+
+  --partition-by-date  write the same layout as `ecom clean` on HDFS: one directory
+        `date=YYYY-MM-DD` per day of the timestamp (its first 10 characters), through
+        Spark's `partitionBy`. Without it, the seed's unpartitioned write.
 
   cold  one run in this fresh process. `seconds` runs from the start of the process
         (the kernel's start time of this Python process, so interpreter start-up,
@@ -52,6 +56,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 
 from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql.functions import substring  # noqa: E402
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType  # noqa: E402
 
 SCHEMA = StructType(
@@ -71,13 +76,18 @@ def read(spark, src):
     return spark.read.csv(src, header=True, sep="\t", schema=SCHEMA)
 
 
-def clean(spark, src, dst):
+def clean(spark, src, dst, by_date=False):
     """The seed's step, timed; returns seconds."""
     start = time.time()
     df = read(spark, src)
     df = df.na.drop()
     df = df.replace({"Credit Car": "Credit Card", "Debit Car": "Debit Card"}, subset=["payment_method"])
-    df.write.mode("overwrite").parquet(dst)
+    if by_date:
+        df.withColumn("date", substring("timestamp", 1, 10)).write.mode("overwrite").partitionBy(
+            "date"
+        ).parquet(dst)
+    else:
+        df.write.mode("overwrite").parquet(dst)
     return time.time() - start
 
 
@@ -142,8 +152,10 @@ def main():
     parser.add_argument("output")
     parser.add_argument("--mode", choices=("cold", "warm"), default="cold")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs in warm mode")
+    parser.add_argument("--partition-by-date", action="store_true", help="one directory per day")
     a = parser.parse_args()
     src, dst, mode, repeat = a.input, a.output, a.mode, max(1, a.repeat)
+    by_date = a.partition_by_date
 
     spark = (
         SparkSession.builder.master("local[*]")
@@ -160,26 +172,30 @@ def main():
     sampler.start()
 
     if mode == "cold":
-        clean(spark, src, dst)
+        clean(spark, src, dst, by_date)
         seconds = time.time() - PROCESS_START
         runs = [seconds]
     else:
-        warmup = clean(spark, src, dst)
+        warmup = clean(spark, src, dst, by_date)
         reset_hwm(pids)
         sampler.reset()
-        runs = [clean(spark, src, dst) for _ in range(repeat)]
+        runs = [clean(spark, src, dst, by_date) for _ in range(repeat)]
         seconds = min(runs)
     hwm = sum(status_kib(p, "VmHWM") for p in pids)
     sampler.stop.set()
     sampler.join()
 
     rows_in = read(spark, src).count()
-    rows_out = spark.read.parquet(dst).count()
+    written = spark.read.parquet(dst)
+    rows_out = written.count()
+    files = len(written.inputFiles())
     result = {
         "tool": "pyspark",
         "mode": mode,
+        "partition_by_date": by_date,
         "rows_in": rows_in,
         "rows_out": rows_out,
+        "files": files,
         "seconds": round(seconds, 3),
         "runs": [round(r, 3) for r in runs],
         "rss_tree_hwm_kib": hwm,

@@ -13,7 +13,11 @@ from pathlib import Path
 # stage -> (ecom tool, [(peer, target ratio or None)], numerator meta key)
 STAGES = {
     "produce": ("produce-ecom", [("produce-kcat", 1.0), ("produce-kafka-python", None)], "data_rows"),
-    "clean": ("clean-ecom-seed-compat", [("clean-pyspark-cold", None), ("clean-pyspark-warm", 5.0)], "data_rows"),
+    "clean": (
+        "clean-ecom-seed-compat",
+        [("clean-pyspark-cold", None), ("clean-pyspark-warm", 5.0), ("clean-pyspark-warm-by-date", 5.0)],
+        "data_rows",
+    ),
     "load": ("load-ecom", [("load-happybase", 3.0)], "load_rows"),
 }
 HOW = {
@@ -22,7 +26,8 @@ HOW = {
     "produce-kafka-python": "producer created -> flush() returned",
     "clean-ecom-seed-compat": "whole process (HDFS in, HDFS out)",
     "clean-pyspark-cold": "process start -> Parquet on HDFS",
-    "clean-pyspark-warm": "best timed run in one session",
+    "clean-pyspark-warm": "best timed run in one session; the seed's write: 2 files, no partitions",
+    "clean-pyspark-warm-by-date": "best timed run in one session; partitionBy(date): ecom's layout",
     "load-ecom": "whole process (reads Parquet from HDFS)",
     "load-happybase": "connect -> last batch sent (Parquet read before)",
 }
