@@ -521,8 +521,12 @@ EOF
     cat
   } >"$dir/conf/server.properties"
   chmod 600 "$dir/conf/server.properties"
-  # A random KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # A random KRaft cluster id: 16 random bytes, URL-safe base64 without padding. One that
+  # starts with '-' would be read by kafka-storage as an option (1 start in 64): draw again.
+  cluster_id="-"
+  while [[ "$cluster_id" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   log "formatting the KRaft storage of $name (cluster id $cluster_id)"
   "$JAVA" "${JVM_TOOL[@]}" -Dlog4j2.configurationFile="$dir/conf/log4j2.properties" \
     -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool format \
