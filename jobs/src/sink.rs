@@ -396,6 +396,23 @@ mod tests {
         log.flush().expect("flush");
     }
 
+    /// The committed files hold the lines of messages `0..n`, each once.
+    fn assert_every_line_once(files: &LocalFiles, n: u32) {
+        let mut expected: Vec<String> = (0..n).map(|i| format!("{i}\tline")).collect();
+        expected.sort();
+        assert_eq!(all_lines(files), expected);
+    }
+
+    /// The committed file names under `raw`.
+    fn committed(files: &LocalFiles) -> Vec<RawFileName> {
+        files
+            .list("raw")
+            .expect("list")
+            .iter()
+            .filter_map(|e| RawFileName::parse(e.path.rsplit('/').next().unwrap_or("")))
+            .collect()
+    }
+
     fn all_lines(files: &LocalFiles) -> Vec<String> {
         let mut lines: Vec<String> = files
             .list("raw")
@@ -447,9 +464,7 @@ mod tests {
         fill(&mut log, 500..800);
         let more = sink_until_caught_up(&mut log, &files, &cfg(64), |_| {}).expect("sink");
         assert_eq!(more.records, 300);
-        let mut expected: Vec<String> = (0..800).map(|i| format!("{i}\tline")).collect();
-        expected.sort();
-        assert_eq!(all_lines(&files), expected);
+        assert_every_line_once(&files, 800);
     }
 
     #[test]
@@ -544,28 +559,21 @@ mod tests {
         let err = sink_until_caught_up(&mut log, &crashing, &cfg(50), |_| {}).expect_err("crash");
         assert!(err.to_string().contains("injected crash"), "{err}");
         let files = LocalFiles::new(dir.path().join("files"));
-        let committed: Vec<RawFileName> = files
-            .list("raw")
-            .expect("list")
-            .iter()
-            .filter_map(|e| RawFileName::parse(e.path.rsplit('/').next().unwrap_or("")))
-            .collect();
+        let landed = committed(&files);
         // Round 0 only: each partition's first file, starting at offset 0.
-        assert_eq!(committed.len(), 3, "{committed:?}");
+        assert_eq!(landed.len(), 3, "{landed:?}");
         for p in 0..3 {
-            let mine: Vec<&RawFileName> = committed.iter().filter(|f| f.partition == p).collect();
-            assert_eq!(mine.len(), 1, "partition {p}: {committed:?}");
-            assert_eq!(mine[0].first, 0, "partition {p}: {committed:?}");
+            let mine: Vec<&RawFileName> = landed.iter().filter(|f| f.partition == p).collect();
+            assert_eq!(mine.len(), 1, "partition {p}: {landed:?}");
+            assert_eq!(mine[0].first, 0, "partition {p}: {landed:?}");
         }
         // The restarted sink writes the rest: every message exactly once.
         let rest = sink_until_caught_up(&mut log, &files, &cfg(50), |_| {}).expect("sink");
         assert_eq!(
             rest.records,
-            900 - committed.iter().map(|f| f.last + 1).sum::<u64>()
+            900 - landed.iter().map(|f| f.last + 1).sum::<u64>()
         );
-        let mut expected: Vec<String> = (0..900).map(|i| format!("{i}\tline")).collect();
-        expected.sort();
-        assert_eq!(all_lines(&files), expected);
+        assert_every_line_once(&files, 900);
     }
 
     #[test]
@@ -580,12 +588,7 @@ mod tests {
         assert_eq!(s.records, 1000);
         assert_eq!(reported.iter().sum::<u64>(), 1000);
         assert_eq!(s.files as usize, reported.len());
-        let names: Vec<RawFileName> = files
-            .list("raw")
-            .expect("list")
-            .iter()
-            .filter_map(|e| RawFileName::parse(e.path.rsplit('/').next().unwrap_or("")))
-            .collect();
+        let names = committed(&files);
         assert_eq!(names.len() as u64, s.files);
         // Each partition's files tile its offsets from 0 without a gap.
         for p in 0..2 {
@@ -596,8 +599,6 @@ mod tests {
             }
             assert!(next > 0);
         }
-        let mut expected: Vec<String> = (0..1000).map(|i| format!("{i}\tline")).collect();
-        expected.sort();
-        assert_eq!(all_lines(&files), expected);
+        assert_every_line_once(&files, 1000);
     }
 }
