@@ -7,10 +7,12 @@
 //! any point neither loses nor repeats a message.
 //!
 //! Full files are held in an [`Outbox`] and written a few at a time, all at
-//! once (closing an HDFS file waits for the NameNode, about half a second, so
-//! one file after another left the sink mostly waiting). The renames keep
-//! each partition's files in offset order, so a crash between them still
-//! leaves every partition with a gap-free prefix of committed files.
+//! once, by a writer thread while the sink goes on reading (closing an HDFS
+//! file waits for the NameNode, about half a second, so one file after
+//! another left the sink mostly waiting). The renames keep each partition's
+//! files in offset order, and a batch is handed over only once the previous
+//! one is committed, so a crash at any point leaves every partition with a
+//! gap-free prefix of committed files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,56 +190,99 @@ impl Outbox {
         self.files.len() >= OUTBOX_FILES || self.bytes >= OUTBOX_BYTES
     }
 
-    /// Writes every held file under a temporary name, all at once, then
-    /// renames them into place in rounds: round k takes the k-th held file of
-    /// each partition, so a partition's files appear in offset order.
-    fn flush(
-        &mut self,
-        files: &dyn FileStore,
-        cfg: &SinkConfig,
-        summary: &mut SinkSummary,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<(), SinkError> {
-        if self.files.is_empty() {
+    /// The held files, leaving the outbox empty.
+    fn take(&mut self) -> Vec<Sealed> {
+        self.bytes = 0;
+        std::mem::take(&mut self.files)
+    }
+}
+
+/// Writes `held` under temporary names, all at once, then renames the files
+/// into place in rounds: round k takes the k-th file of each partition, so a
+/// partition's files appear in offset order. Returns each file's name and
+/// record count.
+fn write_held(
+    files: &dyn FileStore,
+    cfg: &SinkConfig,
+    held: Vec<Sealed>,
+) -> Result<Vec<(String, usize)>, SinkError> {
+    let pid = std::process::id();
+    let mut moves = Vec::with_capacity(held.len());
+    let mut rounds: Vec<usize> = Vec::with_capacity(held.len());
+    let mut seen: HashMap<u32, usize> = HashMap::new();
+    let mut written = Vec::with_capacity(held.len());
+    let mut writes = Vec::with_capacity(held.len());
+    for file in held {
+        let rendered = file.name.render();
+        let tmp = format!("{}/.{rendered}.{pid}.tmp", cfg.dir);
+        moves.push((tmp.clone(), format!("{}/{rendered}", cfg.dir)));
+        let k = seen.entry(file.name.partition).or_insert(0);
+        rounds.push(*k);
+        *k += 1;
+        written.push((rendered, file.records));
+        writes.push((tmp, file.data));
+    }
+    files.write_files(&[], &mut writes.into_iter())?;
+    let last_round = rounds.iter().copied().max().unwrap_or(0);
+    for round in 0..=last_round {
+        let batch: Vec<(String, String)> = moves
+            .iter()
+            .zip(&rounds)
+            .filter(|(_, r)| **r == round)
+            .map(|(m, _)| m.clone())
+            .collect();
+        files.rename_files(&batch)?;
+    }
+    Ok(written)
+}
+
+/// Hands outboxes to a writer thread, one at a time: the next is handed over
+/// only once the previous one is committed, so files are committed in the
+/// order they were sealed while the sink goes on reading.
+struct Writer<'a> {
+    handoff: std::sync::mpsc::SyncSender<Vec<Sealed>>,
+    results: std::sync::mpsc::Receiver<Result<Vec<(String, usize)>, SinkError>>,
+    in_flight: bool,
+    summary: &'a mut SinkSummary,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl Writer<'_> {
+    /// Waits for the outbox being written, if any, and counts its files.
+    fn settle(&mut self) -> Result<(), SinkError> {
+        if !std::mem::take(&mut self.in_flight) {
             return Ok(());
         }
-        let held = std::mem::take(&mut self.files);
-        self.bytes = 0;
-        let pid = std::process::id();
-        let mut moves = Vec::with_capacity(held.len());
-        let mut rounds: Vec<usize> = Vec::with_capacity(held.len());
-        let mut seen: HashMap<u32, usize> = HashMap::new();
-        let mut records = Vec::with_capacity(held.len());
-        let mut writes = Vec::with_capacity(held.len());
-        for file in held {
-            let rendered = file.name.render();
-            let tmp = format!("{}/.{rendered}.{pid}.tmp", cfg.dir);
-            moves.push((tmp.clone(), format!("{}/{rendered}", cfg.dir)));
-            let k = seen.entry(file.name.partition).or_insert(0);
-            rounds.push(*k);
-            *k += 1;
-            records.push((rendered, file.records));
-            writes.push((tmp, file.data));
-        }
-        files.write_files(&[], &mut writes.into_iter())?;
-        let last_round = rounds.iter().copied().max().unwrap_or(0);
-        for round in 0..=last_round {
-            let batch: Vec<(String, String)> = moves
-                .iter()
-                .zip(&rounds)
-                .filter(|(_, r)| **r == round)
-                .map(|(m, _)| m.clone())
-                .collect();
-            files.rename_files(&batch)?;
-        }
-        for (file, n) in records {
+        let written = self.results.recv().map_err(|_| writer_stopped())??;
+        for (file, n) in written {
             tracing::debug!(%file, records = n, "committed raw file");
-            summary.records += n as u64;
-            summary.files += 1;
-            progress(n as u64);
+            self.summary.records += n as u64;
+            self.summary.files += 1;
+            (self.progress)(n as u64);
         }
         Ok(())
     }
+
+    /// Hands over the outbox's files once the previous ones are committed.
+    fn submit(&mut self, outbox: &mut Outbox) -> Result<(), SinkError> {
+        self.settle()?;
+        if outbox.files.is_empty() {
+            return Ok(());
+        }
+        self.handoff
+            .send(outbox.take())
+            .map_err(|_| writer_stopped())?;
+        self.in_flight = true;
+        Ok(())
+    }
+}
+
+fn writer_stopped() -> SinkError {
+    SinkError::Files(FileStoreError::Io {
+        op: "writing",
+        path: "raw files".into(),
+        source: std::io::Error::other("the sink's writer thread stopped"),
+    })
 }
 
 /// Copies everything up to the current end of every partition into raw files.
@@ -275,8 +320,6 @@ pub fn run_sink(
         topic: cfg.topic.clone(),
         source,
     };
-    let roll_rows = cfg.roll_rows.max(1);
-    let interval = (cfg.roll_interval_ms > 0).then(|| Duration::from_millis(cfg.roll_interval_ms));
     let mut parts = Vec::new();
     let mut targets = Vec::new();
     for partition in 0..log.partitions() {
@@ -295,17 +338,59 @@ pub fn run_sink(
             started: None,
         });
     }
+    let (handoff, batches) = std::sync::mpsc::sync_channel::<Vec<Sealed>>(0);
+    let (done, results) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for held in batches {
+                let written = write_held(files, cfg, held);
+                let failed = written.is_err();
+                if done.send(written).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut writer = Writer {
+            handoff,
+            results,
+            in_flight: false,
+            summary: &mut summary,
+            progress: &mut progress,
+        };
+        let read = read_loop(log, cfg, mode, stop, &mut parts, &targets, &mut writer);
+        // The last outbox is committed (or failed) before the sink returns.
+        let settled = writer.settle();
+        read.and(settled)
+    })?;
+    Ok(summary)
+}
+
+/// Reads every partition in turn into files, handing full ones to `writer`,
+/// until caught up (batch) or stopped (continuous).
+fn read_loop(
+    log: &mut dyn MessageLog,
+    cfg: &SinkConfig,
+    mode: SinkMode,
+    stop: &AtomicBool,
+    parts: &mut [Pending],
+    targets: &[u64],
+    writer: &mut Writer<'_>,
+) -> Result<(), SinkError> {
+    let log_err = |source| SinkError::Log {
+        topic: cfg.topic.clone(),
+        source,
+    };
+    let roll_rows = cfg.roll_rows.max(1);
+    let interval = (cfg.roll_interval_ms > 0).then(|| Duration::from_millis(cfg.roll_interval_ms));
     let mut outbox = Outbox::default();
-    let progress: &mut dyn FnMut(u64) = &mut progress;
-    // Seals `part`'s messages, and writes the outbox once it is full.
+    // Seals `part`'s messages, and hands the outbox over once it is full.
     let seal = |part: &mut Pending,
                 outbox: &mut Outbox,
-                summary: &mut SinkSummary,
-                progress: &mut dyn FnMut(u64)|
+                writer: &mut Writer<'_>|
      -> Result<(), SinkError> {
         part.seal(cfg, outbox);
         if outbox.full() {
-            outbox.flush(files, cfg, summary, progress)?;
+            writer.submit(outbox)?;
         }
         Ok(())
     };
@@ -314,7 +399,7 @@ pub fn run_sink(
         for part in parts.iter_mut() {
             let target = targets.get(part.partition as usize).copied();
             if target.is_some_and(|t| part.next_read >= t) {
-                seal(part, &mut outbox, &mut summary, progress)?;
+                seal(part, &mut outbox, writer)?;
                 continue;
             }
             done = false;
@@ -330,7 +415,7 @@ pub fn run_sink(
                     break;
                 }
                 if part.count > 0 && part.data.len() + msg.value.len() + 1 > cfg.roll_bytes {
-                    seal(part, &mut outbox, &mut summary, progress)?;
+                    seal(part, &mut outbox, writer)?;
                 }
                 if part.count == 0 {
                     part.first = offset;
@@ -342,13 +427,13 @@ pub fn run_sink(
                 part.count += 1;
                 part.next_read = offset + 1;
                 if part.count >= roll_rows {
-                    seal(part, &mut outbox, &mut summary, progress)?;
+                    seal(part, &mut outbox, writer)?;
                 }
             }
             let expired =
                 matches!((interval, part.started), (Some(i), Some(s)) if s.elapsed() >= i);
             if expired || target.is_some_and(|t| part.next_read >= t) {
-                seal(part, &mut outbox, &mut summary, progress)?;
+                seal(part, &mut outbox, writer)?;
             }
         }
         let stopping = stop.load(Ordering::Relaxed);
@@ -357,17 +442,16 @@ pub fn run_sink(
                 part.seal(cfg, &mut outbox);
             }
         }
-        // A continuous sink writes what it sealed at every pass, so a file rolled by the
+        // A continuous sink hands over what it sealed at every pass, so a file rolled by the
         // interval is not held back; a batch sink only when the outbox is full, and at the end.
         let finished = stopping || (mode == SinkMode::UntilCaughtUp && done);
         if finished || mode == SinkMode::Continuous {
-            outbox.flush(files, cfg, &mut summary, progress)?;
+            writer.submit(&mut outbox)?;
         }
         if finished {
-            break;
+            return Ok(());
         }
     }
-    Ok(summary)
 }
 
 #[cfg(test)]
