@@ -778,6 +778,7 @@ fn to_json<T: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::files::testing::FailingRenames;
     use crate::store::LocalFiles;
 
     /// One unsharded run from `raw/` to `clean/` of `store`.
@@ -1035,53 +1036,10 @@ mod tests {
 
     /// A local store whose commit (the move into `_manifest/`) fails, as if
     /// the process died right before it.
-    struct CrashBeforeCommit(LocalFiles);
-
-    impl FileStore for CrashBeforeCommit {
-        fn list(&self, dir: &str) -> Result<Vec<crate::store::files::FileEntry>, FileStoreError> {
-            self.0.list(dir)
-        }
-        fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
-            self.0.read(path)
-        }
-        fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
-            self.0.write_atomic(path, data)
-        }
-        fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
-            self.0.exists(path)
-        }
-        fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
-            self.0.remove_all(dir)
-        }
-        fn remove_empty_dir(&self, dir: &str) -> Result<bool, FileStoreError> {
-            self.0.remove_empty_dir(dir)
-        }
-        fn describe(&self, path: &str) -> String {
-            self.0.describe(path)
-        }
-        fn list_dirs(
-            &self,
-            dir: &str,
-        ) -> Result<Vec<crate::store::files::DirEntry>, FileStoreError> {
-            self.0.list_dirs(dir)
-        }
-        fn write_files(
-            &self,
-            dirs: &[String],
-            files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
-        ) -> Result<(), FileStoreError> {
-            self.0.write_files(dirs, files)
-        }
-        fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
-            if moves.iter().any(|(_, to)| to.contains(MANIFEST_DIR)) {
-                return Err(FileStoreError::Io {
-                    op: "renaming",
-                    path: "the manifest".into(),
-                    source: std::io::Error::other("crashed"),
-                });
-            }
-            self.0.rename_files(moves)
-        }
+    fn crash_before_commit(store: &LocalFiles) -> impl FileStore {
+        FailingRenames::new(store.clone(), |moves: &[(String, String)], _| {
+            moves.iter().any(|(_, to)| to.contains(MANIFEST_DIR))
+        })
     }
 
     /// Parquet files under `clean/date=*/`.
@@ -1110,7 +1068,7 @@ mod tests {
             .write_atomic("raw/a.tsv", data(1..9).as_bytes())
             .expect("write raw");
         let cfg = CleanConfig::default();
-        let crashing = CrashBeforeCommit(store.clone());
+        let crashing = crash_before_commit(&store);
         let crashed = clean_incremental(
             &crashing,
             "raw",
@@ -1191,7 +1149,7 @@ mod tests {
         store
             .write_atomic("raw/a.tsv", data.as_bytes())
             .expect("write raw");
-        let crashing = CrashBeforeCommit(store.clone());
+        let crashing = crash_before_commit(&store);
         let cfg = CleanConfig::default();
         let run = |files: &dyn FileStore| {
             clean_incremental(

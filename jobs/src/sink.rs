@@ -457,6 +457,7 @@ fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::files::testing::FailingRenames;
     use crate::store::{LocalFiles, LocalLog, Message};
 
     fn cfg(roll_rows: usize) -> SinkConfig {
@@ -576,58 +577,6 @@ mod tests {
         }
     }
 
-    /// Local files whose `rename_files` fails from its `fail_from`-th call on
-    /// (counting from 0): a sink killed between two rename rounds.
-    struct RenamesFailFrom {
-        inner: LocalFiles,
-        calls: std::sync::atomic::AtomicUsize,
-        fail_from: usize,
-    }
-
-    impl FileStore for RenamesFailFrom {
-        fn list(&self, dir: &str) -> Result<Vec<crate::store::files::FileEntry>, FileStoreError> {
-            self.inner.list(dir)
-        }
-        fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
-            self.inner.read(path)
-        }
-        fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
-            self.inner.write_atomic(path, data)
-        }
-        fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
-            self.inner.exists(path)
-        }
-        fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
-            self.inner.remove_all(dir)
-        }
-        fn describe(&self, path: &str) -> String {
-            self.inner.describe(path)
-        }
-        fn list_dirs(
-            &self,
-            dir: &str,
-        ) -> Result<Vec<crate::store::files::DirEntry>, FileStoreError> {
-            self.inner.list_dirs(dir)
-        }
-        fn write_files(
-            &self,
-            dirs: &[String],
-            files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
-        ) -> Result<(), FileStoreError> {
-            self.inner.write_files(dirs, files)
-        }
-        fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
-            if self.calls.fetch_add(1, Ordering::SeqCst) >= self.fail_from {
-                return Err(FileStoreError::Io {
-                    op: "renaming into place",
-                    path: moves.first().map(|m| m.1.clone()).unwrap_or_default(),
-                    source: std::io::Error::other("injected crash"),
-                });
-            }
-            self.inner.rename_files(moves)
-        }
-    }
-
     #[test]
     fn a_crash_between_rename_rounds_leaves_each_partition_a_prefix() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -635,11 +584,9 @@ mod tests {
         fill(&mut log, 0..900);
         // 50 rows a file: the first outbox holds 8 files, 3 of partitions 0 and 1 and 2 of
         // partition 2, renamed in 3 rounds; only the first round gets through.
-        let crashing = RenamesFailFrom {
-            inner: LocalFiles::new(dir.path().join("files")),
-            calls: Default::default(),
-            fail_from: 1,
-        };
+        let crashing = FailingRenames::new(LocalFiles::new(dir.path().join("files")), |_, call| {
+            call >= 1
+        });
         let err = sink_until_caught_up(&mut log, &crashing, &cfg(50), |_| {}).expect_err("crash");
         assert!(err.to_string().contains("injected crash"), "{err}");
         let files = LocalFiles::new(dir.path().join("files"));

@@ -275,6 +275,84 @@ impl FileStore for LocalFiles {
     }
 }
 
+/// Stores for tests of what a crash leaves behind.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A local store whose `rename_files` fails, before renaming anything,
+    /// whenever `fails(moves, call)` says so (`call` counts from 0): a process
+    /// that dies at that step.
+    pub(crate) struct FailingRenames<F> {
+        files: LocalFiles,
+        fails: F,
+        calls: AtomicUsize,
+    }
+
+    impl<F> FailingRenames<F>
+    where
+        F: Fn(&[(String, String)], usize) -> bool + Send + Sync,
+    {
+        pub(crate) fn new(files: LocalFiles, fails: F) -> Self {
+            FailingRenames {
+                files,
+                fails,
+                calls: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl<F> FileStore for FailingRenames<F>
+    where
+        F: Fn(&[(String, String)], usize) -> bool + Send + Sync,
+    {
+        fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+            self.files.list(dir)
+        }
+        fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
+            self.files.read(path)
+        }
+        fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
+            self.files.write_atomic(path, data)
+        }
+        fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
+            self.files.exists(path)
+        }
+        fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
+            self.files.remove_all(dir)
+        }
+        fn remove_empty_dir(&self, dir: &str) -> Result<bool, FileStoreError> {
+            self.files.remove_empty_dir(dir)
+        }
+        fn describe(&self, path: &str) -> String {
+            self.files.describe(path)
+        }
+        fn list_dirs(&self, dir: &str) -> Result<Vec<DirEntry>, FileStoreError> {
+            self.files.list_dirs(dir)
+        }
+        fn write_files(
+            &self,
+            dirs: &[String],
+            files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
+        ) -> Result<(), FileStoreError> {
+            self.files.write_files(dirs, files)
+        }
+        fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            if (self.fails)(moves, call) {
+                return Err(FileStoreError::Io {
+                    op: "renaming into place",
+                    path: moves.first().map(|m| m.1.clone()).unwrap_or_default(),
+                    source: std::io::Error::other("injected crash"),
+                });
+            }
+            self.files.rename_files(moves)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
