@@ -155,7 +155,6 @@ impl Pending {
             first: self.first,
             last: self.last,
         };
-        outbox.bytes += self.data.len();
         outbox.files.push(Sealed {
             name,
             records: self.count,
@@ -182,17 +181,16 @@ struct Sealed {
 #[derive(Default)]
 struct Outbox {
     files: Vec<Sealed>,
-    bytes: usize,
 }
 
 impl Outbox {
     fn full(&self) -> bool {
-        self.files.len() >= OUTBOX_FILES || self.bytes >= OUTBOX_BYTES
+        self.files.len() >= OUTBOX_FILES
+            || self.files.iter().map(|f| f.data.len()).sum::<usize>() >= OUTBOX_BYTES
     }
 
     /// The held files, leaving the outbox empty.
     fn take(&mut self) -> Vec<Sealed> {
-        self.bytes = 0;
         std::mem::take(&mut self.files)
     }
 }
@@ -243,6 +241,8 @@ struct Writer<'a> {
     handoff: std::sync::mpsc::SyncSender<Vec<Sealed>>,
     results: std::sync::mpsc::Receiver<Result<Vec<(String, usize)>, SinkError>>,
     in_flight: bool,
+    /// The raw directory, for errors.
+    dir: &'a str,
     summary: &'a mut SinkSummary,
     progress: &'a mut dyn FnMut(u64),
 }
@@ -253,7 +253,10 @@ impl Writer<'_> {
         if !std::mem::take(&mut self.in_flight) {
             return Ok(());
         }
-        let written = self.results.recv().map_err(|_| writer_stopped())??;
+        let written = self
+            .results
+            .recv()
+            .map_err(|_| writer_stopped(self.dir))??;
         for (file, n) in written {
             tracing::debug!(%file, records = n, "committed raw file");
             self.summary.records += n as u64;
@@ -271,16 +274,16 @@ impl Writer<'_> {
         }
         self.handoff
             .send(outbox.take())
-            .map_err(|_| writer_stopped())?;
+            .map_err(|_| writer_stopped(self.dir))?;
         self.in_flight = true;
         Ok(())
     }
 }
 
-fn writer_stopped() -> SinkError {
+fn writer_stopped(dir: &str) -> SinkError {
     SinkError::Files(FileStoreError::Io {
         op: "writing",
-        path: "raw files".into(),
+        path: dir.to_string(),
         source: std::io::Error::other("the sink's writer thread stopped"),
     })
 }
@@ -354,6 +357,7 @@ pub fn run_sink(
             handoff,
             results,
             in_flight: false,
+            dir: &cfg.dir,
             summary: &mut summary,
             progress: &mut progress,
         };
