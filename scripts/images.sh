@@ -48,6 +48,9 @@ COREDNS_HOME="$ECOM_CACHE/coredns-$COREDNS_VERSION"
 DEBIAN_SUITE=trixie
 PAUSE_IMAGE=localhost/ecom-pause:3.10
 COREDNS_IMAGE="localhost/ecom-coredns:$COREDNS_VERSION"
+# CA certificates added to the machine's trust store (update-ca-certificates); the rust base
+# trusts them too.
+LOCAL_CA_DIR=/usr/local/share/ca-certificates
 # Label holding the hash of what an image was built from; a build is skipped when it matches.
 INPUTS_LABEL=org.ecom-pipeline.inputs
 # Label set on images imported into containerd: the Docker image id they came from.
@@ -399,7 +402,7 @@ build_rust_base() {
   rustup_bin="$(command -v rustup || true)"
   toolchain="$release-$host"
   key="$(printf '%s\n' "$(image_label "$base" "$INPUTS_LABEL")" "$(rustc -vV)" "$(cargo -V)" \
-    "$(declare -f build_rust_base rust_context)" | sha_text)"
+    "$(cat "${LOCAL_CA_DIR}"/*.crt 2>/dev/null)" "$(declare -f build_rust_base rust_context)" | sha_text)"
   if [[ $(image_label "$image" "$INPUTS_LABEL") == "$key" ]]; then
     log "$image is up to date ($(image_mb "$image"))"
     return 0
@@ -409,6 +412,7 @@ build_rust_base() {
   rust_context "$ctx" "$sysroot" "$toolchain" "$rustup_bin"
   cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $base
+COPY local-ca/ /usr/local/share/ca-certificates/
 RUN apt-get update \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates gcc libc6-dev \\
  && rm -rf /var/lib/apt/lists/*
@@ -432,11 +436,14 @@ DOCKERFILE
 }
 
 # The build context of the rust base: rustup/toolchains/TOOLCHAIN (hard links to the host's
-# sysroot where possible, without its HTML documentation) and cargo/bin with rustup's proxies,
-# or plain links into the toolchain when the host has no rustup.
+# sysroot where possible, without its HTML documentation), cargo/bin with rustup's proxies (or
+# plain links into the toolchain when the host has no rustup), and local-ca/ with the CA
+# certificates this machine adds to Debian's (a TLS-inspecting egress proxy's, say): cargo in
+# the build stage reaches crates.io the way the host does. The runtime image gets none of them.
 rust_context() {
   local ctx="$1" sysroot="$2" toolchain="$3" rustup_bin="$4" tool
-  mkdir -p "$ctx/rustup/toolchains" "$ctx/cargo/bin"
+  mkdir -p "$ctx/rustup/toolchains" "$ctx/cargo/bin" "$ctx/local-ca"
+  cp "$LOCAL_CA_DIR"/*.crt "$ctx/local-ca/" 2>/dev/null || true
   cp -al "$sysroot/." "$ctx/rustup/toolchains/$toolchain/" 2>/dev/null ||
     cp -a "$sysroot/." "$ctx/rustup/toolchains/$toolchain/"
   rm -rf "$ctx/rustup/toolchains/$toolchain/share/doc"
