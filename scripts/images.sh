@@ -75,8 +75,8 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 sha_text() { sha256sum | cut -c1-16; }
 
-# The Docker client: the CLI of Debian's Docker package (20.10) uses the daemon's built-in BuildKit with
-# DOCKER_BUILDKIT=1; newer CLIs need the buildx plugin for that.
+# The Docker client: the CLI of Debian's Docker package (20.10) builds with the daemon's
+# built-in BuildKit when DOCKER_BUILDKIT=1; newer CLIs need the buildx plugin for that.
 docker_cli() {
   if [[ -n ${ECOM_DOCKER:-} ]]; then
     printf '%s' "$ECOM_DOCKER"
@@ -91,13 +91,14 @@ docker_cli() {
 dk() { DOCKER_HOST="unix://$DOCKER_SOCK" "$(docker_cli)" "$@"; }
 
 # docker build with BuildKit against the private engine; refuses a client that would fall back
-# to the legacy builder (it cannot parse the Dockerfile's RUN --mount).
+# to the legacy builder (it cannot run the Dockerfile's RUN --mount).
 dk_build() {
   local cli major
   cli="$(docker_cli)"
   major="$("$cli" version -f '{{.Client.Version}}' 2>/dev/null | cut -d. -f1)" || major=0
   if [[ $major =~ ^[0-9]+$ ]] && ((major >= 23)) && ! "$cli" buildx version >/dev/null 2>&1; then
-    die "$cli (client $major.x) has no buildx plugin, so it cannot build with BuildKit; set ECOM_DOCKER=/usr/bin/docker (Debian's Docker package)"
+    die "$cli (client $major.x) has no buildx plugin, so it cannot build with BuildKit;" \
+      "set ECOM_DOCKER=/usr/bin/docker (Debian's Docker package)"
   fi
   DOCKER_HOST="unix://$DOCKER_SOCK" DOCKER_BUILDKIT=1 "$cli" build --progress=plain "$@"
 }
@@ -520,7 +521,8 @@ cmd_ecom() {
     log "building $ECOM_IMAGE from source with $REPO_DIR/Dockerfile (compiles the workspace: 25-30 minutes on 2 cores when cold)"
     dk_build --network host -t "$ECOM_IMAGE" "$REPO_DIR"
   fi
-  log "$ECOM_IMAGE: $(image_mb "$ECOM_IMAGE") in $(since "$start")s; user $(dk image inspect -f '{{.Config.User}}, workdir {{.Config.WorkingDir}}, entrypoint {{json .Config.Entrypoint}}' "$ECOM_IMAGE")"
+  local config='user {{.Config.User}}, workdir {{.Config.WorkingDir}}, entrypoint {{json .Config.Entrypoint}}'
+  log "$ECOM_IMAGE: $(image_mb "$ECOM_IMAGE") in $(since "$start")s; $(dk image inspect -f "$config" "$ECOM_IMAGE")"
   log "docker run --rm $ECOM_IMAGE --version: $(dk run --rm --network none "$ECOM_IMAGE" --version)"
 }
 
@@ -604,7 +606,9 @@ COPY coredns /coredns
 EXPOSE 53 53/udp
 ENTRYPOINT ["/coredns"]
 DOCKERFILE
-  log "$COREDNS_IMAGE built in $(since "$start")s ($(image_mb "$COREDNS_IMAGE")): $(dk run --rm --network none "$COREDNS_IMAGE" -version | head -n 1)"
+  local version
+  version="$(dk run --rm --network none "$COREDNS_IMAGE" -version | head -n 1)"
+  log "$COREDNS_IMAGE built in $(since "$start")s ($(image_mb "$COREDNS_IMAGE")): $version"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -746,7 +750,10 @@ cmd_load_check() {
   ((status == 0)) || die "the pause container ended with status $status after SIGTERM (want 0)"
   log "ctr run $pause_ref: running, SIGTERM -> exit 0"
   log "ctr run $ecom_ref --version: $(ctr_k8s run "${run_opts[@]}" "$ecom_ref" ecom-check /usr/local/bin/ecom --version)"
-  log "ctr run $ecom_ref id: $(ctr_k8s run "${run_opts[@]}" "$ecom_ref" ecom-id-check /usr/bin/id) in $(ctr_k8s run "${run_opts[@]}" "$ecom_ref" ecom-pwd-check /bin/pwd)"
+  local id pwd
+  id="$(ctr_k8s run "${run_opts[@]}" "$ecom_ref" ecom-id-check /usr/bin/id)"
+  pwd="$(ctr_k8s run "${run_opts[@]}" "$ecom_ref" ecom-pwd-check /bin/pwd)"
+  log "ctr run $ecom_ref id: $id in $pwd"
 }
 
 cmd_all() {
