@@ -10,8 +10,11 @@
 #   scripts/services.sh deps                Debian packages the Rust smoke tests need to build
 #   scripts/services.sh pid    COMPONENT    the process id of a running component (exit 3 if down)
 #
-# GROUPs: kafka kafka-sasl hdfs hbase kube (default: all, or $ECOM_SERVICES).
-# COMPONENTs: kafka kafka-sasl namenode datanode hbase thrift thrift-framed etcd apiserver.
+# GROUPs: kafka kafka-sasl hdfs hbase kube (default: these, or $ECOM_SERVICES), and node (a
+# one-node cluster on kube's API server: scripts/services/node.sh; `up node` starts kube too,
+# `down` without groups stops it first).
+# COMPONENTs: kafka kafka-sasl namenode datanode hbase thrift thrift-framed etcd apiserver
+#   containerd controller-manager scheduler kubelet kube-proxy.
 # Versions: scripts/versions.env. Caches: $ECOM_CACHE (default ~/.cache/ecom-pipeline).
 # State, data and logs: $ECOM_STATE (default ~/.cache/ecom-pipeline/state).
 # See scripts/README-services.md for ports and the other knobs.
@@ -26,7 +29,13 @@ source "$SCRIPT_DIR/versions.env"
 
 ECOM_CACHE="${ECOM_CACHE:-$HOME/.cache/ecom-pipeline}"
 ECOM_STATE="${ECOM_STATE:-$HOME/.cache/ecom-pipeline/state}"
-ECOM_HOST="${ECOM_HOST:-127.0.0.1}"
+# The node's address: a /32 on the loopback device (added by `up`, as root). Every server binds
+# to and advertises ECOM_HOST, which as root defaults to this address so that pods on the node
+# (group `node`) reach the same addresses as the host; without root it is 127.0.0.1.
+ECOM_NODE_IP="${ECOM_NODE_IP:-10.250.0.1}"
+if [[ -z ${ECOM_HOST:-} ]]; then
+  if [[ $(id -u) -eq 0 ]]; then ECOM_HOST="$ECOM_NODE_IP"; else ECOM_HOST=127.0.0.1; fi
+fi
 
 ECOM_KAFKA_PORT="${ECOM_KAFKA_PORT:-9092}"
 ECOM_KAFKA_CONTROLLER_PORT="${ECOM_KAFKA_CONTROLLER_PORT:-9093}"
@@ -65,7 +74,8 @@ ECOM_THRIFT_YOUNG="${ECOM_THRIFT_YOUNG:-256m}"
 ECOM_UP_TIMEOUT="${ECOM_UP_TIMEOUT:-240}"
 
 ALL_GROUPS=(kafka kafka-sasl hdfs hbase kube)
-ALL_COMPONENTS=(kafka kafka-sasl namenode datanode hbase thrift thrift-framed etcd apiserver)
+ALL_COMPONENTS=(kafka kafka-sasl namenode datanode hbase thrift thrift-framed etcd apiserver
+  containerd controller-manager scheduler kubelet kube-proxy)
 
 KAFKA_HOME="$ECOM_CACHE/kafka-$KAFKA_VERSION"
 HADOOP_HOME_DIR="$ECOM_CACHE/hadoop-$HADOOP_VERSION"
@@ -74,6 +84,8 @@ K8S_HOME="$ECOM_CACHE/k8s-$KUBERNETES_VERSION"
 ETCD_HOME="$ECOM_CACHE/etcd-$ETCD_VERSION"
 HELM_HOME="$ECOM_CACHE/helm-$HELM_VERSION"
 
+# Everything built from k8s.io/kubernetes, in one `go build` (one module graph, one cache).
+K8S_BINARIES=(kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy)
 KUBE_APISERVER_BIN="$K8S_HOME/bin/kube-apiserver"
 KUBECTL_BIN="$K8S_HOME/bin/kubectl"
 ETCD_BIN="$ETCD_HOME/bin/etcd"
@@ -111,6 +123,9 @@ JDK17_OPENS=(
 JVM_TOOL=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto -Xmx256m -Djava.net.preferIPv4Stack=true)
 
 APT_UPDATED=0
+
+# shellcheck source=services/node.sh
+source "$SERVICES_DIR/node.sh"
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -249,6 +264,7 @@ group_components() {
     hdfs) echo namenode datanode ;;
     hbase) echo hbase thrift thrift-framed ;;
     kube) echo etcd apiserver ;;
+    node) echo containerd controller-manager scheduler kubelet kube-proxy ;;
     *) die "unknown service group '$1' (expected one of: ${ALL_GROUPS[*]})" ;;
   esac
 }
@@ -260,6 +276,7 @@ group_ports() {
     hdfs) echo "$ECOM_HDFS_PORT $ECOM_HDFS_HTTP_PORT $ECOM_HDFS_DATANODE_PORT $ECOM_HDFS_DATANODE_HTTP_PORT $ECOM_HDFS_DATANODE_IPC_PORT" ;;
     hbase) echo "$ECOM_ZK_PORT $ECOM_HBASE_MASTER_PORT $ECOM_HBASE_REGIONSERVER_PORT $ECOM_HBASE_THRIFT_PORT $ECOM_HBASE_THRIFT_FRAMED_PORT" ;;
     kube) echo "$ECOM_ETCD_PORT $ECOM_ETCD_PEER_PORT $ECOM_APISERVER_PORT" ;;
+    node) echo 10250 ;;
   esac
 }
 
@@ -354,19 +371,22 @@ go_env() {
   export GOWORK=off CGO_ENABLED=0
 }
 
-# kube-apiserver and kubectl from k8s.io/kubernetes. Its go.mod points every k8s.io staging
+# kube-apiserver, kubectl and the node's components (kubelet, kube-controller-manager,
+# kube-scheduler, kube-proxy) from k8s.io/kubernetes. Its go.mod points every k8s.io staging
 # module at ./staging/..., which only works inside its own repository, so build through a
 # generated wrapper module that requires k8s.io/kubernetes and replaces each staging module
 # with its published v0.<minor>.<patch> release.
 build_kubernetes() {
-  if [[ -x $KUBE_APISERVER_BIN && -x $KUBECTL_BIN && -f $K8S_HOME/.built ]]; then
+  local bin missing=0
+  for bin in "${K8S_BINARIES[@]}"; do [[ -x $K8S_HOME/bin/$bin ]] || missing=1; done
+  if ((missing == 0)) && [[ -f $K8S_HOME/.built ]]; then
     return 0
   fi
   go_env
   local src="$K8S_HOME/src" staging_version="v0.${KUBERNETES_VERSION#v1.}" modfile minor
   minor="${KUBERNETES_VERSION#v1.}"
   minor="${minor%%.*}"
-  log "building kube-apiserver and kubectl $KUBERNETES_VERSION (staging modules at $staging_version); a cold build takes about 5-15 minutes on 2 cores"
+  log "building ${K8S_BINARIES[*]} $KUBERNETES_VERSION (staging modules at $staging_version); a cold build takes about 15-25 minutes on 2 cores"
   mkdir -p "$src" "$K8S_HOME/bin"
   modfile="$(cd "$K8S_HOME" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')" ||
     die "could not download Go module k8s.io/kubernetes@$KUBERNETES_VERSION"
@@ -375,7 +395,9 @@ build_kubernetes() {
     printf 'module ecom-pipeline/services/kubernetes\n\ngo 1.24.0\n\n'
     printf 'require k8s.io/kubernetes %s\n\nreplace (\n' "$KUBERNETES_VERSION"
     sed -n 's#^[[:space:]]*\(k8s.io/[A-Za-z0-9./-]*\) => ./staging/src/.*#\t\1 => \1 '"$staging_version"'#p' "$modfile"
-    printf ')\n\ntool (\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tk8s.io/kubernetes/cmd/kubectl\n)\n'
+    printf ')\n\ntool (\n'
+    printf '\tk8s.io/kubernetes/cmd/%s\n' "${K8S_BINARIES[@]}"
+    printf ')\n'
   } >"$src/go.mod"
   rm -f "$src/go.sum"
   (cd "$src" && go mod tidy) >"$K8S_HOME/build.log" 2>&1 || {
@@ -388,9 +410,9 @@ build_kubernetes() {
     ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
   (cd "$src" && go build -mod=mod -trimpath -ldflags "$ldflags" -o "$K8S_HOME/bin/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl) >>"$K8S_HOME/build.log" 2>&1 || {
+    "${K8S_BINARIES[@]/#/k8s.io/kubernetes/cmd/}") >>"$K8S_HOME/build.log" 2>&1 || {
     tail -n 30 "$K8S_HOME/build.log" >&2
-    die "building kube-apiserver/kubectl $KUBERNETES_VERSION failed (log: $K8S_HOME/build.log)"
+    die "building ${K8S_BINARIES[*]} $KUBERNETES_VERSION failed (log: $K8S_HOME/build.log)"
   }
   date -Is >"$K8S_HOME/.built"
 }
@@ -443,6 +465,7 @@ resolve_group() {
       build_kubernetes
       build_helm
       ;;
+    node) resolve_node ;;
   esac
 }
 
@@ -716,19 +739,21 @@ start_hbase() {
   rm -rf "$dir"
   mkdir -p "$dir/root" "$dir/zk" "$dir/tmp" "$HBASE_CONF_DIR"
   log4j1_config >"$HBASE_CONF_DIR/log4j.properties"
+  # ZooKeeper, the master and the region server live in this one JVM and name themselves
+  # `localhost`: they stay on 127.0.0.1. Clients use the Thrift servers, on ECOM_HOST.
   xml_props \
     hbase.cluster.distributed false \
     hbase.rootdir "file://$dir/root" \
     hbase.tmp.dir "$dir/tmp" \
     hbase.unsafe.stream.capability.enforce false \
-    hbase.zookeeper.quorum "$ECOM_HOST" \
+    hbase.zookeeper.quorum 127.0.0.1 \
     hbase.zookeeper.property.clientPort "$ECOM_ZK_PORT" \
     hbase.zookeeper.property.dataDir "$dir/zk" \
     hbase.master.port "$ECOM_HBASE_MASTER_PORT" \
-    hbase.master.ipc.address "$ECOM_HOST" \
+    hbase.master.ipc.address 127.0.0.1 \
     hbase.master.info.port -1 \
     hbase.regionserver.port "$ECOM_HBASE_REGIONSERVER_PORT" \
-    hbase.regionserver.ipc.address "$ECOM_HOST" \
+    hbase.regionserver.ipc.address 127.0.0.1 \
     hbase.regionserver.info.port -1 \
     hbase.regionserver.handler.count 10 \
     hbase.thrift.info.port -1 \
@@ -758,7 +783,7 @@ start_hbase() {
 }
 
 hbase_roundtrip() {
-  port_open "$ECOM_HOST" "$ECOM_ZK_PORT" || return 1
+  port_open 127.0.0.1 "$ECOM_ZK_PORT" || return 1
   port_open "$ECOM_HOST" "$ECOM_HBASE_THRIFT_PORT" || return 1
   timeout 120 "$JAVA" "${JVM_TOOL[@]}" -cp "$HBASE_HOME_DIR/lib/*:$HBASE_HOME_DIR/probes" \
     -Dlog4j.configuration="file:$HBASE_CONF_DIR/log4j.properties" \
@@ -779,7 +804,12 @@ ready_hbase() {
 # system:masters) and the service-account signing key. Kept across restarts so that an
 # exported KUBECONFIG stays valid; delete $ECOM_STATE/kube/pki to renew.
 ensure_pki() {
-  [[ -f $PKI_DIR/.complete ]] && return 0
+  # A PKI made for another address (ECOM_HOST changed) is made again.
+  if [[ -f $PKI_DIR/.complete ]] &&
+    openssl x509 -noout -ext subjectAltName -in "$PKI_DIR/apiserver.crt" 2>/dev/null | grep -q "IP Address:$ECOM_HOST\(,\|$\)"; then
+    ensure_node_pki
+    return 0
+  fi
   log "generating the API server PKI in $PKI_DIR"
   rm -rf "$PKI_DIR"
   mkdir -p "$PKI_DIR"
@@ -809,6 +839,7 @@ ensure_pki() {
     die "openssl failed while generating the API server PKI (log: $LOG_DIR/pki.log)"
   }
   touch "$PKI_DIR/.complete"
+  ensure_node_pki
 }
 
 write_kubeconfig() {
@@ -840,6 +871,9 @@ EOF
 }
 
 start_kube() {
+  # The `kubernetes` Service points pods at ECOM_HOST, which must not be a loopback address.
+  local reconciler=none
+  [[ $ECOM_HOST == 127.* ]] || reconciler=lease
   mkdir -p "$KUBE_DIR" "$LOG_DIR"
   rm -rf "$KUBE_DIR/etcd" "$KUBE_DIR/apiserver"
   mkdir -p "$KUBE_DIR/etcd" "$KUBE_DIR/apiserver"
@@ -859,13 +893,16 @@ start_kube() {
     --bind-address "$ECOM_HOST" --advertise-address "$ECOM_HOST" --secure-port "$ECOM_APISERVER_PORT" \
     --tls-cert-file "$PKI_DIR/apiserver.crt" --tls-private-key-file "$PKI_DIR/apiserver.key" \
     --client-ca-file "$PKI_DIR/ca.crt" \
-    --authorization-mode RBAC \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$PKI_DIR/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI_DIR/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
     --service-account-issuer "https://kubernetes.default.svc" \
     --service-account-key-file "$PKI_DIR/sa.pub" \
     --service-account-signing-key-file "$PKI_DIR/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --cert-dir "$KUBE_DIR/apiserver" \
-    --endpoint-reconciler-type none \
+    --endpoint-reconciler-type "$reconciler" \
     --profiling=false --v 1
 }
 
@@ -896,6 +933,7 @@ group_running() {
 
 stop_group() {
   local group="$1" comps c i
+  [[ $group != node ]] || { stop_node; return 0; }
   read -r -a comps <<<"$(group_components "$group")"
   # Stop in reverse start order (thrift before the master, apiserver before etcd, ...).
   for ((i = ${#comps[@]} - 1; i >= 0; i--)); do
@@ -926,18 +964,42 @@ selected_groups() {
   fi
 }
 
+# The node's address on the loopback device (see ECOM_NODE_IP above).
+ensure_node_ip() {
+  [[ $ECOM_HOST == "$ECOM_NODE_IP" ]] || return 0
+  ip -4 addr show dev lo 2>/dev/null | grep -qF " $ECOM_NODE_IP/" && return 0
+  ensure_cmd ip iproute2
+  ip addr add "$ECOM_NODE_IP/32" dev lo || die "could not add the node address $ECOM_NODE_IP/32 to the loopback device"
+  log "added the node address $ECOM_NODE_IP/32 to the loopback device"
+}
+
+# has_group NAME GROUP...: is NAME among the groups?
+has_group() {
+  local want="$1"
+  shift
+  [[ " $* " == *" $want "* ]]
+}
+
 cmd_up() {
-  local groups=() g started=() t0=$SECONDS t
+  local groups=() g started=() t0=$SECONDS t with_node=0
   mapfile -t groups < <(selected_groups "$@")
   for g in "${groups[@]}"; do group_components "$g" >/dev/null; done
+  # The node runs around kube's API server and starts after every other group.
+  if has_group node "${groups[@]}"; then
+    with_node=1
+    mapfile -t groups < <(printf '%s\n' "${groups[@]}" | grep -vx node)
+    has_group kube "${groups[@]}" || groups+=(kube)
+  fi
   mkdir -p "$ECOM_CACHE" "$RUN_DIR" "$LOG_DIR"
+  ensure_node_ip
   : >"$LOG_DIR/probe-kafka.log"
   : >"$LOG_DIR/probe-kafka-sasl.log"
   : >"$LOG_DIR/probe-hdfs.log"
   : >"$LOG_DIR/probe-hbase.log"
   : >"$LOG_DIR/probe-kube.log"
+  : >"$LOG_DIR/probe-node.log"
 
-  for g in "${groups[@]}"; do
+  for g in "${groups[@]}" $( ((with_node)) && echo node); do
     t=$SECONDS
     resolve_group "$g"
     ((SECONDS - t < 2)) || log "$g: resolve/build took $((SECONDS - t))s"
@@ -949,6 +1011,8 @@ cmd_up() {
       log "$g: already running, reusing it"
       continue
     fi
+    # A node outlives no API server it was registered with.
+    [[ $g != kube ]] || stop_group node
     stop_group "$g"
     check_ports_free "$g"
     case "$g" in
@@ -971,15 +1035,32 @@ cmd_up() {
       kube) ready_kube ;;
     esac
   done
+  if ((with_node)); then
+    if group_running node; then
+      log "node: already running, reusing it"
+    elif ! has_group kube "${started[@]}" && restart_dead_node_components; then
+      started+=(node)
+    else
+      stop_group node
+      check_ports_free node
+      start_node
+      started+=(node)
+    fi
+    ready_node
+    groups+=(node)
+  fi
   log "up: ${groups[*]} ready in $((SECONDS - t0))s${started[*]:+ (started: ${started[*]})}"
   log "load the environment with: eval \"\$(scripts/services.sh env)\""
 }
 
 cmd_down() {
   local groups=() g
+  if (($# == 0)) && [[ -z ${ECOM_SERVICES:-} ]]; then set -- node "${ALL_GROUPS[@]}"; fi
   mapfile -t groups < <(selected_groups "$@")
   for g in "${groups[@]}"; do group_components "$g" >/dev/null; done
-  for g in "${groups[@]}"; do stop_group "$g"; done
+  # The node goes first: its kubelet and controllers talk to kube's API server.
+  if has_group kube "${groups[@]}" || has_group node "${groups[@]}"; then stop_group node; fi
+  for g in "${groups[@]}"; do [[ $g == node ]] || stop_group "$g"; done
   log "down: ${groups[*]} stopped, per-run data removed"
 }
 
@@ -1012,6 +1093,9 @@ cmd_env() {
   printf 'export KUBECTL=%q\n' "$KUBECTL_BIN"
   printf 'export HELM=%q\n' "$HELM_BIN"
   printf 'export ECOM_STATE=%q\n' "$ECOM_STATE"
+  printf 'export ECOM_NODE_IP=%q\n' "$ECOM_NODE_IP"
+  printf 'export ECOM_NODE_NAME=%q\n' "$NODE_NAME"
+  printf 'export ECOM_CONTAINERD_SOCK=%q\n' "$CONTAINERD_SOCK"
 }
 
 cmd_logs() {
