@@ -160,14 +160,76 @@ pub fn job_summary(job: &str, pods: &[Pod]) -> Option<BTreeMap<String, i64>> {
     Some(sum)
 }
 
-/// `job` and its pods as a [`JobRun`].
+/// Longest termination message quoted in a status message, in bytes.
+const MAX_QUOTED_MESSAGE: usize = 1024;
+
+/// How the most recently finished failed container among the pods of `job` ended, as the
+/// kubelet reported it: `pod NAME: REASON (exit code N): TERMINATION MESSAGE`. The reason is
+/// the kubelet's (`Error`, `OOMKilled`, ...); the message is the container's termination
+/// message (its last log lines under `FallbackToLogsOnError`), its last 1 KiB.
+pub fn last_pod_failure(job: &str, pods: &[Pod]) -> Option<String> {
+    let mut failures: Vec<(String, &str, _)> = Vec::new();
+    for pod in pods {
+        if pod.labels().get(POD_JOB_LABEL).map(String::as_str) != Some(job) {
+            continue;
+        }
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref());
+        for c in statuses.into_iter().flatten() {
+            let states = [c.state.as_ref(), c.last_state.as_ref()];
+            for t in states
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.terminated.as_ref())
+            {
+                if t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled") {
+                    let finished = t.finished_at.as_ref().map(|f| f.0.to_string());
+                    failures.push((
+                        finished.unwrap_or_default(),
+                        pod.metadata.name.as_deref().unwrap_or(""),
+                        t,
+                    ));
+                }
+            }
+        }
+    }
+    let (_, pod, t) = failures.into_iter().max_by(|a, b| a.0.cmp(&b.0))?;
+    let reason = t.reason.as_deref().unwrap_or("Error");
+    let mut text = format!("pod {pod}: {reason} (exit code {})", t.exit_code);
+    let message = t.message.as_deref().unwrap_or("").trim();
+    if !message.is_empty() {
+        // The tail: the error is on the last lines.
+        let mut start = message.len().saturating_sub(MAX_QUOTED_MESSAGE);
+        while !message.is_char_boundary(start) {
+            start += 1;
+        }
+        text.push_str(": ");
+        text.push_str(&message[start..]);
+    }
+    Some(text)
+}
+
+/// `job` and its pods as a [`JobRun`]. A failed Job's message also says how its last failed
+/// pod ended ([`last_pod_failure`]).
 pub fn job_run(job: &Job, pods: &[Pod]) -> JobRun {
     let name = job.name_any();
     let status = job.status.clone().unwrap_or_default();
     let spec = job.spec.clone().unwrap_or_default();
+    let mut state = job_state(job);
+    if let JobState::Failed { message, .. } = &mut state {
+        if let Some(failure) = last_pod_failure(&name, pods) {
+            *message = if message.is_empty() {
+                failure
+            } else {
+                format!("{message}; {failure}")
+            };
+        }
+    }
     JobRun {
         summary: job_summary(&name, pods),
-        state: job_state(job),
+        state,
         succeeded: status.succeeded.unwrap_or(0),
         completions: spec.completions.unwrap_or(1),
         completion_time: status.completion_time.map(|t| t.0.to_string()),
@@ -217,6 +279,60 @@ mod tests {
         ];
         assert_eq!(job_summary("j", &pods).expect("sum")["rows"], 12);
         assert!(job_summary("none", &pods).is_none());
+    }
+
+    #[test]
+    fn a_failed_job_names_its_last_failed_pod() {
+        let failed_pod = |name: &str,
+                          finished: &str,
+                          reason: &str,
+                          code: i32,
+                          message: &str|
+         -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {POD_JOB_LABEL: "j"}},
+                "status": {"phase": "Failed", "containerStatuses": [{
+                    "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": code, "reason": reason, "message": message, "finishedAt": finished}}
+                }]}
+            }))
+            .expect("pod")
+        };
+        let pods = vec![
+            failed_pod("j-a", "2026-01-01T00:00:01Z", "Error", 1, "first"),
+            failed_pod("j-b", "2026-01-01T00:00:09Z", "OOMKilled", 137, ""),
+            pod("j", Some("0"), "Succeeded", r#"{"rows":5}"#),
+        ];
+        assert_eq!(
+            last_pod_failure("j", &pods).as_deref(),
+            Some("pod j-b: OOMKilled (exit code 137)")
+        );
+        let long = "x".repeat(3000) + "the end";
+        let pods = vec![failed_pod("j-c", "2026-01-01T00:00:01Z", "Error", 2, &long)];
+        let text = last_pod_failure("j", &pods).expect("failure");
+        assert!(
+            text.starts_with("pod j-c: Error (exit code 2): x"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("the end"),
+            "the message's tail is kept: {text}"
+        );
+        assert!(text.len() < 1100, "{}", text.len());
+        assert!(last_pod_failure("other", &pods).is_none());
+
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": "j"}, "spec": {"template": {}},
+            "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}
+        }))
+        .expect("job");
+        assert_eq!(
+            job_run(&job, &pods).state,
+            JobState::Failed {
+                reason: "BackoffLimitExceeded".into(),
+                message: format!("Job has reached the specified backoff limit; {text}")
+            }
+        );
     }
 
     #[test]
