@@ -7,6 +7,7 @@ mod progress;
 mod purge_cmd;
 mod retry;
 mod stages;
+mod termination;
 mod thrift_wire;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -106,14 +106,15 @@ fn summary_path(common: &StageCommon) -> Option<PathBuf> {
         .map(|_| default.to_path_buf())
 }
 
-/// Prints the summary as the last stdout line and writes the summary file.
+/// Prints the summary as the last stdout line and writes the summary file (shortened to what
+/// the kubelet keeps of a termination message, see [`crate::termination`]).
 fn emit(common: &StageCommon, summary: &Value) {
     let line = summary.to_string();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
     if let Some(path) = summary_path(common) {
-        if let Err(e) = std::fs::write(&path, &line) {
+        if let Err(e) = std::fs::write(&path, crate::termination::message(summary)) {
             tracing::warn!(file = %path.display(), error = %e, "cannot write the summary file");
         }
     }
