@@ -8,7 +8,7 @@ CARGO_FLAGS := --release --locked
 ECOM := $(CARGO_TARGET_DIR)/release/ecom
 DEMO_ARGS ?=
 
-.PHONY: setup build demo test unit-test lint fmt bench-clean help crds crd-check
+.PHONY: setup build demo test test-build unit-test lint fmt bench-clean help crds crd-check
 
 help:
 	@echo "make demo        run the whole pipeline on embedded stand-ins and serve the dashboard"
@@ -25,6 +25,14 @@ build: setup
 demo: build
 	$(ECOM) demo $(DEMO_ARGS)
 
+# The test build: every crate and test target of the workspace in one cargo invocation (one
+# feature set, one profile), so `make test` compiles no crate twice. The `ecom` binary it
+# leaves at $(ECOM) is the one the tests, the CRD check and the node's image use.
+TEST_BUILD := $(CARGO) test $(CARGO_FLAGS) --workspace --no-run
+
+test-build: setup
+	$(TEST_BUILD)
+
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
@@ -33,7 +41,7 @@ lint: setup
 # The committed CRD and the Helm chart's copy must equal what the Rust types generate
 # (`make crds` regenerates both).
 CHART_CRD := charts/ecom-pipeline/files/crds/ecompipelines.yaml
-crd-check: build
+crd-check: test-build
 	$(ECOM) crd | diff -u crds/ecompipelines.yaml - \
 		|| { echo "crds/ecompipelines.yaml is stale: run 'make crds'" >&2; exit 1; }
 	$(ECOM) crd | diff -u $(CHART_CRD) - \
@@ -46,7 +54,9 @@ crds: build
 unit-test: setup
 	$(CARGO) test $(CARGO_FLAGS) --workspace --exclude ecom-itests
 
-test: lint unit-test itest-if-present
+# Lint, then the unit and integration tests against the real services (one `cargo test
+# --workspace` run), then the tests on the real one-node cluster (mk/node.mk).
+test: test-build lint itest-if-present node-test-if-present
 
 bench-clean: build
 	scripts/bench-clean.sh
@@ -68,7 +78,10 @@ fmt:
 -include mk/browser.mk
 -include mk/chart.mk
 -include mk/kind.mk
+-include mk/node.mk
 
-.PHONY: itest-if-present
+.PHONY: itest-if-present node-test-if-present
 itest-if-present:
 	@if [ -f mk/services.mk ]; then $(MAKE) --no-print-directory itest; fi
+node-test-if-present:
+	@if [ -f mk/node.mk ]; then $(MAKE) --no-print-directory node-test; fi

@@ -18,12 +18,12 @@ services-status:
 services-logs:
 	$(SERVICES_SH) logs
 
-# Brings the services up (or reuses running ones), loads their environment, builds `ecom`
-# (the pipeline tests run it as ECOM_BIN), runs the smoke and pipeline tests.
-itest: services-up
+# Brings the services up (or reuses running ones), loads their environment and runs every test
+# of the workspace but the real-node ones (named real_node_*, run by `make node-test` on a
+# fresh cluster), from the one test build (`make test-build`; `ecom` is its ECOM_BIN).
+itest: services-up test-build
 	$(SERVICES_SH) deps
 	eval "$$($(SERVICES_SH) env)" && \
 	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(ITEST_CARGO_TARGET_DIR)}" && \
-	cargo build --release --locked --bin ecom && \
 	ECOM_BIN="$$CARGO_TARGET_DIR/release/ecom" \
-	cargo test --release --locked -p ecom-itests
+	cargo test --release --locked --workspace -- --skip real_node
