@@ -128,8 +128,11 @@ pub(crate) struct CleanArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    // Colour codes only for a terminal: not in files, pipes, `kubectl logs` or the
+    // termination message the kubelet takes from a failed pod's log.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -36,6 +36,9 @@ fn failed_summary(cmd: &mut Command, summary_file: &Path) -> Value {
         !status.success(),
         "the stage must fail\nstdout: {stdout}\nstderr: {stderr}"
     );
+    // A pipe is no terminal: the log (a pod's log, its termination message) has no colours.
+    assert!(stderr.contains("ERROR") || stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in a piped log: {stderr:?}");
     let last = stdout
         .lines()
         .last()
