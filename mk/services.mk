@@ -20,8 +20,11 @@ services-logs:
 
 # Brings the services up (or reuses running ones), loads their environment and runs every test
 # of the workspace but the real-node ones (named real_node_*, run by `make node-test` on a
-# fresh cluster), from the one test build (`make test-build`; `ecom` is its ECOM_BIN).
+# fresh cluster), from the one test build (`make test-build`; `ecom` is its ECOM_BIN). A running
+# node is stopped first: its controllers would act on the stand-in tests' Jobs.
 itest: services-up test-build
+	@# The stand-in tests need an API server without controllers or kubelet: stop the node.
+	$(SERVICES_SH) down node
 	$(SERVICES_SH) deps
 	eval "$$($(SERVICES_SH) env)" && \
 	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(ITEST_CARGO_TARGET_DIR)}" && \

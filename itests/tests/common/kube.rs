@@ -1,8 +1,17 @@
 //! Kubernetes helpers of the operator tests, on the real kube-apiserver of the services
 //! harness: client, CRD install, namespaces, polling, the `ecom operator` process, and a
-//! kubelet + Job-controller stand-in (there is no kubelet or controller-manager), either
-//! writing given termination messages ([`finish_job`]) or really running a Job's container
-//! command locally with the same args and env against the real services ([`run_pod_locally`]).
+//! kubelet + Job-controller stand-in, either writing given termination messages
+//! ([`finish_job`]) or really running a Job's container command locally with the same args and
+//! env against the real services ([`run_pod_locally`]).
+//!
+//! Why a stand-in remains beside the real node (`real_node.rs`, run by `make node-test` on
+//! the harness's one-node cluster): these tests run first, on the API server alone (no
+//! controller-manager, no kubelet), where a test decides what each pod "did": scripted
+//! termination messages and Job conditions (a failed stage, a suspended Job, two operator
+//! replicas racing for a Job, a restart between two reconciles) that the real Job controller
+//! would overwrite and a real pod could not be made to produce on cue. What only a real node
+//! shows (scheduling, the Job controller's indexes, backoff, OOMKilled, termination messages
+//! as the kubelet cuts them, DNS, Services, port-forward, garbage collection) is tested there.
 //!
 //! Needs `KUBECONFIG` (from `eval "$(scripts/services.sh env)"`) and the `ecom` binary:
 //! `ECOM_BIN`, or `$CARGO_TARGET_DIR/release/ecom`.
