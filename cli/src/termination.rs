@@ -1,7 +1,8 @@
 //! The stage summary as a pod's termination message. The kubelet keeps at most 4096 bytes of
 //! a container's termination-message file and drops the rest, which would cut the JSON line
 //! the operator reads its counts from. A summary over that size is written without its lists
-//! and long texts (the counts stay), and as its numbers alone (dotted keys, whole fields up to the limit) if that is still too long.
+//! and long texts (the counts stay), and as just the counts the operator reads (integers under
+//! dotted keys, whole fields up to the limit) if that is still too long.
 
 use serde_json::{Map, Value};
 
@@ -22,8 +23,14 @@ pub fn message(summary: &Value) -> String {
     if short.len() <= MAX_TERMINATION_MESSAGE {
         return short;
     }
-    let mut numbers = Map::new();
-    flat_numbers("", summary, &mut numbers);
+    // What the operator reads of a summary (its integers under dotted keys), and `ok`.
+    let mut numbers: Map<String, Value> = ecom_operator::observe::summary_counts(summary)
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v)))
+        .collect();
+    if let Some(ok) = summary.get("ok") {
+        numbers.insert("ok".to_string(), ok.clone());
+    }
     let mut line = Value::Object(numbers).to_string();
     // Only a summary with hundreds of counters gets here; keep what fits, whole fields only.
     while line.len() > MAX_TERMINATION_MESSAGE {
@@ -50,27 +57,6 @@ fn without_lists(v: &Value) -> Value {
                 .collect(),
         ),
         other => other.clone(),
-    }
-}
-
-/// The numbers and booleans of `v`, at the top level under dotted keys (`report.rows_in`):
-/// the operator flattens nested summaries to the same keys.
-fn flat_numbers(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flat_numbers(&key, v, out);
-            }
-        }
-        Value::Number(_) | Value::Bool(_) => {
-            out.insert(prefix.to_string(), v.clone());
-        }
-        _ => {}
     }
 }
 

@@ -67,13 +67,7 @@ fn describe(ns: &str) -> String {
 
 /// A fresh namespace; its `default` ServiceAccount comes from the real controller-manager.
 async fn node_namespace(client: &Client, prefix: &str) -> String {
-    let ns = unique(prefix);
-    let api: Api<Namespace> = Api::all(client.clone());
-    let obj: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace");
-    api.create(&PostParams::default(), &obj)
-        .await
-        .unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
+    let ns = create_namespace(client, prefix).await;
     let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     wait_long(
         "the default ServiceAccount (controller-manager)",

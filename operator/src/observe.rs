@@ -91,9 +91,14 @@ pub fn job_state(job: &Job) -> JobState {
 pub fn parse_summary(message: &str) -> Option<BTreeMap<String, i64>> {
     let line = message.lines().rev().find(|l| !l.trim().is_empty())?;
     let value: Value = serde_json::from_str(line.trim()).ok()?;
+    value.is_object().then(|| summary_counts(&value))
+}
+
+/// The integer fields of a stage summary under dotted keys: what the operator reads of it.
+pub fn summary_counts(summary: &Value) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
-    flatten("", &value, &mut out);
-    value.is_object().then_some(out)
+    flatten("", summary, &mut out);
+    out
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, i64>) {

@@ -104,8 +104,8 @@ pub async fn install_crd(client: &Client) {
     .await;
 }
 
-/// A fresh namespace with the `default` ServiceAccount (no controller-manager creates it).
-pub async fn namespace(client: &Client, prefix: &str) -> String {
+/// Creates a namespace named `prefix` and a unique suffix; returns its name.
+pub async fn create_namespace(client: &Client, prefix: &str) -> String {
     let ns = unique(prefix);
     let api: Api<Namespace> = Api::all(client.clone());
     let obj: Namespace =
@@ -113,6 +113,12 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     api.create(&PostParams::default(), &obj)
         .await
         .unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
+    ns
+}
+
+/// A fresh namespace with the `default` ServiceAccount (no controller-manager creates it).
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let ns = create_namespace(client, prefix).await;
     let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let obj: ServiceAccount =
         serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("sa");
