@@ -38,7 +38,10 @@ fn failed_summary(cmd: &mut Command, summary_file: &Path) -> Value {
     );
     // A pipe is no terminal: the log (a pod's log, its termination message) has no colours.
     // (The retried stages below log a WARN line per failed attempt.)
-    assert!(!stderr.contains('\u{1b}'), "colour codes in a piped log: {stderr:?}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a piped log: {stderr:?}"
+    );
     let last = stdout
         .lines()
         .last()
