@@ -21,10 +21,14 @@ services-logs:
 # Brings the services up (or reuses running ones), loads their environment and runs every test
 # of the workspace but the real-node ones (named real_node_*, run by `make node-test` on a
 # fresh cluster), from the one test build (`make test-build`; `ecom` is its ECOM_BIN). A running
-# node is stopped first: its controllers would act on the stand-in tests' Jobs.
-itest: services-up test-build
-	@# The stand-in tests need an API server without controllers or kubelet: stop the node.
-	$(SERVICES_SH) down node
+# node is stopped and the API server restarted on empty storage first: the node's controllers
+# would act on the stand-in tests' Jobs, and a chart installed by `make cluster-up` would
+# collide with the chart tests' releases.
+itest: test-build
+	@# The stand-in tests need an API server without controllers or kubelet, and without what
+	@# `make cluster-up` or the node tests installed: stop the node, restart kube on empty storage.
+	$(SERVICES_SH) down node kube
+	$(SERVICES_SH) up
 	$(SERVICES_SH) deps
 	eval "$$($(SERVICES_SH) env)" && \
 	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(ITEST_CARGO_TARGET_DIR)}" && \
