@@ -341,9 +341,26 @@ stop_node() {
   if [[ -x $(node_k8s_bin kube-proxy) ]] && command -v iptables >/dev/null 2>&1; then
     "$(node_k8s_bin kube-proxy)" --cleanup >/dev/null 2>&1 || true
     while iptables -D FORWARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -m comment --comment "$NODE_RULE_TAG" -j DROP 2>/dev/null; do :; done
+    node_remove_kubelet_chains
   fi
   node_remove_cgroups
   rm -rf "$NODE_DIR"
+}
+
+# The kubelet's own iptables chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT),
+# which kube-proxy's cleanup leaves: the jumps to them from the built-in chains, then the
+# chains. (This machine runs no other kubelet on the host's network.)
+node_remove_kubelet_chains() {
+  local table rule chain
+  for table in filter nat mangle; do
+    while read -r rule; do
+      eval "iptables -t $table -D ${rule#-A }" 2>/dev/null || true
+    done < <(iptables -t "$table" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-(FIREWALL|KUBELET-CANARY)')
+    for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+      iptables -t "$table" -F "$chain" 2>/dev/null || true
+      iptables -t "$table" -X "$chain" 2>/dev/null || true
+    done
+  done
 }
 
 # Unmounts (deepest first) everything mounted below the node's directories.
