@@ -159,7 +159,9 @@ cmd_docker_up() {
   mkdir -p "$DOCKER_STATE" "$DOCKER_EXEC_ROOT" "$DOCKER_DATA_ROOT" "$(dirname "$DOCKERD_LOG")"
   start="$(now)"
   if ! pid="$(dockerd_pid)"; then
-    rm -f "$DOCKER_SOCK"
+    # Left by a dockerd that was killed: its pid may be a zombie or another process by now,
+    # and dockerd refuses to start while the file names a live pid.
+    rm -f "$DOCKER_SOCK" "$DOCKER_PIDFILE"
     # An empty configuration file, so that a host /etc/docker/daemon.json does not apply.
     printf '{}\n' >"$DOCKER_STATE/daemon.json"
     log "starting dockerd (socket $DOCKER_SOCK, data root $DOCKER_DATA_ROOT, log $DOCKERD_LOG)"
