@@ -78,7 +78,40 @@ async fn node_namespace(client: &Client, prefix: &str) -> String {
     ns
 }
 
-/// Waits until pipeline `name` has condition `type_` with status `status`; returns its status.
+/// Deletes a test's namespace (its pipelines' finalizers run first); does not wait.
+async fn delete_namespace(client: &Client, ns: &str) {
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await;
+}
+
+/// Polls pipeline `name` until `done` holds for its status; returns that status. On timeout
+/// the panic shows the last status and what the namespace holds.
+async fn wait_status(
+    api: &Api<EcomPipeline>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&EcomPipelineStatus) -> bool,
+) -> EcomPipelineStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = status_of(api, name).await;
+        if let Some(s) = status.as_ref().filter(|s| done(s)) {
+            return s.clone();
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{name}: not {what} after {timeout:?}; status: {}\n{}",
+                serde_json::to_string_pretty(&status).unwrap_or_default(),
+                describe(&api_namespace(api))
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Waits until pipeline `name` has condition `type_` with status `status`.
 async fn wait_condition(
     api: &Api<EcomPipeline>,
     name: &str,
@@ -86,31 +119,15 @@ async fn wait_condition(
     status: &str,
     timeout: Duration,
 ) -> EcomPipelineStatus {
-    let ns = api_namespace(api);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = status_of(api, name).await {
-            if s.conditions
-                .iter()
-                .any(|c| c.type_ == type_ && c.status == status)
-            {
-                return s;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "{name}: no {type_}={status} after {timeout:?}; status: {}\n{}",
-                    serde_json::to_string_pretty(&s).unwrap_or_default(),
-                    describe(&ns)
-                );
-            }
-        } else if Instant::now() >= deadline {
-            panic!("{name}: no status after {timeout:?}\n{}", describe(&ns));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    wait_status(api, name, &format!("{type_}={status}"), timeout, |s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == status)
+    })
+    .await
 }
 
-/// Waits until stage `stage` of pipeline `name` is in `state`; returns the pipeline's status.
+/// Waits until stage `stage` of pipeline `name` is in `state`.
 async fn wait_stage(
     api: &Api<EcomPipeline>,
     name: &str,
@@ -118,24 +135,10 @@ async fn wait_stage(
     state: &str,
     timeout: Duration,
 ) -> EcomPipelineStatus {
-    let ns = api_namespace(api);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let status = status_of(api, name).await;
-        if let Some(s) = &status {
-            if s.stages.get(stage).map(|st| st.state.as_str()) == Some(state) {
-                return s.clone();
-            }
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{name}: stage {stage} not {state} after {timeout:?}; status: {}\n{}",
-                serde_json::to_string_pretty(&status).unwrap_or_default(),
-                describe(&ns)
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    wait_status(api, name, &format!("{stage} {state}"), timeout, |s| {
+        s.stages.get(stage).map(|st| st.state.as_str()) == Some(state)
+    })
+    .await
 }
 
 fn api_namespace(api: &Api<EcomPipeline>) -> String {
@@ -322,9 +325,7 @@ async fn real_node_dns_services_logs_and_port_forward() {
         "kubectl logs of the operator pod is empty"
     );
 
-    let _ = Api::<Namespace>::all(client)
-        .delete(&ns, &DeleteParams::default())
-        .await;
+    delete_namespace(&client, &ns).await;
 }
 
 /// The README's path on the local node: `manifests/pipeline-batch.yaml`, unchanged, applied
@@ -548,9 +549,7 @@ async fn real_node_failed_stage_names_reason_and_termination_message() {
         "backoffLimit 1: two pods\n{}",
         describe(&ns)
     );
-    let _ = Api::<Namespace>::all(client)
-        .delete(&ns, &DeleteParams::default())
-        .await;
+    delete_namespace(&client, &ns).await;
 }
 
 /// A clean pod over its memory limit is OOMKilled by the kernel, and the status says so.
@@ -576,9 +575,7 @@ async fn real_node_oom_killed_clean_is_reported() {
     assert_eq!(clean.state, "Failed", "{clean:?}");
     let message = clean.message.clone().unwrap_or_default();
     assert!(message.contains("OOMKilled"), "{message}");
-    let _ = Api::<Namespace>::all(client)
-        .delete(&ns, &DeleteParams::default())
-        .await;
+    delete_namespace(&client, &ns).await;
 }
 
 /// `scripts/services.sh` of this repository with `args`; asserts success, returns stdout.
@@ -666,7 +663,5 @@ async fn real_node_kubelet_and_operator_killed_mid_run_lose_and_duplicate_nothin
     let fact = tables.table(&table).expect("fact table");
     let stored = fact.scan(b"", b"", usize::MAX).expect("scan fact").len() as i64;
     assert_eq!(Some(stored), kept, "rows in {table}");
-    let _ = Api::<Namespace>::all(client)
-        .delete(&ns, &DeleteParams::default())
-        .await;
+    delete_namespace(&client, &ns).await;
 }
