@@ -3,8 +3,9 @@
 
 .PHONY: cluster-up cluster-down node-test
 
-# The node, the ecom image (from the release build) loaded onto it, the operator installed
-# from the chart in namespace ecom; then apply manifests/pipeline-*.yaml (see README).
+# The node, the images (ecom from the release build, the development services from Maven jars)
+# loaded onto it, the chart installed with values-kind.yaml in namespace ecom (the operator and
+# the development Kafka, HDFS and HBase as pods); then apply manifests/pipeline-*.yaml (README).
 cluster-up: build
 	scripts/cluster-up.sh
 

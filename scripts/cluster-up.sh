@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
 # The local twin of scripts/kind-up.sh: a real one-node Kubernetes cluster on this machine
 # (scripts/services.sh group `node`: containerd, kubelet, controller-manager, scheduler,
-# kube-proxy, CoreDNS) around the harness's API server, with the operator installed from the
-# chart as a pod and the ecom image loaded onto the node. Kafka, HDFS and HBase are the
-# harness's own servers, reached by the pods at the node address through Services named as
-# the chart's development services, so manifests/pipeline-*.yaml apply unchanged.
+# kube-proxy, CoreDNS) with the chart installed as a user installs it on kind: values-kind.yaml,
+# so the operator and the development Kafka, HDFS and HBase run as pods in namespace `ecom`
+# (restricted Pod Security enforced). Only the image names differ from kind: the ecom image
+# comes from the project's Dockerfile, and the development services' images are built here
+# from the harness's Maven jars (scripts/images.sh dev-services), since no registry is reached.
 #
 #   scripts/cluster-up.sh            (= make cluster-up; idempotent)
 #   eval "$(scripts/services.sh env)"
 #   $KUBECTL -n ecom apply -f manifests/pipeline-batch.yaml
-#   $KUBECTL -n ecom wait ecp/demo --for=condition=Ready --timeout=10m
+#   $KUBECTL -n ecom wait ecp/demo --for=condition=Ready --timeout=20m
 #   $KUBECTL -n ecom port-forward svc/demo-dashboard 8080:8080
 #
+# ECOM_EXAMPLE=1 runs those three steps too, as scripts/kind-up.sh does.
 # Needs root (containerd, the kubelet and the pods' network). Knobs: ECOM_NAMESPACE (ecom),
 # ECOM_IMAGE (ecom:dev), ECOM_BIN (the `ecom` binary put into the image; default: the
 # release build in $CARGO_TARGET_DIR), ECOM_IMAGE_FROM_SOURCE=1 (build the image with the
-# Dockerfile's full multi-stage build instead).
+# Dockerfile's full multi-stage build instead), ECOM_READY_TIMEOUT (20m), ECOM_DASHBOARD_PORT.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NS="${ECOM_NAMESPACE:-ecom}"
 IMAGE="${ECOM_IMAGE:-ecom:dev}"
 RELEASE=ecom-pipeline
+READY_TIMEOUT="${ECOM_READY_TIMEOUT:-20m}"
+PORT="${ECOM_DASHBOARD_PORT:-8080}"
 TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/ecom-pipeline/target}"
 ECOM_BIN="${ECOM_BIN:-$TARGET/release/ecom}"
 
@@ -35,6 +39,12 @@ t0=$SECONDS
 "$ROOT/scripts/services.sh" up
 "$ROOT/scripts/services.sh" up node
 eval "$("$ROOT/scripts/services.sh" env)"
+k() { "$KUBECTL" "$@"; }
+h() { "$HELM" "$@"; }
+# shellcheck source=lib/quickstart.sh
+source "$ROOT/scripts/lib/quickstart.sh"
+# shellcheck source=versions.env disable=SC1091
+source "$ROOT/scripts/versions.env"
 log "cluster up in $((SECONDS - t0))s"
 
 t=$SECONDS
@@ -44,31 +54,31 @@ else
   [[ -x $ECOM_BIN ]] || die "no ecom binary at $ECOM_BIN: run 'make build' (or set ECOM_BIN, or ECOM_IMAGE_FROM_SOURCE=1)"
   ECOM_IMAGE="$IMAGE" "$ROOT/scripts/images.sh" ecom --prebuilt "$ECOM_BIN"
 fi
-"$ROOT/scripts/images.sh" load "$ECOM_CONTAINERD_SOCK" "$IMAGE"
-log "image $IMAGE built and loaded in $((SECONDS - t))s"
+"$ROOT/scripts/images.sh" dev-services
+KAFKA_IMAGE="localhost/ecom-kafka:$KAFKA_VERSION"
+HADOOP_IMAGE="localhost/ecom-hadoop:$HADOOP_VERSION"
+HBASE_IMAGE="localhost/ecom-hbase:$HBASE_VERSION"
+"$ROOT/scripts/images.sh" load "$ECOM_CONTAINERD_SOCK" "$IMAGE" "$KAFKA_IMAGE" "$HADOOP_IMAGE" "$HBASE_IMAGE" >/dev/null
+log "images built and loaded in $((SECONDS - t))s"
 # The image's id goes on the operator's pod template, so a rebuilt image rolls the operator.
 image_id="$(eval "$("$ROOT/scripts/images.sh" env)" && "${ECOM_DOCKER:-/usr/bin/docker}" image inspect -f '{{.Id}}' "$IMAGE")"
 
 t=$SECONDS
-log "installing the chart (release $RELEASE in namespace $NS, the operator only)"
-"$HELM" upgrade --install "$RELEASE" "$ROOT/charts/ecom-pipeline" \
-  --namespace "$NS" --create-namespace \
-  --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
-  --set-string "operator.podAnnotations.ecom-pipeline\.io/image-id=${image_id#sha256:}" \
-  --wait --timeout 5m
-"$KUBECTL" -n "$NS" wait --for=condition=Available deployment --all --timeout=5m >/dev/null
-log "operator available in $((SECONDS - t))s"
+quickstart_install --set image.pullPolicy=Never \
+  --set devInfra.kafka.image="$KAFKA_IMAGE" --set devInfra.hdfs.image="$HADOOP_IMAGE" \
+  --set devInfra.hbase.image="$HBASE_IMAGE" --set devInfra.hbase.downloadImage="$HBASE_IMAGE" \
+  --set-string "operator.podAnnotations.ecom-pipeline\.io/image-id=${image_id#sha256:}"
+log "operator and development services available in $((SECONDS - t))s"
 
-# The development services' names, pointing at the harness's servers.
-sed -e "s|@NODE_IP@|$ECOM_NODE_IP|g" -e "s|@KAFKA_PORT@|${KAFKA_BOOTSTRAP##*:}|g" \
-  -e "s|@HDFS_PORT@|${HDFS_URL##*:}|g" -e "s|@THRIFT_PORT@|${HBASE_THRIFT##*:}|g" \
-  "$ROOT/scripts/services/node/harness-services.yaml" |
-  "$KUBECTL" -n "$NS" apply --server-side --field-manager ecom-cluster-up -f - >/dev/null
-
+if [[ ${ECOM_EXAMPLE:-0} == 1 ]]; then
+  quickstart_example
+  quickstart_port_forward
+  exit 0
+fi
 log "ready in $((SECONDS - t0))s. Next:"
-cat >&2 <<EOF
+cat >&2 <<NEXT
   eval "\$(scripts/services.sh env)"
   \$KUBECTL -n $NS apply -f manifests/pipeline-batch.yaml
-  \$KUBECTL -n $NS wait ecp/demo --for=condition=Ready --timeout=10m
+  \$KUBECTL -n $NS wait ecp/demo --for=condition=Ready --timeout=20m
   \$KUBECTL -n $NS port-forward svc/demo-dashboard 8080:8080
-EOF
+NEXT

@@ -10,6 +10,10 @@
 #                                            runs `bases` first (cached)
 #   scripts/images.sh pause                  localhost/ecom-pause:3.10 (scripts/images/pause.c)
 #   scripts/images.sh coredns                localhost/ecom-coredns:$COREDNS_VERSION
+#   scripts/images.sh jre                    localhost/ecom-jre:<major>, linked from this JDK
+#   scripts/images.sh dev-services           the chart's development Kafka, HDFS and HBase
+#                                            images from the harness's Maven jars
+#                                            (scripts/images/dev-services.sh)
 #   scripts/images.sh load SOCKET [IMAGE...] import IMAGEs (default: those three) into the
 #                                            containerd at SOCKET, namespace k8s.io
 #   scripts/images.sh load-check             `load` into a throwaway containerd, run pause and ecom
@@ -106,6 +110,11 @@ dk_build() {
 image_exists() { dk image inspect "$1" >/dev/null 2>&1; }
 image_label() { dk image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null; }
 image_mb() { dk image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.1f MB", $1 / 1000000 }'; }
+# up_to_date IMAGE KEY: true (and says so) when IMAGE was built from inputs hashing to KEY.
+up_to_date() {
+  [[ $(image_label "$1" "$INPUTS_LABEL") == "$2" ]] || return 1
+  log "$1 is up to date ($(image_mb "$1"))"
+}
 
 # The default of `ARG NAME=...` in the project's Dockerfile.
 dockerfile_default() {
@@ -368,10 +377,7 @@ build_debian_base() {
   fi
   # The inputs: suite, mirrors and the recipe itself (the functions' text).
   key="$(printf '%s\n' "$suite" "$mirror" "$security" "$(declare -f make_rootfs write_base_files clean_rootfs)" | sha_text)"
-  if [[ $(image_label "$image" "$INPUTS_LABEL") == "$key" ]]; then
-    log "$image is up to date ($(image_mb "$image"))"
-    return 0
-  fi
+  up_to_date "$image" "$key" && return 0
   mkdir -p "$IMAGES_CACHE"
   tarball="$IMAGES_CACHE/rootfs-$suite-$key.tar"
   if [[ ! -f $tarball ]]; then
@@ -406,10 +412,7 @@ build_rust_base() {
   toolchain="$release-$host"
   key="$(printf '%s\n' "$(image_label "$base" "$INPUTS_LABEL")" "$(rustc -vV)" "$(cargo -V)" \
     "$(cat "${LOCAL_CA_DIR}"/*.crt 2>/dev/null)" "$(declare -f build_rust_base rust_context)" | sha_text)"
-  if [[ $(image_label "$image" "$INPUTS_LABEL") == "$key" ]]; then
-    log "$image is up to date ($(image_mb "$image"))"
-    return 0
-  fi
+  up_to_date "$image" "$key" && return 0
   start="$(now)"
   ctx="$(mktemp -d "$IMAGES_CACHE/rust-context.XXXXXX")"
   rust_context "$ctx" "$sysroot" "$toolchain" "$rustup_bin"
@@ -536,7 +539,7 @@ cmd_ecom() {
 build_small_image() {
   local image="$1" ctx="$2" key="$3" logf="$4"
   cat >"$ctx/Dockerfile"
-  dk_build -t "$image" --label "$INPUTS_LABEL=$key" "$ctx" >"$logf" 2>&1 || {
+  dk_build --network host -t "$image" --label "$INPUTS_LABEL=$key" "$ctx" >"$logf" 2>&1 || {
     tail -n 30 "$logf" >&2
     die "building $image failed (log: $logf)"
   }
@@ -547,10 +550,7 @@ cmd_pause() {
   need_cmd gcc "install Debian's gcc and libc6-dev"
   ensure_docker
   key="$(printf '%s\n' "$(cat "$src")" "$(gcc --version | head -n 1)" "$(declare -f cmd_pause)" | sha_text)"
-  if [[ $(image_label "$PAUSE_IMAGE" "$INPUTS_LABEL") == "$key" ]]; then
-    log "$PAUSE_IMAGE is up to date ($(image_mb "$PAUSE_IMAGE"))"
-    return 0
-  fi
+  up_to_date "$PAUSE_IMAGE" "$key" && return 0
   start="$(now)"
   dir="$IMAGES_CACHE/pause-$key"
   mkdir -p "$dir"
@@ -596,10 +596,7 @@ cmd_coredns() {
   start="$(now)"
   build_coredns
   key="$(printf '%s\n' "$COREDNS_VERSION" "$(sha256sum <"$COREDNS_HOME/bin/coredns")" "$(declare -f cmd_coredns)" | sha_text)"
-  if [[ $(image_label "$COREDNS_IMAGE" "$INPUTS_LABEL") == "$key" ]]; then
-    log "$COREDNS_IMAGE is up to date ($(image_mb "$COREDNS_IMAGE"))"
-    return 0
-  fi
+  up_to_date "$COREDNS_IMAGE" "$key" && return 0
   mkdir -p "$COREDNS_HOME/image"
   cp "$COREDNS_HOME/bin/coredns" "$COREDNS_HOME/image/coredns"
   build_small_image "$COREDNS_IMAGE" "$COREDNS_HOME/image" "$key" "$COREDNS_HOME/image.log" <<'DOCKERFILE'
@@ -612,6 +609,9 @@ DOCKERFILE
   version="$(dk run --rm --network none "$COREDNS_IMAGE" -version | head -n 1)"
   log "$COREDNS_IMAGE built in $(since "$start")s ($(image_mb "$COREDNS_IMAGE")): $version"
 }
+
+# shellcheck source=images/dev-services.sh
+source "$IMAGES_DIR/dev-services.sh"
 
 # ---------------------------------------------------------------------------------------------
 # load: the images into a containerd (namespace k8s.io, where the CRI plugin looks)
@@ -793,6 +793,8 @@ main() {
     ecom) cmd_ecom "$@" ;;
     pause) cmd_pause ;;
     coredns) cmd_coredns ;;
+    jre) cmd_jre ;;
+    dev-services) cmd_dev_services ;;
     load) cmd_load "$@" ;;
     load-check) cmd_load_check ;;
     all) cmd_all "$@" ;;

@@ -42,6 +42,9 @@ case "$CLUSTER" in
 esac
 docker info >/dev/null 2>&1 || die "the Docker daemon does not answer (is it running, may this user use it?)"
 k() { kubectl --context "$CONTEXT" "$@"; }
+h() { helm --kube-context "$CONTEXT" "$@"; }
+# shellcheck source=lib/quickstart.sh
+source "$ROOT/scripts/lib/quickstart.sh"
 
 if [[ ${ECOM_SKIP_BUILD:-0} != 1 ]]; then
   log "building $IMAGE (the first build compiles librdkafka and polars: expect 10-30 minutes)"
@@ -68,29 +71,11 @@ else
   minikube -p "$NAME" image load "$IMAGE"
 fi
 
-log "installing the chart (release $RELEASE in namespace $NS, development services on)"
-helm upgrade --install "$RELEASE" "$ROOT/charts/ecom-pipeline" --kube-context "$CONTEXT" \
-  --namespace "$NS" --create-namespace \
-  -f "$ROOT/charts/ecom-pipeline/values-kind.yaml" \
-  --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" \
-  --wait --timeout 15m
-
-log "waiting for the operator and the development services"
-k -n "$NS" wait --for=condition=Available deployment --all --timeout=15m
-
-log "applying the batch example"
-sed "s|image: ecom:dev|image: $IMAGE|" "$ROOT/manifests/pipeline-batch.yaml" | k -n "$NS" apply -f -
-log "waiting until ecp/demo is Ready (timeout $READY_TIMEOUT); follow it with: kubectl --context $CONTEXT -n $NS get ecp,jobs,pods"
-if ! k -n "$NS" wait ecp/demo --for=condition=Ready --timeout="$READY_TIMEOUT"; then
-  k -n "$NS" get ecp demo -o yaml >&2 || true
-  k -n "$NS" get jobs,pods >&2 || true
-  die "ecp/demo did not become Ready; see its status above and 'kubectl -n $NS logs job/<name>'"
-fi
-k -n "$NS" get ecp demo
-
+quickstart_install
+quickstart_example
 if [[ ${ECOM_NO_PORT_FORWARD:-0} == 1 ]]; then
   log "done; dashboard: kubectl --context $CONTEXT -n $NS port-forward svc/demo-dashboard $PORT:8080"
   exit 0
 fi
-log "dashboard on http://127.0.0.1:$PORT (Ctrl-C stops the port-forward; scripts/kind-down.sh deletes the cluster)"
-exec kubectl --context "$CONTEXT" -n "$NS" port-forward svc/demo-dashboard "$PORT:8080"
+log "scripts/kind-down.sh deletes the cluster"
+quickstart_port_forward

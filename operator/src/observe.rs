@@ -53,6 +53,8 @@ pub struct JobRun {
     pub suspend: bool,
     /// Summed numeric fields of the succeeded pods' summaries, when at least one was found.
     pub summary: Option<BTreeMap<String, i64>>,
+    /// Why a pod of a running Job cannot make progress ([`pod_waiting`]), when one is stuck.
+    pub waiting: Option<String>,
 }
 
 fn condition_true<'a>(
@@ -206,14 +208,72 @@ pub fn last_pod_failure(job: &str, pods: &[Pod]) -> Option<String> {
     let message = t.message.as_deref().unwrap_or("").trim();
     if !message.is_empty() {
         // The tail: the error is on the last lines.
-        let mut start = message.len().saturating_sub(MAX_QUOTED_MESSAGE);
-        while !message.is_char_boundary(start) {
-            start += 1;
-        }
         text.push_str(": ");
-        text.push_str(&message[start..]);
+        text.push_str(quoted_tail(message));
     }
     Some(text)
+}
+
+/// Container waiting reasons that need a change to go away: they are not start-up steps.
+const STUCK_REASONS: [&str; 8] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+];
+
+/// Why a pod of `job` that has not finished cannot start, as the kubelet or the scheduler
+/// says it: `pod NAME: REASON: MESSAGE`, from a container (or init container) waiting with a
+/// reason of [`STUCK_REASONS`], or the pod's `PodScheduled` condition being false. `None`
+/// while every pod is merely starting or running.
+pub fn pod_waiting(job: &str, pods: &[Pod]) -> Option<String> {
+    for pod in pods {
+        if pod.labels().get(POD_JOB_LABEL).map(String::as_str) != Some(job) {
+            continue;
+        }
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        let name = pod.metadata.name.as_deref().unwrap_or("");
+        let containers = status.init_container_statuses.iter().flatten();
+        for c in containers.chain(status.container_statuses.iter().flatten()) {
+            let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+                continue;
+            };
+            let reason = w.reason.as_deref().unwrap_or("");
+            if STUCK_REASONS.contains(&reason) {
+                let message = w.message.as_deref().unwrap_or("").trim();
+                return Some(format!("pod {name}: {reason}: {}", quoted_tail(message)));
+            }
+        }
+        let unscheduled = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+        if let Some(c) = unscheduled {
+            let reason = c.reason.as_deref().unwrap_or("Unschedulable");
+            let message = c.message.as_deref().unwrap_or("").trim();
+            return Some(format!("pod {name}: {reason}: {}", quoted_tail(message)));
+        }
+    }
+    None
+}
+
+/// The last [`MAX_QUOTED_MESSAGE`] bytes of `message` (on a character boundary).
+fn quoted_tail(message: &str) -> &str {
+    let mut start = message.len().saturating_sub(MAX_QUOTED_MESSAGE);
+    while !message.is_char_boundary(start) {
+        start += 1;
+    }
+    &message[start..]
 }
 
 /// `job` and its pods as a [`JobRun`]. A failed Job's message also says how its last failed
@@ -232,8 +292,13 @@ pub fn job_run(job: &Job, pods: &[Pod]) -> JobRun {
             };
         }
     }
+    let waiting = match state {
+        JobState::Running => pod_waiting(&name, pods),
+        _ => None,
+    };
     JobRun {
         summary: job_summary(&name, pods),
+        waiting,
         state,
         succeeded: status.succeeded.unwrap_or(0),
         completions: spec.completions.unwrap_or(1),
@@ -337,6 +402,45 @@ mod tests {
                 reason: "BackoffLimitExceeded".into(),
                 message: format!("Job has reached the specified backoff limit; {text}")
             }
+        );
+    }
+
+    #[test]
+    fn a_stuck_pod_says_why_and_a_starting_one_does_not() {
+        let mut p = pod("ecp-load", Some("0"), "Pending", "");
+        p.status = Some(serde_json::from_value(json!({
+            "phase": "Pending",
+            "containerStatuses": [{"name": "stage", "image": "ecom:typo", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ErrImageNeverPull",
+                    "message": "Container image \"ecom:typo\" is not present with pull policy of Never"}}}]
+        })).expect("status"));
+        let pods = [p.clone()];
+        assert_eq!(
+            pod_waiting("ecp-load", &pods).as_deref(),
+            Some("pod ecp-load-0: ErrImageNeverPull: Container image \"ecom:typo\" is not present with pull policy of Never")
+        );
+        assert_eq!(pod_waiting("other", &pods), None);
+        let mut starting = p.clone();
+        starting.status = Some(
+            serde_json::from_value(json!({
+                "phase": "Pending",
+                "containerStatuses": [{"name": "stage", "image": "ecom:dev", "imageID": "",
+                    "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ContainerCreating"}}}]
+            }))
+            .expect("status"),
+        );
+        assert_eq!(pod_waiting("ecp-load", &[starting]), None);
+        let mut unscheduled = p;
+        unscheduled.status = Some(serde_json::from_value(json!({
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 Insufficient memory."}]
+        })).expect("status"));
+        assert_eq!(
+            pod_waiting("ecp-load", &[unscheduled]).as_deref(),
+            Some("pod ecp-load-0: Unschedulable: 0/1 nodes are available: 1 Insufficient memory.")
         );
     }
 

@@ -148,7 +148,7 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
                         (state::FAILED, Some(format!("{reason}: {message}")))
                     }
                     JobState::Suspended => (state::SUSPENDED, None),
-                    JobState::Running => (state::RUNNING, None),
+                    JobState::Running => (state::RUNNING, run.waiting.clone()),
                 };
                 StageStatus {
                     state: state.to_string(),
@@ -278,8 +278,19 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
         .into_iter()
         .map(|(s, st)| (s.as_str().to_string(), st))
         .collect();
+    // Pods trigger no reconcile (their Jobs do): while a stage runs, look again soon, so a pod
+    // stuck on its image or its scheduling shows in the status.
+    if out.stages.values().any(|st| st.state == state::RUNNING) {
+        out.requeue_after = Some(
+            out.requeue_after
+                .map_or(RUNNING_RECHECK, |d| d.min(RUNNING_RECHECK)),
+        );
+    }
     out
 }
+
+/// How soon a pipeline with a running stage is reconciled again.
+pub const RUNNING_RECHECK: Duration = Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {
@@ -298,6 +309,7 @@ mod tests {
             exec_hash: Some(p.exec_hash(s)),
             suspend,
             summary: Some(BTreeMap::from([("records".into(), 10)])),
+            waiting: None,
         }
     }
 
@@ -467,7 +479,8 @@ mod tests {
         };
         let waiting = plan(&p, &obs);
         assert_eq!(waiting.cycle, Some(1));
-        assert_eq!(waiting.requeue_after, Some(Duration::from_secs(30)));
+        // The next cycle is due in 30 s; the running sink brings the recheck closer.
+        assert_eq!(waiting.requeue_after, Some(RUNNING_RECHECK));
         let later = Observed {
             now: "2026-01-01T00:11:00Z".parse().expect("time"),
             ..obs

@@ -86,7 +86,14 @@ fn stage_cond(type_: &'static str, stages: &BTreeMap<String, StageStatus>, names
     let (reason, message) = match sts.iter().find(|(_, s)| s.state != state::SUCCEEDED) {
         Some((n, s)) if s.state == state::SUSPENDED => ("Suspended", format!("{n} is suspended")),
         Some((n, s)) if s.state == state::PENDING => ("Pending", format!("{n} has not started")),
-        Some((n, s)) => ("InProgress", format!("{n} is {}", s.state.to_lowercase())),
+        // A running stage whose pod is stuck (image, scheduling) says why.
+        Some((n, s)) => match &s.message {
+            Some(m) => (
+                "InProgress",
+                format!("{n} is {}: {m}", s.state.to_lowercase()),
+            ),
+            None => ("InProgress", format!("{n} is {}", s.state.to_lowercase())),
+        },
         None => ("Pending", String::new()),
     };
     Cond {
@@ -354,6 +361,7 @@ mod tests {
                 exec_hash: None,
                 suspend: false,
                 summary: None,
+                waiting: None,
             })
             .collect();
         let now: k8s_openapi::jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("t");

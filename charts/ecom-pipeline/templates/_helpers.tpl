@@ -73,3 +73,101 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Pod security context of a development service: UID 1000, restricted Pod Security. */}}
+{{- define "ecom.devPodSecurity" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Container security context of a development service. */}}
+{{- define "ecom.devContainerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/*
+Environment every development JVM gets. JDK_JAVA_OPTIONS is read by the `java` launcher of
+Java 9 and later (a Java 8 image ignores it): the module openings Hadoop and HBase need on 17.
+*/}}
+{{- define "ecom.devJvmEnv" -}}
+- name: JDK_JAVA_OPTIONS
+  value: >-
+    -Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true
+    --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED
+    --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED
+    --add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED
+    --add-opens=java.base/java.util.concurrent=ALL-UNNAMED
+    --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED
+    --add-opens=java.base/jdk.internal.ref=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
+    --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED
+    --add-exports=java.base/sun.net.dns=ALL-UNNAMED --add-exports=java.base/sun.net.util=ALL-UNNAMED
+- name: HADOOP_USER_NAME
+  value: ecom
+{{- end -}}
+
+{{/* JVM flags of every development service (after the heap). */}}
+{{- define "ecom.devJvmFlags" -}}
+- -XX:+UseSerialGC
+- -Xss512k
+- -Djava.net.preferIPv4Stack=true
+- -Djava.awt.headless=true
+{{- end -}}
+
+{{/*
+The data volume of a development service; argument: (list $ serviceValues). A PersistentVolumeClaim
+<name>-data when persistence.enabled, else an emptyDir.
+*/}}
+{{- define "ecom.devDataVolume" -}}
+{{- $s := index . 1 -}}
+- name: data
+{{- if $s.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ $s.name }}-data
+{{- else }}
+  emptyDir: {}
+{{- end }}
+- name: tmp
+  emptyDir: {}
+{{- end -}}
+
+{{/* The PersistentVolumeClaim of a development service, when enabled; argument: (list $ serviceValues component). */}}
+{{- define "ecom.devDataClaim" -}}
+{{- $ := index . 0 -}}
+{{- $s := index . 1 -}}
+{{- if $s.persistence.enabled }}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {{ $s.name }}-data
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "ecom.labels" $ | nindent 4 }}
+    app.kubernetes.io/component: {{ index . 2 }}
+spec:
+  accessModes: ["ReadWriteOnce"]
+  {{- with $s.persistence.storageClassName }}
+  storageClassName: {{ . | quote }}
+  {{- end }}
+  resources:
+    requests:
+      storage: {{ $s.persistence.size }}
+{{- end }}
+{{- end -}}
+
+{{/*
+An exec readiness probe that GETs PATH from 127.0.0.1:PORT over bash's /dev/tcp and passes when
+the answer contains TEXT (a fixed string); argument: (list PORT PATH TEXT).
+*/}}
+{{- define "ecom.devHttpProbe" -}}
+{{- $script := printf "exec 3<>/dev/tcp/127.0.0.1/%v && printf 'GET %s HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && grep -qF '%s' <&3" (index . 0) (index . 1) (index . 2) -}}
+exec:
+  command: ["bash", "-c", {{ $script | quote }}]
+{{- end -}}
