@@ -241,47 +241,6 @@ async fn real_node_address_typo_is_named_in_status() {
     delete_namespace(&client, &ns).await;
 }
 
-/// A pipeline naming an image the node does not have: its first stage's pod cannot start, and
-/// the stage and the `Ingested` condition say so with the kubelet's reason and message.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_node_missing_image_is_named_in_status() {
-    let client = client().await;
-    let ns = node_namespace(&client, "node-image").await;
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    let manifest = node_pipeline(
-        "noimage",
-        json!({"image": "ecom:no-such-tag", "dashboard": {"enabled": false}}),
-    );
-    create(&api, &manifest).await.expect("create pipeline");
-    let status = wait_status(
-        &api,
-        "noimage",
-        "waiting on its image",
-        Duration::from_secs(180),
-        |s| {
-            s.stages
-                .get("produce")
-                .and_then(|st| st.message.as_deref())
-                .is_some_and(|m| m.contains("ErrImageNeverPull"))
-        },
-    )
-    .await;
-    let produce = &status.stages["produce"];
-    assert_eq!(produce.state, "Running", "{produce:?}");
-    let message = produce.message.clone().unwrap_or_default();
-    assert!(message.contains("ecom:no-such-tag"), "{message}");
-    let ingested = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ingested")
-        .expect("Ingested condition");
-    assert!(
-        ingested.message.contains("ErrImageNeverPull"),
-        "{ingested:?}"
-    );
-    delete_namespace(&client, &ns).await;
-}
-
 /// `scripts/services.sh` of this repository with `args`; asserts success, returns stdout.
 fn services(args: &[&str]) -> String {
     let script = format!("{}/../scripts/services.sh", env!("CARGO_MANIFEST_DIR"));
