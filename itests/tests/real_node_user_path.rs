@@ -170,6 +170,27 @@ async fn real_node_user_path_install_apply_browse_stream_uninstall() {
     );
     delete_pipeline(&api, "demo").await;
     delete_pipeline(&api, "live").await;
+    // Fresh development services (their data is in emptyDirs), so an earlier run's topic and
+    // files do not add to this run's counts.
+    for name in &DEPLOYMENTS[..4] {
+        kubectl(&[
+            "-n",
+            NS,
+            "rollout",
+            "restart",
+            &format!("deployment/{name}"),
+        ]);
+    }
+    for name in &DEPLOYMENTS[..4] {
+        kubectl(&[
+            "-n",
+            NS,
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "--timeout=10m",
+        ]);
+    }
 
     // The batch example, unchanged, against the chart's own services.
     let started = Instant::now();
