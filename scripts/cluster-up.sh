@@ -43,8 +43,6 @@ k() { "$KUBECTL" "$@"; }
 h() { "$HELM" "$@"; }
 # shellcheck source=lib/quickstart.sh
 source "$ROOT/scripts/lib/quickstart.sh"
-# shellcheck source=versions.env disable=SC1091
-source "$ROOT/scripts/versions.env"
 log "cluster up in $((SECONDS - t0))s"
 
 t=$SECONDS
@@ -55,9 +53,7 @@ else
   ECOM_IMAGE="$IMAGE" "$ROOT/scripts/images.sh" ecom --prebuilt "$ECOM_BIN"
 fi
 "$ROOT/scripts/images.sh" dev-services
-KAFKA_IMAGE="localhost/ecom-kafka:$KAFKA_VERSION"
-HADOOP_IMAGE="localhost/ecom-hadoop:$HADOOP_VERSION"
-HBASE_IMAGE="localhost/ecom-hbase:$HBASE_VERSION"
+{ read -r KAFKA_IMAGE && read -r HADOOP_IMAGE && read -r HBASE_IMAGE; } < <("$ROOT/scripts/images.sh" dev-service-images)
 "$ROOT/scripts/images.sh" load "$ECOM_CONTAINERD_SOCK" "$IMAGE" "$KAFKA_IMAGE" "$HADOOP_IMAGE" "$HBASE_IMAGE" >/dev/null
 log "images built and loaded in $((SECONDS - t))s"
 # The image's id goes on the operator's pod template, so a rebuilt image rolls the operator.

@@ -14,6 +14,7 @@
 #   scripts/images.sh dev-services           the chart's development Kafka, HDFS and HBase
 #                                            images from the harness's Maven jars
 #                                            (scripts/images/dev-services.sh)
+#   scripts/images.sh dev-service-images     their names: Kafka, Hadoop, HBase, one a line
 #   scripts/images.sh load SOCKET [IMAGE...] import IMAGEs (default: those three) into the
 #                                            containerd at SOCKET, namespace k8s.io
 #   scripts/images.sh load-check             `load` into a throwaway containerd, run pause and ecom
@@ -795,6 +796,7 @@ main() {
     coredns) cmd_coredns ;;
     jre) cmd_jre ;;
     dev-services) cmd_dev_services ;;
+    dev-service-images) dev_service_images ;;
     load) cmd_load "$@" ;;
     load-check) cmd_load_check ;;
     all) cmd_all "$@" ;;

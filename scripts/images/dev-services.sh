@@ -101,12 +101,9 @@ cmd_dev_services() {
   dev_service_image hbase "$HBASE_VERSION" "$ECOM_CACHE/hbase-$HBASE_VERSION/lib" /opt/hbase/lib
 }
 
-# The development service images, one a line.
+# The development service images, one a line: Kafka, Hadoop, HBase (scripts/cluster-up.sh
+# reads them in this order).
 dev_service_images() {
-  dev_image kafka "$KAFKA_VERSION"
-  printf '\n'
-  dev_image hadoop "$HADOOP_VERSION"
-  printf '\n'
-  dev_image hbase "$HBASE_VERSION"
-  printf '\n'
+  printf '%s\n' "$(dev_image kafka "$KAFKA_VERSION")" "$(dev_image hadoop "$HADOOP_VERSION")" \
+    "$(dev_image hbase "$HBASE_VERSION")"
 }
