@@ -8,7 +8,7 @@
 chart-check: services-up
 	eval "$$($(SERVICES_SH) env)" && scripts/chart-check.sh
 
-# Only the chart's integration tests (RBAC, dry-runs, the operator with the chart's credentials).
+# Only the chart's integration tests (lint, renders, dry-runs, RBAC reviews, helm install/upgrade).
 chart-test: services-up
 	$(SERVICES_SH) deps
 	eval "$$($(SERVICES_SH) env)" && \

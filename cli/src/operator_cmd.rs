@@ -32,6 +32,11 @@ pub struct OperatorArgs {
     /// EcomPipelines reconciled at once.
     #[arg(long, default_value_t = 4)]
     concurrency: u16,
+    /// Probe the Kafka, HDFS and HBase addresses of running stages, and say in their status
+    /// which one they wait for. On by default inside a cluster (KUBERNETES_SERVICE_HOST set),
+    /// where the operator resolves Service names as the stage pods do.
+    #[arg(long, env = "ECOM_PROBE_SERVICES")]
+    probe_services: Option<bool>,
 }
 
 fn default_identity() -> String {
@@ -57,6 +62,9 @@ pub fn run(args: OperatorArgs) -> Result<()> {
             renew_every: Duration::from_secs(args.renew_every.max(1)),
         },
         concurrency: args.concurrency.max(1),
+        probe_services: args
+            .probe_services
+            .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,33 +3,28 @@
 //! `helm lint` and `helm template` for the default, kind and production values; a server-side
 //! dry-run of every rendered object and every manifest (the CRD first); restricted Pod
 //! Security of every pod template; the chart's CRD against `crds/`; the rendered RBAC checked
-//! in both directions with SubjectAccessReviews and a SelfSubjectRulesReview; and the operator
-//! run with the chart's ServiceAccount token (not admin) taking the batch example to Ready,
-//! with a kubelet stand-in running each Job's container against the real Kafka, HDFS and HBase.
+//! in both directions with SubjectAccessReviews and a SelfSubjectRulesReview; Helm install,
+//! upgrade and uninstall. The operator running from the chart, with its ServiceAccount, is
+//! tested on the real node (`real_node_user_path.rs`).
 //!
 //! Needs `KUBECONFIG`, `KUBECTL`, `HELM`, `KAFKA_BOOTSTRAP`, `HDFS_URL`, `HBASE_THRIFT` (from
 //! `eval "$(scripts/services.sh env)"`) and the `ecom` binary (`ECOM_BIN`).
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use common::kube::{
-    client, ecom_bin, free_port, ground_truth, http_get, install_crd, merge, namespace,
-    real_services, run_job_locally, run_until_ready_with, unique, wait_for, wait_gone, wait_job,
-};
+use common::kube::{client, install_crd, namespace, unique};
 use common::service_env;
 use ecom_operator::crd::EcomPipeline;
 use k8s_openapi::api::authorization::v1::{
     SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::Client;
 use serde_json::{json, Value};
 
@@ -1025,209 +1020,6 @@ async fn rbac_allows_what_the_operator_needs_and_nothing_more() {
         as_rules(&needed_in_release_namespace("ecom-operator"))
     );
     assert!(own_rules(&token_client, &other).await.is_empty());
-}
-
-// ------------------------------------------------------------------------------------------
-// The operator with the chart's credentials.
-
-/// `ecom operator` started with the rendered Deployment's args and env, authenticated with a
-/// token of the chart's ServiceAccount; SIGKILLed on drop.
-struct ChartOperator {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl ChartOperator {
-    fn start(deployment: &Value, ns: &str, kubeconfig: &Path) -> ChartOperator {
-        let c = container(deployment, "operator");
-        assert_eq!(c["command"], json!(["ecom"]));
-        let port = free_port();
-        let args: Vec<String> = c["args"]
-            .as_array()
-            .expect("args")
-            .iter()
-            .map(|a| {
-                let a = a.as_str().expect("arg");
-                if a.starts_with("--listen=") {
-                    format!("--listen=127.0.0.1:{port}")
-                } else {
-                    a.to_string()
-                }
-            })
-            .collect();
-        let identity = unique("chart-op");
-        let mut env = BTreeMap::new();
-        for e in c["env"].as_array().expect("env") {
-            let name = e["name"].as_str().expect("env name").to_string();
-            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                Some("metadata.namespace") => ns.to_string(),
-                Some("metadata.name") => identity.clone(),
-                Some(other) => panic!("unexpected fieldRef {other}"),
-                None => e["value"].as_str().expect("env value").to_string(),
-            };
-            env.insert(name, value);
-        }
-        env.insert("RUST_LOG".into(), "info,ecom_operator=debug".into());
-        let log = std::env::temp_dir().join(format!("{identity}.log"));
-        let child = Command::new(ecom_bin())
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&env)
-            .env("KUBECONFIG", kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", ecom_bin().display()));
-        ChartOperator { child, port, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ChartOperator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_with_chart_credentials_takes_the_batch_example_to_ready() {
-    let admin = client().await;
-    install_crd(&admin).await;
-    let ns = namespace(&admin, "chart-op").await;
-    // One watched namespace, so this operator never touches other tests' pipelines.
-    let release = unique("op");
-    let objs = render(
-        &release,
-        &ns,
-        &[],
-        &[
-            format!("operator.watchNamespace={ns}"),
-            "crds.install=false".into(),
-        ],
-    );
-    let installed: Vec<&Value> = objs.iter().collect();
-    kubectl_in(
-        &[
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "helm",
-            "-f",
-            "-",
-        ],
-        &to_yaml_stream(&installed),
-    );
-    let deployment = find(
-        &objs,
-        "Deployment",
-        &format!("{release}-ecom-pipeline-operator"),
-    );
-    let sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-        .as_str()
-        .expect("serviceAccountName");
-    let kubeconfig = token_kubeconfig(&ns, sa);
-    let op = ChartOperator::start(deployment, &ns, &kubeconfig);
-    wait_for("the operator ready", || async {
-        let port = op.port;
-        let r = tokio::task::spawn_blocking(move || http_get(port, "/readyz"))
-            .await
-            .ok()??;
-        (r.0 == 200).then_some(())
-    })
-    .await;
-
-    // The batch example, pointed at the harness's services with names unique to this run.
-    let mut example = documents(
-        &std::fs::read_to_string(repo().join("manifests/pipeline-batch.yaml")).expect("example"),
-    )
-    .remove(0);
-    let name = name_of(&example).to_string();
-    let suffix = unique("c").replace('-', "");
-    let (rows, seed, dirty) = (20_000u64, 42u64, 0.05f64);
-    let spec = &mut example["spec"];
-    merge(spec, &real_services("chart", &suffix));
-    spec["source"]["generated"] = json!({"rows": rows, "seed": seed, "dirtyRate": dirty});
-    example["metadata"]["namespace"] = json!(ns);
-    let api: Api<EcomPipeline> = Api::namespaced(admin.clone(), &ns);
-    let obj: EcomPipeline = serde_json::from_value(example).expect("example parses");
-    api.create(&PostParams::default(), &obj)
-        .await
-        .expect("create the example");
-
-    let truth = ground_truth(rows, seed, dirty);
-
-    // Play kubelet until Ready.
-    let status = run_until_ready_with(
-        &admin,
-        &ns,
-        &name,
-        Duration::from_secs(300),
-        |job| {
-            // Stage pods: the namespace's default ServiceAccount (bound to nothing), no token.
-            let pod = job
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.spec.clone())
-                .expect("pod spec");
-            assert_eq!(pod.automount_service_account_token, Some(false));
-            assert_eq!(pod.service_account_name, None);
-        },
-        || format!("\noperator log:\n{}", op.log()),
-    )
-    .await;
-    let counts = status.counts.expect("counts");
-    let full = &truth["full"];
-    assert_eq!(counts.produced, Some(rows as i64), "{counts:?}");
-    assert_eq!(counts.sunk, Some(rows as i64), "{counts:?}");
-    assert_eq!(counts.cleaned, full["rows_out"].as_i64(), "{counts:?}");
-    assert_eq!(counts.loaded, full["rows_out"].as_i64(), "{counts:?}");
-    // kubectl wait, as the quick start does it.
-    run(
-        &service_env("KUBECTL"),
-        &[
-            "-n",
-            &ns,
-            "wait",
-            &format!("ecp/{name}"),
-            "--for=condition=Ready",
-            "--timeout=10s",
-        ],
-        None,
-        None,
-    );
-    // Its Events went out with the chart's credentials.
-    let events: Api<Event> = Api::namespaced(admin.clone(), &ns);
-    let reasons: BTreeSet<String> = events
-        .list(&ListParams::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
-    assert!(
-        reasons.contains("JobsCreated") && reasons.contains("Ready"),
-        "{reasons:?}"
-    );
-
-    // cleanupPolicy Delete: deleting runs the cleanup Job, then the finalizer lets go.
-    api.delete(&name, &DeleteParams::default())
-        .await
-        .expect("delete the example");
-    let cleanup = wait_job(&admin, &ns, "cleanup").await;
-    run_job_locally(&admin, &ns, &cleanup).await;
-    wait_gone(&api, &name).await;
-    let log = op.log();
-    assert!(
-        !log.contains("forbidden") && !log.contains("Forbidden"),
-        "the operator hit RBAC denials:\n{log}"
-    );
 }
 
 // ------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, PostParams};
 use kube::ResourceExt;
 use node_support::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The cluster's own machinery: the node is Ready, a pod resolves Services through CoreDNS
 /// and connects through their ClusterIPs (kube-proxy), `kubectl logs` reads it back, and
@@ -119,20 +119,6 @@ async fn real_node_dns_services_logs_and_port_forward() {
     );
 
     delete_namespace(&client, &ns).await;
-}
-
-/// A pipeline on the harness's servers (reached by the pods at the node address) in its own
-/// namespace, with the image on the node.
-fn node_pipeline(name: &str, extra: Value) -> Value {
-    let suffix = unique("n").replace('-', "");
-    let mut v = real_pipeline(
-        name,
-        "node",
-        &suffix,
-        json!({"image": IMAGE, "imagePullPolicy": "Never"}),
-    );
-    merge(&mut v["spec"], &extra);
-    v
 }
 
 /// A load pod that exits non-zero goes through the Job's backoff (two pods here), and the
@@ -238,6 +224,47 @@ async fn real_node_address_typo_is_named_in_status() {
     let message = status.stages["produce"].message.clone().unwrap_or_default();
     assert!(message.contains("ecom-kafak:9092"), "{message}");
     assert!(message.contains("Failed to resolve"), "{message}");
+    delete_namespace(&client, &ns).await;
+}
+
+/// A pipeline naming an image the node does not have: its first stage's pod cannot start, and
+/// the stage and the `Ingested` condition say so with the kubelet's reason and message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_node_missing_image_is_named_in_status() {
+    let client = client().await;
+    let ns = node_namespace(&client, "node-image").await;
+    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
+    let manifest = node_pipeline(
+        "noimage",
+        json!({"image": "ecom:no-such-tag", "dashboard": {"enabled": false}}),
+    );
+    create(&api, &manifest).await.expect("create pipeline");
+    let status = wait_status(
+        &api,
+        "noimage",
+        "waiting on its image",
+        Duration::from_secs(180),
+        |s| {
+            s.stages
+                .get("produce")
+                .and_then(|st| st.message.as_deref())
+                .is_some_and(|m| m.contains("ErrImageNeverPull"))
+        },
+    )
+    .await;
+    let produce = &status.stages["produce"];
+    assert_eq!(produce.state, "Running", "{produce:?}");
+    let message = produce.message.clone().unwrap_or_default();
+    assert!(message.contains("ecom:no-such-tag"), "{message}");
+    let ingested = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ingested")
+        .expect("Ingested condition");
+    assert!(
+        ingested.message.contains("ErrImageNeverPull"),
+        "{ingested:?}"
+    );
     delete_namespace(&client, &ns).await;
 }
 

@@ -26,6 +26,7 @@ use ecom_operator::crd::EcomPipeline;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, ResourceExt};
@@ -82,6 +83,29 @@ async fn dashboard_orders(forward: &PortForward) -> Option<i64> {
         return None;
     }
     serde_json::from_str::<Value>(&body).ok()?["orders"].as_i64()
+}
+
+/// The message of `stage` of pipeline `name` once it contains `needle`.
+async fn wait_stage_message(
+    api: &Api<EcomPipeline>,
+    name: &str,
+    stage: &str,
+    needle: &str,
+) -> String {
+    let status = wait_status(
+        api,
+        name,
+        &format!("{stage} saying {needle:?}"),
+        Duration::from_secs(180),
+        |s| {
+            s.stages
+                .get(stage)
+                .and_then(|st| st.message.as_deref())
+                .is_some_and(|m| m.contains(needle))
+        },
+    )
+    .await;
+    status.stages[stage].message.clone().unwrap_or_default()
 }
 
 /// Opens the dashboard in headless Chromium through `forward`, saves `test-output/node/NAME.png`
@@ -171,8 +195,9 @@ async fn real_node_user_path_install_apply_browse_stream_uninstall() {
     delete_pipeline(&api, "demo").await;
     delete_pipeline(&api, "live").await;
     // Fresh development services (their data is in emptyDirs), so an earlier run's topic and
-    // files do not add to this run's counts.
-    for name in &DEPLOYMENTS[..4] {
+    // files do not add to this run's counts. Kafka stays down for now.
+    kubectl(&["-n", NS, "scale", "deployment/ecom-kafka", "--replicas=0"]);
+    for name in &DEPLOYMENTS[1..4] {
         kubectl(&[
             "-n",
             NS,
@@ -191,10 +216,39 @@ async fn real_node_user_path_install_apply_browse_stream_uninstall() {
             "--timeout=10m",
         ]);
     }
+    wait_long("no Kafka pod left", Duration::from_secs(180), || async {
+        pods_with(
+            &client,
+            NS,
+            &format!("app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=kafka"),
+        )
+        .await
+        .is_empty()
+        .then_some(())
+    })
+    .await;
 
-    // The batch example, unchanged, against the chart's own services.
+    // The batch example, unchanged, applied before Kafka is up: the producer waits, and the
+    // status says for what. Then Kafka starts and the pipeline carries on.
     let started = Instant::now();
     kubectl(&["-n", NS, "apply", "-f", &manifest("pipeline-batch.yaml")]);
+    let waiting = wait_stage_message(&api, "demo", "produce", "waiting for Kafka").await;
+    assert!(
+        waiting.contains("waiting for Kafka at ecom-kafka:9092: "),
+        "{waiting}"
+    );
+    let ready = status_of(&api, "demo").await.expect("demo status");
+    let in_progress = ready
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert!(
+        in_progress.status == "False" && in_progress.message.contains("waiting for Kafka"),
+        "{in_progress:?}"
+    );
+    eprintln!("while Kafka is down: {waiting}");
+    kubectl(&["-n", NS, "scale", "deployment/ecom-kafka", "--replicas=1"]);
     kubectl(&[
         "-n",
         NS,
@@ -218,6 +272,36 @@ async fn real_node_user_path_install_apply_browse_stream_uninstall() {
             counts.dropped.get(rule).copied(),
             expected.as_i64(),
             "{rule}"
+        );
+    }
+    // The operator did all this with the chart's ServiceAccount: its Events went out, and
+    // its log shows no RBAC denial. The stage pods run with no API token at all.
+    let reasons: BTreeSet<String> = Api::<Event>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("demo"))
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        reasons.contains("JobsCreated") && reasons.contains("Ready"),
+        "{reasons:?}"
+    );
+    let operator_log = kubectl(&["-n", NS, "logs", &format!("deployment/{RELEASE}-operator")]);
+    assert!(
+        !operator_log.to_lowercase().contains("forbidden"),
+        "the operator hit RBAC denials:\n{operator_log}"
+    );
+    for pod in pods_with(&client, NS, "app.kubernetes.io/instance=demo").await {
+        let spec = pod.spec.clone().expect("pod spec");
+        let name = pod.name_any();
+        assert_eq!(spec.automount_service_account_token, Some(false), "{name}");
+        let volumes = spec.volumes.unwrap_or_default();
+        assert!(
+            volumes.iter().all(|v| v.projected.is_none()),
+            "{name} has a projected (token) volume"
         );
     }
     // Each clean and load pod was created by the Job controller with its own index.

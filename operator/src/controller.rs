@@ -24,10 +24,11 @@ use crate::apply;
 use crate::build;
 use crate::crd::{CleanupPolicy, EcomPipeline, EcomPipelineStatus};
 use crate::leader::{self, Elector, Held, LeaseConfig};
-use crate::meta::{FINALIZER, LABEL_INSTANCE};
+use crate::meta::{Stage, FINALIZER, LABEL_COMPONENT, LABEL_INSTANCE};
 use crate::metrics::{self, Metrics};
 use crate::observe::{self, JobState};
 use crate::plan::{self, state, DashboardAction, Observed};
+use crate::reach;
 use crate::status;
 use crate::validate;
 
@@ -147,6 +148,9 @@ pub struct Config {
     pub lease: LeaseConfig,
     /// Reconciles running at once.
     pub concurrency: u16,
+    /// Probe the services of running stages and say in their status which one they wait for
+    /// ([`reach`]); needs the operator to resolve and reach what the stage pods do.
+    pub probe_services: bool,
 }
 
 /// Shared state of reconciles.
@@ -155,6 +159,7 @@ pub struct Context {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     failures: Mutex<HashMap<String, u32>>,
+    probe_services: bool,
 }
 
 fn resource_id(obj: &EcomPipeline) -> String {
@@ -308,7 +313,10 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         .get_opt(&build::dashboard_name(&p))
         .await
         .map_err(read_err("the dashboard Deployment"))?;
-    let runs: Vec<_> = jobs.iter().map(|j| observe::job_run(j, &pods)).collect();
+    let mut runs: Vec<_> = jobs.iter().map(|j| observe::job_run(j, &pods)).collect();
+    if ctx.probe_services {
+        say_what_running_stages_wait_for(&p, &jobs, &mut runs).await;
+    }
 
     // Plan and apply.
     let plan = plan::plan(
@@ -407,6 +415,29 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
     Ok(Action::requeue(
         plan.requeue_after.unwrap_or(Duration::from_secs(300)),
     ))
+}
+
+/// Running stages whose pods are not stuck but one of whose services is unreachable wait
+/// for it (their own retries run within the deadline): their status says so.
+async fn say_what_running_stages_wait_for(
+    p: &validate::Pipeline,
+    jobs: &[Job],
+    runs: &mut [observe::JobRun],
+) {
+    let mut prober = reach::Prober::default();
+    for (job, run) in jobs.iter().zip(runs.iter_mut()) {
+        if run.state != JobState::Running || run.waiting.is_some() || run.suspend {
+            continue;
+        }
+        let stage = job
+            .labels()
+            .get(LABEL_COMPONENT)
+            .and_then(|c| Stage::from_name(c));
+        let Some(stage) = stage else { continue };
+        if let Some(u) = prober.first_unreachable(&reach::endpoints(p, stage)).await {
+            run.waiting = Some(format!("waiting for {u}"));
+        }
+    }
 }
 
 /// The finalizer: with `cleanupPolicy: Delete`, run the cleanup Job and wait for it.
@@ -568,6 +599,7 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         ),
         metrics: metrics.clone(),
         failures: Mutex::new(HashMap::new()),
+        probe_services: cfg.probe_services,
     });
     let (jobs, deployments, services) = match &cfg.namespace {
         Some(ns) => (

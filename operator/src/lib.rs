@@ -15,6 +15,7 @@ pub mod meta;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
+pub mod reach;
 pub mod status;
 pub mod validate;
 

@@ -197,8 +197,16 @@ pub fn compute(
             failed.join("; ")
         } else if data_ok && dashboard_ok {
             "data loaded and dashboard available".into()
+        } else if data_ok {
+            dashboard.message.clone()
         } else {
-            String::new()
+            // Where the data stands: the first stage condition not yet true says what it is
+            // doing or waiting for.
+            [&ingested, &cleaned, &loaded]
+                .into_iter()
+                .find(|c| !c.status)
+                .map(|c| c.message.clone())
+                .unwrap_or_default()
         },
     };
     let degraded = Cond {
@@ -347,32 +355,42 @@ mod tests {
         );
     }
 
+    /// The Job of `stage` in `state`, done when succeeded.
+    fn run(p: &Pipeline, stage: Stage, state: JobState) -> JobRun {
+        JobRun {
+            name: build::job_name(p, stage, None),
+            succeeded: i32::from(state == JobState::Succeeded),
+            state,
+            completions: 1,
+            completion_time: None,
+            exec_hash: None,
+            suspend: false,
+            summary: None,
+            waiting: None,
+        }
+    }
+
+    /// The plan of `p` with `jobs`, at a fixed time.
+    fn planned(p: &Pipeline, jobs: &[JobRun]) -> Plan {
+        let now: k8s_openapi::jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("t");
+        plan(
+            p,
+            &Observed {
+                jobs,
+                previous: None,
+                now,
+            },
+        )
+    }
+
     #[test]
     fn ready_after_every_stage_and_the_dashboard() {
         let p = validate(&example()).expect("valid");
         let jobs: Vec<JobRun> = Stage::ALL
             .into_iter()
-            .map(|s| JobRun {
-                name: build::job_name(&p, s, None),
-                state: JobState::Succeeded,
-                succeeded: 1,
-                completions: 1,
-                completion_time: None,
-                exec_hash: None,
-                suspend: false,
-                summary: None,
-                waiting: None,
-            })
+            .map(|s| run(&p, s, JobState::Succeeded))
             .collect();
-        let now: k8s_openapi::jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("t");
-        let pl = plan(
-            &p,
-            &Observed {
-                jobs: &jobs,
-                previous: None,
-                now,
-            },
-        );
+        let pl = planned(&p, &jobs);
         let s = compute(&p, &pl, None, None, "2026-01-01T00:00:00Z");
         assert_eq!(s.phase.as_deref(), Some("Running"));
         let ready = s
@@ -400,6 +418,30 @@ mod tests {
         assert_eq!(
             s2.dashboard.expect("dashboard").port_forward,
             "kubectl -n shop port-forward svc/demo-dashboard 8080:8080"
+        );
+    }
+
+    #[test]
+    fn ready_says_what_a_running_stage_waits_for() {
+        let p = validate(&example()).expect("valid");
+        let produce = JobRun {
+            waiting: Some("waiting for Kafka at kafka:9092: connection refused".into()),
+            ..run(&p, Stage::Produce, JobState::Running)
+        };
+        let pl = planned(&p, &[produce]);
+        let s = compute(&p, &pl, None, None, "2026-01-01T00:00:00Z");
+        let ready = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InProgress")
+        );
+        assert_eq!(
+            ready.message,
+            "produce is running: waiting for Kafka at kafka:9092: connection refused"
         );
     }
 }

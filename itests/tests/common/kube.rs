@@ -4,21 +4,25 @@
 //! ([`finish_job`]) or really running a Job's container command locally with the same args and
 //! env against the real services ([`run_pod_locally`]).
 //!
-//! Why a stand-in remains beside the real node (`real_node.rs`, run by `make node-test` on
+//! Why a stand-in remains beside the real node (`real_node*.rs`, run by `make node-test` on
 //! the harness's one-node cluster): these tests run first, on the API server alone (no
-//! controller-manager, no kubelet), where a test decides what each pod "did": scripted
-//! termination messages and Job conditions (a failed stage, a suspended Job, two operator
-//! replicas racing for a Job, a restart between two reconciles) that the real Job controller
-//! would overwrite and a real pod could not be made to produce on cue. What only a real node
-//! shows (scheduling, the Job controller's indexes, backoff, OOMKilled, termination messages
-//! as the kubelet cuts them, DNS, Services, port-forward, garbage collection) is tested there.
+//! controller-manager, no kubelet), where a test decides what each pod "did" and when:
+//! scripted termination messages and Job conditions (a failed stage, a suspended Job, two
+//! operator replicas racing for a Job, a restart between two reconciles) that the real Job
+//! controller would overwrite and a real pod could not be made to produce on cue, and a
+//! cleanup Job held back while the test looks at the resource being deleted (the finalizer
+//! test; the cleanup itself then runs locally against the real services). Every pipeline that
+//! runs its stages for real runs them on the node: the quick start, secured Kafka, streaming
+//! cycles, failures, kills (`real_node*.rs`), together with what only a real node shows
+//! (scheduling, the Job controller's indexes, backoff, OOMKilled, termination messages as the
+//! kubelet cuts them, DNS, Services, port-forward, garbage collection).
 //!
 //! Needs `KUBECONFIG` (from `eval "$(scripts/services.sh env)"`) and the `ecom` binary:
 //! `ECOM_BIN`, or `$CARGO_TARGET_DIR/release/ecom`.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -688,14 +692,6 @@ impl LocalPod {
         }
     }
 
-    /// SIGTERM (what the kubelet sends when a pod is deleted), then waits for the exit.
-    pub async fn stop(self) -> (bool, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.wait().await
-    }
-
     /// The termination message as the kubelet builds it with `FallbackToLogsOnError`.
     fn outcome(&self, success: bool) -> (bool, String) {
         let read =
@@ -727,9 +723,8 @@ impl Drop for LocalPod {
 }
 
 /// Starts completion index `index` of `job` as a local process, resolving the container's
-/// env like the kubelet: literal values (with `$(VAR)` expansion), the completion index, and
-/// `secretKeyRef`s read from the real Secret.
-pub async fn spawn_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> LocalPod {
+/// env like the kubelet: literal values (with `$(VAR)` expansion) and the completion index.
+pub fn spawn_pod_locally(job: &Job, index: i32) -> LocalPod {
     let spec = job
         .spec
         .clone()
@@ -746,17 +741,6 @@ pub async fn spawn_pod_locally(client: &Client, ns: &str, job: &Job, index: i32)
         } else if let Some(from) = e.value_from {
             if from.field_ref.is_some() {
                 index.to_string()
-            } else if let Some(sk) = from.secret_key_ref {
-                let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-                    Api::namespaced(client.clone(), ns);
-                let s = secrets.get(&sk.name).await.unwrap_or_else(|e| {
-                    panic!("Secret {ns}/{} for container {}: {e}", sk.name, c.name)
-                });
-                let bytes = s
-                    .data
-                    .and_then(|d| d.get(&sk.key).cloned())
-                    .unwrap_or_else(|| panic!("key {} missing in Secret {ns}/{}", sk.key, sk.name));
-                String::from_utf8_lossy(&bytes.0).into_owned()
             } else {
                 continue;
             }
@@ -794,18 +778,8 @@ pub async fn spawn_pod_locally(client: &Client, ns: &str, job: &Job, index: i32)
 
 /// Runs completion index `index` of `job` locally to its end; returns (succeeded,
 /// termination message).
-pub async fn run_pod_locally(client: &Client, ns: &str, job: &Job, index: i32) -> (bool, String) {
-    spawn_pod_locally(client, ns, job, index).await.wait().await
-}
-
-/// Jobs of `ns` that are not suspended and not in `seen`.
-pub async fn runnable_jobs(client: &Client, ns: &str, seen: &BTreeSet<String>) -> Vec<Job> {
-    jobs(client, ns)
-        .await
-        .into_values()
-        .filter(|j| !seen.contains(&j.name_any()))
-        .filter(|j| j.spec.as_ref().and_then(|s| s.suspend) != Some(true))
-        .collect()
+pub async fn run_pod_locally(job: &Job, index: i32) -> (bool, String) {
+    spawn_pod_locally(job, index).wait().await
 }
 
 /// Runs every completion index of `job` locally, one after the other, each of which must
@@ -814,63 +788,11 @@ pub async fn run_job_locally(client: &Client, ns: &str, job: &Job) -> Vec<String
     let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
     let mut messages = Vec::new();
     for i in 0..n {
-        let (ok, message) = run_pod_locally(client, ns, job, i).await;
+        let (ok, message) = run_pod_locally(job, i).await;
         assert!(ok, "{} index {i} failed:\n{message}", job.name_any());
         messages.push(message);
     }
     let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
     finish_job(client, ns, job, &refs, false).await;
     messages
-}
-
-/// Plays kubelet until the pipeline `name` of `ns` is Ready, and returns its status then:
-/// runs every runnable Job to completion with [`run_job_locally`], and marks the dashboard
-/// available once the load succeeded. Fails when the pipeline fails or is not Ready within
-/// `timeout`.
-pub async fn run_until_ready(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    timeout: Duration,
-) -> EcomPipelineStatus {
-    run_until_ready_with(client, ns, name, timeout, |_| {}, String::new).await
-}
-
-/// [`run_until_ready`], with `check` called on each Job before it runs, and `context()` at
-/// the end of the timeout's message.
-pub async fn run_until_ready_with(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    timeout: Duration,
-    check: impl Fn(&Job),
-    context: impl Fn() -> String,
-) -> EcomPipelineStatus {
-    let api: Api<EcomPipeline> = Api::namespaced(client.clone(), ns);
-    let mut done = BTreeSet::new();
-    let deadline = Instant::now() + timeout;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "not Ready within {} s: {:?}{}",
-            timeout.as_secs(),
-            status_of(&api, name).await,
-            context()
-        );
-        if let Some(s) = status_of(&api, name).await {
-            if s.phase.as_deref() == Some("Ready") {
-                return s;
-            }
-            assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
-            if s.stages.get("load").is_some_and(|l| l.state == "Succeeded") {
-                dashboard_available(client, ns, &format!("{name}-dashboard")).await;
-            }
-        }
-        for job in runnable_jobs(client, ns, &done).await {
-            check(&job);
-            run_job_locally(client, ns, &job).await;
-            done.insert(job.name_any());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }

@@ -14,6 +14,7 @@ use ecom_operator::crd::{EcomPipeline, EcomPipelineStatus};
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::Client;
+use serde_json::{json, Value};
 
 /// The namespace `scripts/cluster-up.sh` installs the chart into.
 pub const NS: &str = "ecom";
@@ -203,4 +204,18 @@ impl Drop for PortForward {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A pipeline on the harness's servers (reached by the pods at the node address) in its own
+/// namespace, with the image on the node.
+pub fn node_pipeline(name: &str, extra: Value) -> Value {
+    let suffix = unique("n").replace('-', "");
+    let mut v = real_pipeline(
+        name,
+        "node",
+        &suffix,
+        json!({"image": IMAGE, "imagePullPolicy": "Never"}),
+    );
+    merge(&mut v["spec"], &extra);
+    v
 }
