@@ -73,6 +73,8 @@ die() {
 need_cmd() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; $2"
 }
+# shellcheck source=lib/apt.sh
+source "$SCRIPT_DIR/lib/apt.sh"
 
 now() { date +%s.%N; }
 # Seconds since START (a `now` value), one decimal.
@@ -164,7 +166,7 @@ cmd_docker_up() {
   if dockerd_pid >/dev/null && docker_answers; then
     return 0
   fi
-  need_cmd dockerd "install Debian's Docker package"
+  ensure_cmd dockerd docker.io
   [[ $(id -u) -eq 0 ]] || die "dockerd needs root"
   mkdir -p "$DOCKER_STATE" "$DOCKER_EXEC_ROOT" "$DOCKER_DATA_ROOT" "$(dirname "$DOCKERD_LOG")"
   start="$(now)"
@@ -343,7 +345,7 @@ clean_rootfs() {
 # runtime provides /dev).
 make_rootfs() {
   local suite="$1" mirror="$2" security="$3" tarball="$4" work rootfs left
-  need_cmd debootstrap "install Debian's debootstrap"
+  ensure_cmd debootstrap debootstrap
   [[ $(id -u) -eq 0 ]] || die "debootstrap needs root"
   work="$(mktemp -d "$IMAGES_CACHE/rootfs.XXXXXX")"
   rootfs="$work/rootfs"
@@ -668,7 +670,7 @@ cmd_load() {
   CTR_SOCK="$1"
   shift
   [[ -S $CTR_SOCK ]] || die "$CTR_SOCK is not a socket"
-  need_cmd ctr "install Debian's containerd"
+  ensure_cmd ctr containerd
   ensure_docker
   local images=("$@") image
   ((${#images[@]} > 0)) || mapfile -t images < <(node_images)
@@ -724,8 +726,8 @@ stop_scratch_containerd() {
 # `load` into a containerd started for the purpose, then run the pause image (stopped with
 # SIGTERM, it must exit 0) and `ecom --version` through `ctr run`.
 cmd_load_check() {
-  need_cmd containerd "install Debian's containerd"
-  need_cmd ctr "install Debian's containerd"
+  ensure_cmd containerd containerd
+  ensure_cmd ctr containerd
   ensure_docker
   local dir pause_ref ecom_ref status ctr_pid had_run_dir=0 run_opts
   [[ -e /run/containerd ]] && had_run_dir=1
