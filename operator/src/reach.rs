@@ -248,7 +248,9 @@ mod tests {
             port,
         };
         let mut prober = Prober::default();
-        let u = prober.first_unreachable(&[closed.clone()]).await;
+        let u = prober
+            .first_unreachable(std::slice::from_ref(&closed))
+            .await;
         let text = u.expect("closed port").to_string();
         assert!(
             text.starts_with(&format!("Kafka at 127.0.0.1:{port}: ")),
