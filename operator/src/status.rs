@@ -370,6 +370,13 @@ mod tests {
         }
     }
 
+    fn ready_of(s: &EcomPipelineStatus) -> &Condition {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready condition")
+    }
+
     /// The plan of `p` with `jobs`, at a fixed time.
     fn planned(p: &Pipeline, jobs: &[JobRun]) -> Plan {
         let now: k8s_openapi::jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("t");
@@ -393,11 +400,7 @@ mod tests {
         let pl = planned(&p, &jobs);
         let s = compute(&p, &pl, None, None, "2026-01-01T00:00:00Z");
         assert_eq!(s.phase.as_deref(), Some("Running"));
-        let ready = s
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .expect("ready");
+        let ready = ready_of(&s);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "DashboardNotAvailable")
@@ -430,11 +433,7 @@ mod tests {
         };
         let pl = planned(&p, &[produce]);
         let s = compute(&p, &pl, None, None, "2026-01-01T00:00:00Z");
-        let ready = s
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .expect("ready");
+        let ready = ready_of(&s);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "InProgress")
