@@ -21,5 +21,5 @@ node-test: test-build
 	ECOM_BIN="$(ECOM)" scripts/cluster-up.sh
 	eval "$$($(SERVICES_SH) env)" && \
 	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(ITEST_CARGO_TARGET_DIR)}" && \
-	ECOM_BIN="$(ECOM)" \
+	ECOM_BIN="$(ECOM)" $(LINTED) \
 	cargo test --release --locked --workspace real_node -- --test-threads 1

@@ -4,7 +4,14 @@
 SERVICES_SH ?= scripts/services.sh
 ITEST_CARGO_TARGET_DIR ?= $(HOME)/.cache/ecom-pipeline/target
 
-.PHONY: services-up services-down services-status services-logs itest
+.PHONY: services-up services-down services-status services-logs prepare itest
+
+# Everything the tests' services need, downloaded and built, nothing started: the Maven jars,
+# etcd, the Kubernetes binaries, Helm, the node's pause and CoreDNS images, and the images of
+# the chart's development services (`make test` runs this beside the Rust build).
+prepare:
+	$(SERVICES_SH) prepare
+	scripts/images.sh dev-services
 
 services-up:
 	$(SERVICES_SH) up
@@ -32,5 +39,5 @@ itest: test-build
 	$(SERVICES_SH) deps
 	eval "$$($(SERVICES_SH) env)" && \
 	export CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(ITEST_CARGO_TARGET_DIR)}" && \
-	ECOM_BIN="$$CARGO_TARGET_DIR/release/ecom" \
+	ECOM_BIN="$$CARGO_TARGET_DIR/release/ecom" $(LINTED) \
 	cargo test --release --locked --workspace -- --skip real_node

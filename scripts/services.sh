@@ -3,6 +3,7 @@
 # processes on 127.0.0.1, for the integration tests, benchmarks and developers.
 #
 #   scripts/services.sh up     [GROUP...]   resolve/build (cached), start, wait until each answers
+#   scripts/services.sh prepare [GROUP...]  only resolve/build (downloads, Go builds, node images)
 #   scripts/services.sh down   [GROUP...]   stop what this script started, wipe per-run data
 #   scripts/services.sh status [GROUP...]   which processes run (exit 3 if any is down)
 #   scripts/services.sh env                 print `export` lines for tests and tools
@@ -1040,6 +1041,22 @@ cmd_up() {
   log "load the environment with: eval \"\$(scripts/services.sh env)\""
 }
 
+# Downloads and builds what `up` needs, starting nothing: `make test` runs it beside the Rust
+# build, so a fresh machine's Maven downloads and Go builds overlap the compile.
+cmd_prepare() {
+  local groups=() g t t0=$SECONDS
+  if (($# == 0)) && [[ -z ${ECOM_SERVICES:-} ]]; then set -- "${ALL_GROUPS[@]}" node; fi
+  mapfile -t groups < <(selected_groups "$@")
+  for g in "${groups[@]}"; do group_components "$g" >/dev/null; done
+  mkdir -p "$ECOM_CACHE" "$RUN_DIR" "$LOG_DIR"
+  for g in "${groups[@]}"; do
+    t=$SECONDS
+    resolve_group "$g"
+    ((SECONDS - t < 2)) || log "$g: resolve/build took $((SECONDS - t))s"
+  done
+  log "prepare: ${groups[*]} resolved and built in $((SECONDS - t0))s"
+}
+
 cmd_down() {
   local groups=() g
   if (($# == 0)) && [[ -z ${ECOM_SERVICES:-} ]]; then set -- node "${ALL_GROUPS[@]}"; fi
@@ -1115,7 +1132,7 @@ cmd_pid() {
 }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^# See scripts/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -1123,6 +1140,7 @@ main() {
   (($# > 0)) && shift
   case "$verb" in
     up) cmd_up "$@" ;;
+    prepare) cmd_prepare "$@" ;;
     down) cmd_down "$@" ;;
     status) cmd_status "$@" ;;
     env) cmd_env ;;
@@ -1132,7 +1150,7 @@ main() {
     -h | --help | help) usage ;;
     *)
       usage >&2
-      die "unknown command '${verb}' (expected up, down, status, env, logs, deps or pid)"
+      die "unknown command '${verb}' (expected up, prepare, down, status, env, logs, deps or pid)"
       ;;
   esac
 }

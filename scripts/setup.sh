@@ -26,3 +26,15 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is missing; install a Rust toolchain (1.89 or newer) with rustup first" >&2
   exit 1
 fi
+
+# `make test` compiles the workspace through clippy-driver and checks formatting with rustfmt.
+sysroot="$(rustc --print sysroot)"
+if [[ ! -x $sysroot/bin/clippy-driver || ! -x $sysroot/bin/rustfmt ]]; then
+  if command -v rustup >/dev/null 2>&1; then
+    echo "setup: adding the clippy and rustfmt components" >&2
+    rustup component add clippy rustfmt
+  else
+    echo "setup: clippy-driver or rustfmt is missing from $sysroot; install them with the toolchain" >&2
+    exit 1
+  fi
+fi
