@@ -58,7 +58,7 @@ crds: build
 	cp crds/ecompipelines.yaml $(CHART_CRD)
 
 unit-test: setup
-	$(CARGO) test $(CARGO_FLAGS) --workspace --exclude ecom-itests
+	$(LINTED) $(CARGO) test $(CARGO_FLAGS) --workspace --exclude ecom-itests
 
 # Lint, then the unit and integration tests against the real services (one `cargo test
 # --workspace` run), then the tests on the real one-node cluster (mk/node.mk). The services'

@@ -968,8 +968,18 @@ has_group() {
   [[ " $* " == *" $want "* ]]
 }
 
+# resolve_groups GROUP...: resolves (downloads, builds) each group, saying which took long.
+resolve_groups() {
+  local g t
+  for g in "$@"; do
+    t=$SECONDS
+    resolve_group "$g"
+    ((SECONDS - t < 2)) || log "$g: resolve/build took $((SECONDS - t))s"
+  done
+}
+
 cmd_up() {
-  local groups=() g started=() t0=$SECONDS t with_node=0
+  local groups=() g started=() t0=$SECONDS with_node=0
   mapfile -t groups < <(selected_groups "$@")
   for g in "${groups[@]}"; do group_components "$g" >/dev/null; done
   # The node runs around kube's API server and starts after every other group.
@@ -987,11 +997,7 @@ cmd_up() {
   : >"$LOG_DIR/probe-kube.log"
   : >"$LOG_DIR/probe-node.log"
 
-  for g in "${groups[@]}" $( ((with_node)) && echo node); do
-    t=$SECONDS
-    resolve_group "$g"
-    ((SECONDS - t < 2)) || log "$g: resolve/build took $((SECONDS - t))s"
-  done
+  resolve_groups "${groups[@]}" $( ((with_node)) && echo node)
 
   # Start what is not running (a group with a dead component is restarted whole, on fresh data).
   for g in "${groups[@]}"; do
@@ -1044,16 +1050,12 @@ cmd_up() {
 # Downloads and builds what `up` needs, starting nothing: `make test` runs it beside the Rust
 # build, so a fresh machine's Maven downloads and Go builds overlap the compile.
 cmd_prepare() {
-  local groups=() g t t0=$SECONDS
+  local groups=() g t0=$SECONDS
   if (($# == 0)) && [[ -z ${ECOM_SERVICES:-} ]]; then set -- "${ALL_GROUPS[@]}" node; fi
   mapfile -t groups < <(selected_groups "$@")
   for g in "${groups[@]}"; do group_components "$g" >/dev/null; done
   mkdir -p "$ECOM_CACHE" "$RUN_DIR" "$LOG_DIR"
-  for g in "${groups[@]}"; do
-    t=$SECONDS
-    resolve_group "$g"
-    ((SECONDS - t < 2)) || log "$g: resolve/build took $((SECONDS - t))s"
-  done
+  resolve_groups "${groups[@]}"
   log "prepare: ${groups[*]} resolved and built in $((SECONDS - t0))s"
 }
 
