@@ -1,31 +1,9 @@
-//! Which stage failures are worth another attempt.
-//!
-//! [`classify`] walks an error's chain and sorts it into [`ErrorClass::Permanent`]
-//! (waiting cannot fix it: a path that is not a directory or does not exist, a
-//! permission refused, a corrupt Parquet or JSON file, a malformed flag, an HBase
-//! `IllegalArgument` or Thrift application error) or [`ErrorClass::Transient`]
-//! (a refused or reset connection, a timeout, HDFS safe mode or a standby
-//! NameNode, an HBase `IOError` such as a region moving, any Kafka cluster error).
-//! Anything it does not recognise is transient: retrying is the old, safe default.
-//!
-//! The HDFS and HBase backends of `ecom_jobs` carry their client's error as text
-//! (an [`std::io::Error`] of kind `Other` holding the `hdfs_native` message, a
-//! [`TableError::Remote`] message), so those are recognised by the wording those
-//! backends and their client crates use.
+//! Which stage failures are worth another attempt: the typed decision of
+//! [`ecom_jobs::retry`] applied to an `anyhow` chain, and the one-line message
+//! a failed stage reports.
 
-use std::error::Error as StdError;
-use std::fmt;
-use std::io::{self, ErrorKind};
-
-use ecom_jobs::aggregates::CubeError;
-use ecom_jobs::clean::{CleanError, CleanStoreError};
-use ecom_jobs::generate::GenerateError;
-use ecom_jobs::incremental::IncrementalError;
-use ecom_jobs::load::LoadError;
-use ecom_jobs::produce::ProduceError;
-use ecom_jobs::sink::SinkError;
-use ecom_jobs::store::kafka::KafkaLogError;
-use ecom_jobs::store::{FileStoreError, LogError, TableError};
+use ecom_jobs::retry::class_of;
+pub use ecom_jobs::retry::{ErrorClass, Permanent};
 
 /// An error and its causes on one line, each text once: the `ecom_jobs`
 /// errors print their source in their own message and also expose it as the
@@ -46,299 +24,12 @@ pub fn message(e: &anyhow::Error) -> String {
     out
 }
 
-/// Whether another attempt can succeed where this one failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Waiting cannot fix it: fail now.
-    Permanent,
-    /// It may heal (a service restarting, a network hiccup): retry with backoff.
-    Transient,
-}
-
-/// An error its maker knows cannot heal by waiting (a malformed URL or flag);
-/// [`classify`] finds any chain holding one permanent.
-#[derive(Debug)]
-pub struct Permanent(pub String);
-
-impl fmt::Display for Permanent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl StdError for Permanent {}
-
 /// Sorts `err` by the first error of its chain (outermost first) that says
 /// something definite; [`ErrorClass::Transient`] when none does.
 pub fn classify(err: &anyhow::Error) -> ErrorClass {
-    err.chain().find_map(one).unwrap_or(ErrorClass::Transient)
-}
-
-/// The class of one error of a chain, `None` when it leaves the question to its source.
-fn one(e: &(dyn StdError + 'static)) -> Option<ErrorClass> {
-    if e.is::<Permanent>() {
-        return Some(ErrorClass::Permanent);
-    }
-    if let Some(e) = e.downcast_ref::<io::Error>() {
-        return io_error(e);
-    }
-    if let Some(e) = e.downcast_ref::<serde_json::Error>() {
-        return json(e);
-    }
-    if let Some(e) = e.downcast_ref::<FileStoreError>() {
-        return files(e);
-    }
-    if let Some(e) = e.downcast_ref::<LogError>() {
-        return log(e);
-    }
-    if let Some(e) = e.downcast_ref::<KafkaLogError>() {
-        return Some(kafka(e));
-    }
-    if let Some(e) = e.downcast_ref::<TableError>() {
-        return table(e);
-    }
-    if let Some(e) = e.downcast_ref::<CleanError>() {
-        return clean(e);
-    }
-    if let Some(e) = e.downcast_ref::<CleanStoreError>() {
-        return clean_store(e);
-    }
-    if let Some(e) = e.downcast_ref::<IncrementalError>() {
-        return incremental(e);
-    }
-    if let Some(e) = e.downcast_ref::<LoadError>() {
-        return load(e);
-    }
-    if let Some(e) = e.downcast_ref::<ProduceError>() {
-        return produce(e);
-    }
-    if let Some(e) = e.downcast_ref::<SinkError>() {
-        return sink(e);
-    }
-    if let Some(e) = e.downcast_ref::<GenerateError>() {
-        return generate(e);
-    }
-    if e.is::<CubeError>() {
-        return Some(ErrorClass::Permanent);
-    }
-    None
-}
-
-/// By kind; an `Other` error (how the HDFS backend carries `hdfs_native`'s) by its text.
-fn io_error(e: &io::Error) -> Option<ErrorClass> {
-    use ErrorKind::*;
-    match e.kind() {
-        NotFound | PermissionDenied | NotADirectory | IsADirectory | InvalidInput | InvalidData
-        | InvalidFilename | ReadOnlyFilesystem | Unsupported | FileTooLarge | NotSeekable
-        | TooManyLinks | CrossesDevices | ArgumentListTooLong => Some(ErrorClass::Permanent),
-        ConnectionRefused
-        | ConnectionReset
-        | ConnectionAborted
-        | NotConnected
-        | AddrInUse
-        | AddrNotAvailable
-        | BrokenPipe
-        | TimedOut
-        | WouldBlock
-        | Interrupted
-        | HostUnreachable
-        | NetworkUnreachable
-        | NetworkDown
-        | ResourceBusy
-        | StaleNetworkFileHandle => Some(ErrorClass::Transient),
-        Other => hdfs_text(&e.to_string()),
-        _ => None,
-    }
-}
-
-/// Words of HDFS failures that heal: the NameNode in safe mode, a standby or
-/// observer NameNode, a retriable RPC, a block not replicated yet, no answer
-/// (the backend's timeout) or a broken connection (`hdfs_native`'s `IOError`).
-const HDFS_TRANSIENT: &[&str] = &[
-    "SafeModeException",
-    "safe mode",
-    "StandbyException",
-    "ObserverRetryOnActiveException",
-    "RetriableException",
-    "NotReplicatedYetException",
-    "IO error occurred while communicating with HDFS",
-    "no answer from",
-    "timed out",
-];
-
-/// Words of HDFS failures that do not heal (`hdfs_native` messages and the
-/// NameNode's exception classes): a missing file, a directory where a file must
-/// be or the reverse, a refused permission, a malformed path, URL or argument,
-/// an unsupported feature, no usable SASL mechanism.
-const HDFS_PERMANENT: &[&str] = &[
-    "file not found:",
-    "FileNotFoundException",
-    "path is a directory:",
-    "ParentNotDirectoryException",
-    "PathIsNotDirectoryException",
-    "AccessControlException",
-    "invalid path:",
-    "InvalidPathException",
-    "invalid argument:",
-    "failed to parse URL:",
-    "expected hdfs://host:port/path",
-    "operation not supported:",
-    "unsupported erasure coding policy",
-    "No valid SASL mechanism found",
-];
-
-fn hdfs_text(text: &str) -> Option<ErrorClass> {
-    if HDFS_TRANSIENT.iter().any(|w| text.contains(w)) {
-        Some(ErrorClass::Transient)
-    } else if HDFS_PERMANENT.iter().any(|w| text.contains(w)) {
-        Some(ErrorClass::Permanent)
-    } else {
-        None
-    }
-}
-
-/// Malformed JSON never heals; an I/O error underneath goes by its kind.
-fn json(e: &serde_json::Error) -> Option<ErrorClass> {
-    match e.io_error_kind() {
-        Some(kind) => io_error(&io::Error::from(kind)),
-        None => Some(ErrorClass::Permanent),
-    }
-}
-
-/// A polars failure (decoding or encoding Parquet, cleaning in memory) is about
-/// the data, unless an I/O error underneath says the connection failed.
-fn polars(source: &(dyn StdError + 'static)) -> ErrorClass {
-    let transient_io = std::iter::successors(Some(source), |&e| e.source())
-        .filter_map(|e| e.downcast_ref::<io::Error>())
-        .any(|e| io_error(e) == Some(ErrorClass::Transient));
-    if transient_io {
-        ErrorClass::Transient
-    } else {
-        ErrorClass::Permanent
-    }
-}
-
-fn files(e: &FileStoreError) -> Option<ErrorClass> {
-    match e {
-        FileStoreError::Io { source, .. } => io_error(source),
-        FileStoreError::BadPath(_) => Some(ErrorClass::Permanent),
-    }
-}
-
-/// Kafka errors reach a [`LogError`] as text; they and a missing partition (a
-/// topic still being created) stay transient.
-fn log(e: &LogError) -> Option<ErrorClass> {
-    match e {
-        LogError::Io { source, .. } => io_error(source),
-        LogError::Remote(_) | LogError::NoPartition { .. } => None,
-    }
-}
-
-/// A client librdkafka refused to create (its configuration) or a malformed
-/// property never heals; the cluster not answering or answering with an error may.
-fn kafka(e: &KafkaLogError) -> ErrorClass {
-    match e {
-        KafkaLogError::Client { .. }
-        | KafkaLogError::MalformedProperty(_)
-        | KafkaLogError::SecretOnCommandLine { .. } => ErrorClass::Permanent,
-        KafkaLogError::Cluster { .. } => ErrorClass::Transient,
-    }
-}
-
-/// A corrupt row never heals, nor does a server of another Thrift wire (it hangs
-/// up on every new connection). A missing table does: in a stage it was just
-/// ensured, so it vanished under a concurrent purge and the next attempt creates
-/// it again. HBase over Thrift by the message of the HBase backend.
-fn table(e: &TableError) -> Option<ErrorClass> {
-    match e {
-        TableError::Corrupt { .. } | TableError::Wire { .. } => Some(ErrorClass::Permanent),
-        TableError::NoTable(_) => Some(ErrorClass::Transient),
-        TableError::Remote { message, .. } => hbase_text(message),
-        TableError::Embedded { .. } => None,
-    }
-}
-
-/// The HBase backend's messages: it retries transport and protocol failures
-/// itself until it "gave up after" its deadline (transient); a Thrift
-/// application error ("server refused the call") and the `IllegalArgument` and
-/// `AlreadyExists` exceptions are the server's answer to this very call
-/// (permanent); an `IOError` exception hides its cause (a region moving, a
-/// server starting) behind one text, so it stays transient.
-fn hbase_text(message: &str) -> Option<ErrorClass> {
-    if message.contains("gave up after") || message.contains("threw IOError") {
-        Some(ErrorClass::Transient)
-    } else if message.contains("server refused the call")
-        || message.contains("threw IllegalArgument")
-        || message.contains("threw AlreadyExists")
-    {
-        Some(ErrorClass::Permanent)
-    } else {
-        None
-    }
-}
-
-// `if let` rather than `match` below: the cleaner's error enum is still growing,
-// and a variant these lines do not know simply stays transient.
-fn clean(e: &CleanError) -> Option<ErrorClass> {
-    if let CleanError::Read { source, .. } | CleanError::Write { source, .. } = e {
-        return io_error(source);
-    }
-    if let CleanError::Polars { source, .. } = e {
-        return Some(polars(source));
-    }
-    None
-}
-
-fn clean_store(e: &CleanStoreError) -> Option<ErrorClass> {
-    match e {
-        CleanStoreError::Clean(e) => clean(e),
-        CleanStoreError::Files(e) => files(e),
-        CleanStoreError::Report(_) => Some(ErrorClass::Permanent),
-    }
-}
-
-/// A corrupt manifest, report or Parquet file, or a malformed `--shard`, never heals.
-fn incremental(e: &IncrementalError) -> Option<ErrorClass> {
-    match e {
-        IncrementalError::Files(e) => files(e),
-        IncrementalError::Clean(e) => clean(e),
-        IncrementalError::Parquet { source, .. } => Some(polars(source)),
-        IncrementalError::Json { .. } | IncrementalError::BadShard(_) => {
-            Some(ErrorClass::Permanent)
-        }
-    }
-}
-
-/// The writers stopping says nothing by itself (their own error is reported instead).
-fn load(e: &LoadError) -> Option<ErrorClass> {
-    match e {
-        LoadError::Files(e) => files(e),
-        LoadError::Table(e) => table(e),
-        LoadError::Parquet { source, .. } => Some(polars(source)),
-        LoadError::Json(_) => Some(ErrorClass::Permanent),
-        LoadError::WritersStopped => None,
-    }
-}
-
-fn produce(e: &ProduceError) -> Option<ErrorClass> {
-    match e {
-        ProduceError::Read { source, .. } => io_error(source),
-        ProduceError::Log(e) => log(e),
-    }
-}
-
-fn sink(e: &SinkError) -> Option<ErrorClass> {
-    match e {
-        SinkError::Log { source, .. } => log(source),
-        SinkError::Files(e) => files(e),
-    }
-}
-
-fn generate(e: &GenerateError) -> Option<ErrorClass> {
-    match e {
-        GenerateError::InvalidRates(_) => Some(ErrorClass::Permanent),
-        GenerateError::Write { source, .. } => io_error(source),
-    }
+    err.chain()
+        .find_map(class_of)
+        .unwrap_or(ErrorClass::Transient)
 }
 
 #[cfg(test)]
@@ -366,26 +57,44 @@ mod tests {
 
     use super::*;
     use anyhow::{anyhow, Context};
+    use ecom_jobs::generate::GenerateError;
+    use ecom_jobs::incremental::IncrementalError;
+    use ecom_jobs::load::LoadError;
+    use ecom_jobs::produce::ProduceError;
+    use ecom_jobs::sink::SinkError;
+    use ecom_jobs::store::hdfs::HdfsFailure;
+    use ecom_jobs::store::kafka::KafkaLogError;
+    use ecom_jobs::store::{FileStoreError, LogError, RemoteKind, TableError};
+    use hdfs_native::HdfsError;
+    use std::error::Error as StdError;
+    use std::fmt;
+    use std::io::{self, ErrorKind};
     use ErrorClass::{Permanent as P, Transient as T};
 
     fn os(kind: ErrorKind) -> io::Error {
         io::Error::from(kind)
     }
 
-    /// A file store error as the HDFS backend builds it: the client's message as text.
-    fn hdfs(message: &str) -> FileStoreError {
-        FileStoreError::Io {
+    /// A file store error as the HDFS backend builds it.
+    fn hdfs(source: impl Into<HdfsFailure>) -> FileStoreError {
+        FileStoreError::Hdfs {
             op: "listing",
             path: "hdfs://namenode:8020/raw".into(),
-            source: io::Error::other(message.to_string()),
+            source: source.into(),
         }
     }
 
-    fn hbase(message: &str) -> TableError {
+    /// An RPC error of the NameNode with its exception class.
+    fn rpc(class: &str) -> HdfsError {
+        HdfsError::RPCError(class.into(), "the NameNode's message".into())
+    }
+
+    fn hbase(kind: RemoteKind) -> TableError {
         TableError::Remote {
             address: "hbase:9090".into(),
             table: "ecommerce".into(),
-            message: message.into(),
+            kind,
+            message: "the client's message".into(),
         }
     }
 
@@ -437,62 +146,64 @@ mod tests {
     }
 
     #[test]
-    fn hdfs_messages() {
-        for message in [
-            "file not found: /raw/part-0.tsv",
-            "path is a directory: /clean",
-            "RPC error: org.apache.hadoop.security.AccessControlException Permission denied: \
-             user=ecom, access=WRITE, inode=\"/clean\"",
-            "RPC error: org.apache.hadoop.fs.ParentNotDirectoryException /raw (is not a directory)",
-            "invalid path: a//b",
-            "failed to parse URL: empty host",
-            "expected hdfs://host:port/path",
+    fn hdfs_errors() {
+        for e in [
+            HdfsError::FileNotFound("/raw/part-0.tsv".into()),
+            HdfsError::IsADirectoryError("/clean".into()),
+            rpc("org.apache.hadoop.security.AccessControlException"),
+            rpc("org.apache.hadoop.fs.ParentNotDirectoryException"),
+            HdfsError::InvalidPath("a//b".into()),
+            HdfsError::NoSASLMechanism,
         ] {
-            assert_eq!(of(hdfs(message)), P, "{message}");
+            assert_eq!(of(hdfs(e)), P);
         }
-        for message in [
-            "RPC error: org.apache.hadoop.hdfs.server.namenode.SafeModeException Cannot create \
-             file /clean/x. Name node is in safe mode.",
-            "RPC error: org.apache.hadoop.ipc.StandbyException Operation category READ is not \
-             supported in state standby",
-            "RPC error: org.apache.hadoop.ipc.RetriableException try again",
-            "IO error occurred while communicating with HDFS: Connection refused (os error 111)",
-            "no answer from hdfs://namenode:8020 within 30s",
-            "timed out",
-            "checksums didn't match",
+        assert_eq!(of(hdfs(HdfsFailure::BadUrl)), P);
+        for e in [
+            rpc("org.apache.hadoop.hdfs.server.namenode.SafeModeException"),
+            rpc("org.apache.hadoop.ipc.StandbyException"),
+            rpc("org.apache.hadoop.ipc.RetriableException"),
+            HdfsError::IOError(os(ErrorKind::ConnectionRefused)),
+            HdfsError::ChecksumError,
+            HdfsError::DataTransferError("the DataNode went away".into()),
         ] {
-            assert_eq!(of(hdfs(message)), T, "{message}");
+            assert_eq!(of(hdfs(e)), T);
         }
-        // Safe mode wins over words of a permanent failure in the same text.
-        assert_eq!(
-            of(hdfs(
-                "RPC error: org.apache.hadoop.hdfs.server.namenode.SafeModeException \
-                 Cannot delete /raw: file not found: no, in safe mode"
-            )),
-            T
+        let no_answer = HdfsFailure::NoAnswer {
+            authority: "hdfs://namenode:8020".into(),
+            timeout: std::time::Duration::from_secs(30),
+        };
+        assert_eq!(of(hdfs(no_answer)), T);
+        // The exception class decides, not the words of the message.
+        let safe_mode = HdfsError::RPCError(
+            "org.apache.hadoop.hdfs.server.namenode.SafeModeException".into(),
+            "Cannot delete /raw: file not found".into(),
         );
+        assert_eq!(of(hdfs(safe_mode)), T);
+        // An exception class nobody listed is retried, as anything unknown.
+        assert_eq!(of(hdfs(rpc("org.example.SomethingNewException"))), T);
     }
 
     #[test]
-    fn hbase_messages() {
+    fn hbase_errors() {
+        assert_eq!(of(hbase(RemoteKind::IllegalArgument)), P);
+        assert_eq!(of(hbase(RemoteKind::AlreadyExists)), P);
+        assert_eq!(of(hbase(RemoteKind::Refused)), P);
+        assert_eq!(of(hbase(RemoteKind::IoException { can_retry: None })), T);
         assert_eq!(
-            of(hbase("server error: remote service threw IllegalArgument")),
-            P
-        );
-        assert_eq!(
-            of(hbase(
-                "server refused the call: Invalid method name: 'mutateRowz'"
-            )),
-            P
-        );
-        assert_eq!(of(hbase("server error: remote service threw IOError")), T);
-        assert_eq!(
-            of(hbase(
-                "connecting: Connection refused (os error 111) (gave up after 59.8s)"
-            )),
+            of(hbase(RemoteKind::IoException {
+                can_retry: Some(true)
+            })),
             T
         );
-        assert_eq!(of(hbase("client lock poisoned")), T);
+        // HBase's do-not-retry exceptions say so on the wire.
+        assert_eq!(
+            of(hbase(RemoteKind::IoException {
+                can_retry: Some(false)
+            })),
+            P
+        );
+        assert_eq!(of(hbase(RemoteKind::GaveUp)), T);
+        assert_eq!(of(hbase(RemoteKind::Client)), T);
         assert_eq!(
             of(LoadError::Table(TableError::Corrupt {
                 table: "ecommerce_agg".into(),
@@ -586,9 +297,18 @@ mod tests {
             T
         );
         assert_eq!(
-            of(ProduceError::Log(LogError::Remote(
-                "Kafka at kafka:9092, topic orders: delivering: Message timed out".into()
+            of(ProduceError::Log(LogError::from(
+                KafkaLogError::MalformedProperty("acks".into())
             ))),
+            P
+        );
+        assert_eq!(
+            of(ProduceError::Log(LogError::from(KafkaLogError::Cluster {
+                bootstrap: "kafka:9092".into(),
+                topic: "orders".into(),
+                op: "delivering",
+                message: "Message timed out".into(),
+            }))),
             T
         );
         assert_eq!(

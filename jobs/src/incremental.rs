@@ -559,10 +559,10 @@ fn encode_and_write(
         let written = out.write_files(dirs, &mut small.into_iter().chain(rx.iter()));
         drop(rx);
         let encoded = encoder.join().unwrap_or_else(|_| {
-            Some(IncrementalError::Files(FileStoreError::Io {
+            Some(IncrementalError::Files(FileStoreError::Stopped {
                 op: "encoding",
                 path: "clean partitions".into(),
-                source: std::io::Error::other("the encoder thread panicked"),
+                what: "the encoder thread",
             }))
         });
         match encoded {

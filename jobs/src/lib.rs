@@ -9,6 +9,7 @@ pub mod incremental;
 pub mod load;
 pub mod produce;
 pub mod record;
+pub mod retry;
 pub mod rules;
 pub mod sink;
 pub mod store;

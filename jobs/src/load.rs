@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::aggregates::{Aggregates, Cube, CubeBuilder};
 use crate::clean::QualityReport;
 use crate::store::log::partition_for;
-use crate::store::{Cells, FileStore, FileStoreError, Row, Table, TableError, TableStore};
+use crate::store::{
+    Cells, FileStore, FileStoreError, RemoteKind, Row, Table, TableError, TableStore,
+};
 
 /// Column families of the fact table, as in the seed.
 pub const FAMILIES: [&str; 4] = [
@@ -311,6 +313,7 @@ fn put_streaming<T>(
                 Err(TableError::Remote {
                     address: String::new(),
                     table: String::new(),
+                    kind: RemoteKind::Client,
                     message: "a load thread panicked".into(),
                 })
             });
@@ -435,6 +438,7 @@ mod tests {
                 return Err(TableError::Remote {
                     address: "test".into(),
                     table: "t".into(),
+                    kind: RemoteKind::Refused,
                     message: "refused".into(),
                 });
             }

@@ -281,10 +281,10 @@ impl Writer<'_> {
 }
 
 fn writer_stopped(dir: &str) -> SinkError {
-    SinkError::Files(FileStoreError::Io {
+    SinkError::Files(FileStoreError::Stopped {
         op: "writing",
         path: dir.to_string(),
-        source: std::io::Error::other("the sink's writer thread stopped"),
+        what: "the sink's writer thread",
     })
 }
 

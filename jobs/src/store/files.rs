@@ -18,9 +18,42 @@ pub enum FileStoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// An HDFS call failed on a path (its URL).
+    #[error("{op} {path}: {source}")]
+    Hdfs {
+        /// What was being done.
+        op: &'static str,
+        /// The URL it was done to.
+        path: String,
+        /// Why, as the client reported it.
+        source: super::hdfs::HdfsFailure,
+    },
+    /// A worker thread of the store stopped (it panicked) before finishing.
+    #[error("{op} {path}: {what} stopped")]
+    Stopped {
+        /// What was being done.
+        op: &'static str,
+        /// The path or the files it was done to.
+        path: String,
+        /// The worker.
+        what: &'static str,
+    },
     /// A path tried to leave the store's root.
     #[error("path {0} escapes the store root")]
     BadPath(String),
+}
+
+impl FileStoreError {
+    /// Whether another attempt may succeed: by the I/O or HDFS error; a path
+    /// leaving the root never heals; a stopped worker leaves it to the attempt.
+    pub fn class(&self) -> Option<crate::retry::ErrorClass> {
+        match self {
+            FileStoreError::Io { source, .. } => crate::retry::io_class(source),
+            FileStoreError::Hdfs { source, .. } => source.class(),
+            FileStoreError::Stopped { .. } => None,
+            FileStoreError::BadPath(_) => Some(crate::retry::ErrorClass::Permanent),
+        }
+    }
 }
 
 /// A file in a store.

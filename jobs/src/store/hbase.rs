@@ -5,6 +5,7 @@
 //! exponential backoff until a deadline, then fails naming the address.
 
 use std::collections::HashMap;
+use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,11 +18,11 @@ use thrift::protocol::{
     TBinaryInputProtocol, TBinaryOutputProtocol, TCompactInputProtocol, TCompactOutputProtocol,
 };
 use thrift::transport::{
-    TBufferedReadTransport, TBufferedWriteTransport, TFramedReadTransport, TFramedWriteTransport,
-    TIoChannel, TTcpChannel,
+    ReadHalf, TBufferedReadTransport, TBufferedWriteTransport, TFramedReadTransport,
+    TFramedWriteTransport, TIoChannel, WriteHalf,
 };
 
-use super::table::{Cells, Row, Table, TableError, TableStore};
+use super::table::{Cells, RemoteKind, Row, Table, TableError, TableStore};
 
 /// A connected client; one dynamic call per Thrift method, the protocol and
 /// transport underneath it compiled for each of the four wire settings.
@@ -131,31 +132,123 @@ fn describe(e: &thrift::Error) -> String {
 
 /// Whether `e` is the server hanging up (end of file, a reset, a broken pipe)
 /// or not answering: what a server of another transport or protocol does.
-fn closed_connection(e: &thrift::Error) -> bool {
-    hung_up(e) || timed_out(e)
+fn closed_connection(e: &thrift::Error, io: Option<io::ErrorKind>) -> bool {
+    hung_up(e, io) || timed_out(e, io)
 }
 
-/// Whether `e` is the server hanging up: end of file, a reset, a broken pipe.
-fn hung_up(e: &thrift::Error) -> bool {
-    use thrift::TransportErrorKind::{EndOfFile, NotOpen};
+/// Whether `e` is the server hanging up: end of file, or (by the socket's own
+/// error kind, which the `thrift` crate keeps only as text) a reset or a broken pipe.
+fn hung_up(e: &thrift::Error, io: Option<io::ErrorKind>) -> bool {
+    use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     match e {
         thrift::Error::Transport(t) => {
-            t.kind == EndOfFile
-                || (t.kind == NotOpen && t.message.contains("reset"))
-                || t.message.to_lowercase().contains("broken pipe")
+            t.kind == thrift::TransportErrorKind::EndOfFile
+                || matches!(io, Some(ConnectionReset | BrokenPipe | ConnectionAborted))
         }
         _ => false,
     }
 }
 
-/// Whether `e` is the socket's read or write timeout.
-fn timed_out(e: &thrift::Error) -> bool {
+/// Whether `e` is the socket's read or write timeout (`WouldBlock` is how a
+/// socket timeout surfaces on Linux).
+fn timed_out(e: &thrift::Error, io: Option<io::ErrorKind>) -> bool {
+    use io::ErrorKind::{TimedOut, WouldBlock};
     match e {
         thrift::Error::Transport(t) => {
             t.kind == thrift::TransportErrorKind::TimedOut
-                || t.message.contains("temporarily unavailable")
+                || matches!(io, Some(TimedOut | WouldBlock))
         }
         _ => false,
+    }
+}
+
+/// The kind of the last I/O error on a connection's socket, shared by its two halves.
+#[derive(Clone, Default)]
+struct LastIoError(Arc<Mutex<Option<io::ErrorKind>>>);
+
+impl LastIoError {
+    fn record<T>(&self, r: io::Result<T>) -> io::Result<T> {
+        if let (Err(e), Ok(mut last)) = (&r, self.0.lock()) {
+            *last = Some(e.kind());
+        }
+        r
+    }
+
+    /// The kind recorded since the last `take`, cleared.
+    fn take(&self) -> Option<io::ErrorKind> {
+        self.0.lock().ok().and_then(|mut last| last.take())
+    }
+}
+
+/// The TCP stream under a client, remembering the kind of its last I/O error:
+/// the `thrift` crate turns most socket errors (a reset, a broken pipe, a read
+/// timeout) into one "unknown" kind with the error's text.
+struct Channel {
+    stream: TcpStream,
+    last: LastIoError,
+}
+
+impl Read for Channel {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.last.record(self.stream.read(buf))
+    }
+}
+
+impl Write for Channel {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.last.record(self.stream.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.last.record(self.stream.flush())
+    }
+}
+
+impl TIoChannel for Channel {
+    fn split(self) -> thrift::Result<(ReadHalf<Self>, WriteHalf<Self>)> {
+        let writer = Channel {
+            stream: self.stream.try_clone()?,
+            last: self.last.clone(),
+        };
+        Ok((ReadHalf::new(self), WriteHalf::new(writer)))
+    }
+}
+
+/// A connected client and its socket's last I/O error.
+struct Connection {
+    client: Client,
+    last_io: LastIoError,
+}
+
+/// The message an HBase exception carries (its `Display` names only its type),
+/// as `": message"`, or nothing.
+fn exception_message(e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    use hbase_thrift::hbase::{AlreadyExists, IOError, IllegalArgument};
+    let message = if let Some(e) = e.downcast_ref::<IOError>() {
+        e.message.as_deref()
+    } else if let Some(e) = e.downcast_ref::<IllegalArgument>() {
+        e.message.as_deref()
+    } else if let Some(e) = e.downcast_ref::<AlreadyExists>() {
+        e.message.as_deref()
+    } else {
+        None
+    };
+    message.map(|m| format!(": {m}")).unwrap_or_default()
+}
+
+/// The server's answer to a call, typed: an HBase exception of the Thrift
+/// service, or another user error (which the service does not declare).
+fn server_error(e: &(dyn std::error::Error + Send + Sync + 'static)) -> RemoteKind {
+    if let Some(e) = e.downcast_ref::<hbase_thrift::hbase::IOError>() {
+        RemoteKind::IoException {
+            can_retry: e.can_retry,
+        }
+    } else if e.is::<hbase_thrift::hbase::IllegalArgument>() {
+        RemoteKind::IllegalArgument
+    } else if e.is::<hbase_thrift::hbase::AlreadyExists>() {
+        RemoteKind::AlreadyExists
+    } else {
+        RemoteKind::IoException { can_retry: None }
     }
 }
 
@@ -168,7 +261,7 @@ const HANGUPS_BEFORE_GIVING_UP: u32 = 3;
 
 /// A client speaking `transport` and `protocol` over `channel`.
 fn client_over(
-    channel: TTcpChannel,
+    channel: Channel,
     transport: ThriftTransport,
     protocol: ThriftProtocol,
 ) -> thrift::Result<Client> {
@@ -198,12 +291,12 @@ fn client_over(
 struct Conn {
     cfg: HbaseConfig,
     /// A small pool: each slot holds one connection (or none after a failure).
-    clients: Vec<Mutex<Option<Client>>>,
+    clients: Vec<Mutex<Option<Connection>>>,
     next: AtomicUsize,
 }
 
 impl Conn {
-    fn connect(&self) -> Result<Client, String> {
+    fn connect(&self) -> Result<Connection, String> {
         let addrs: Vec<_> = self
             .cfg
             .address
@@ -219,12 +312,14 @@ impl Conn {
                         .and_then(|_| stream.set_write_timeout(Some(self.cfg.io_timeout)))
                         .and_then(|_| stream.set_nodelay(true))
                         .map_err(|e| format!("configuring socket: {e}"))?;
-                    return client_over(
-                        TTcpChannel::with_stream(stream),
-                        self.cfg.transport,
-                        self.cfg.protocol,
-                    )
-                    .map_err(|e| format!("splitting channel: {e}"));
+                    let last_io = LastIoError::default();
+                    let channel = Channel {
+                        stream,
+                        last: last_io.clone(),
+                    };
+                    return client_over(channel, self.cfg.transport, self.cfg.protocol)
+                        .map(|client| Connection { client, last_io })
+                        .map_err(|e| format!("splitting channel: {e}"));
                 }
                 Err(e) => last = format!("connecting: {e}"),
             }
@@ -256,29 +351,41 @@ impl Conn {
                         hangups = 0;
                         e
                     }
-                    Ok(mut client) => match f(&mut client) {
-                        Ok(v) => {
-                            *guard = Some(client);
-                            return Ok(v);
+                    Ok(mut conn) => {
+                        conn.last_io.take();
+                        match f(&mut conn.client) {
+                            Ok(v) => {
+                                *guard = Some(conn);
+                                return Ok(v);
+                            }
+                            Err(thrift::Error::Application(e)) => {
+                                *guard = Some(conn);
+                                return Err(self.err(
+                                    table,
+                                    RemoteKind::Refused,
+                                    format!("server refused the call: {}", e.message),
+                                ));
+                            }
+                            // IOError, IllegalArgument, AlreadyExists: the server's answer, not a fault.
+                            Err(thrift::Error::User(e)) => {
+                                *guard = Some(conn);
+                                let message =
+                                    format!("server error: {e}{}", exception_message(&*e));
+                                return Err(self.err(table, server_error(&*e), message));
+                            }
+                            // Transport or protocol trouble: drop the connection, retry on a new one.
+                            Err(e) => {
+                                let io = conn.last_io.take();
+                                closed_by_server = closed_connection(&e, io);
+                                hangups = if fresh && hung_up(&e, io) {
+                                    hangups + 1
+                                } else {
+                                    0
+                                };
+                                describe(&e)
+                            }
                         }
-                        Err(thrift::Error::Application(e)) => {
-                            *guard = Some(client);
-                            return Err(
-                                self.err(table, format!("server refused the call: {}", e.message))
-                            );
-                        }
-                        // IOError, IllegalArgument, AlreadyExists: the server's answer, not a fault.
-                        Err(thrift::Error::User(e)) => {
-                            *guard = Some(client);
-                            return Err(self.err(table, format!("server error: {e}")));
-                        }
-                        // Transport or protocol trouble: drop the connection, retry on a new one.
-                        Err(e) => {
-                            closed_by_server = closed_connection(&e);
-                            hangups = if fresh && hung_up(&e) { hangups + 1 } else { 0 };
-                            describe(&e)
-                        }
-                    },
+                    }
                 }
             };
             let hint = if closed_by_server {
@@ -298,6 +405,7 @@ impl Conn {
             if start.elapsed() + backoff > self.cfg.deadline {
                 return Err(self.err(
                     table,
+                    RemoteKind::GaveUp,
                     format!(
                         "{message} (gave up after {:.1}s){hint}",
                         start.elapsed().as_secs_f64()
@@ -331,7 +439,7 @@ impl Conn {
     }
 
     /// A free pool slot if there is one, else waits for the next in turn.
-    fn slot(&self, table: &str) -> Result<MutexGuard<'_, Option<Client>>, TableError> {
+    fn slot(&self, table: &str) -> Result<MutexGuard<'_, Option<Connection>>, TableError> {
         let n = self.clients.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
@@ -341,13 +449,14 @@ impl Conn {
         }
         self.clients[start % n]
             .lock()
-            .map_err(|_| self.err(table, "client lock poisoned".into()))
+            .map_err(|_| self.err(table, RemoteKind::Client, "client lock poisoned".into()))
     }
 
-    fn err(&self, table: &str, message: String) -> TableError {
+    fn err(&self, table: &str, kind: RemoteKind, message: String) -> TableError {
         TableError::Remote {
             address: self.cfg.address.clone(),
             table: table.to_string(),
+            kind,
             message,
         }
     }
@@ -423,12 +532,10 @@ impl TableStore for HbaseTables {
         {
             Ok(()) => Ok(()),
             // Another loader created it in between.
-            Err(e)
-                if e.to_string().contains("AlreadyExists")
-                    || e.to_string().contains("already exists") =>
-            {
-                Ok(())
-            }
+            Err(TableError::Remote {
+                kind: RemoteKind::AlreadyExists,
+                ..
+            }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -527,6 +634,7 @@ impl HbaseTable {
             let Some(&i) = first.get(row.key.as_slice()) else {
                 return Err(self.conn.err(
                     &self.name,
+                    RemoteKind::Client,
                     format!(
                         "getRows answered row {:?}, which was not asked for",
                         String::from_utf8_lossy(&row.key)
@@ -637,10 +745,11 @@ impl Table for HbaseTable {
                         failure.get_or_insert(e);
                     }
                     Err(_) => {
-                        failure.get_or_insert(
-                            self.conn
-                                .err(&self.name, "a getRows worker panicked".to_string()),
-                        );
+                        failure.get_or_insert(self.conn.err(
+                            &self.name,
+                            RemoteKind::Client,
+                            "a getRows worker panicked".to_string(),
+                        ));
                     }
                 }
             }
@@ -651,8 +760,11 @@ impl Table for HbaseTable {
         let mut out = Vec::with_capacity(keys.len());
         for rows in answers {
             out.extend(rows.ok_or_else(|| {
-                self.conn
-                    .err(&self.name, "a getRows chunk was not read".to_string())
+                self.conn.err(
+                    &self.name,
+                    RemoteKind::Client,
+                    "a getRows chunk was not read".to_string(),
+                )
             })?);
         }
         Ok(out)
@@ -735,9 +847,12 @@ mod tests {
             describe(&pipe),
             "transport error: Broken pipe (os error 32)"
         );
-        assert!(closed_connection(&pipe));
+        assert!(closed_connection(
+            &pipe,
+            Some(std::io::ErrorKind::BrokenPipe)
+        ));
         let eof = thrift::Error::from(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-        assert!(closed_connection(&eof));
+        assert!(closed_connection(&eof, None));
         let refused = io(
             std::io::ErrorKind::ConnectionRefused,
             "Connection refused (os error 111)",
@@ -746,12 +861,15 @@ mod tests {
             describe(&refused),
             "not open: Connection refused (os error 111)"
         );
-        assert!(!closed_connection(&refused));
+        assert!(!closed_connection(
+            &refused,
+            Some(std::io::ErrorKind::ConnectionRefused)
+        ));
         let app = thrift::Error::Application(thrift::ApplicationError::new(
             thrift::ApplicationErrorKind::InternalError,
             "boom",
         ));
-        assert!(!closed_connection(&app));
+        assert!(!closed_connection(&app, None));
     }
 
     /// A listener on loopback that serves `serve` to each accepted connection
@@ -823,7 +941,16 @@ mod tests {
         let err = tables(&address, Duration::from_secs(2))
             .ensure_table("t", &["f"])
             .expect_err("no server");
-        assert!(matches!(err, TableError::Remote { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                TableError::Remote {
+                    kind: RemoteKind::GaveUp,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("gave up after"), "{err}");
         server.join().expect("server thread");
     }
@@ -834,8 +961,10 @@ mod tests {
             std::io::ErrorKind::WouldBlock,
             "Resource temporarily unavailable (os error 11)",
         ));
-        assert!(closed_connection(&timeout) && timed_out(&timeout) && !hung_up(&timeout));
+        let kind = Some(std::io::ErrorKind::WouldBlock);
+        assert!(closed_connection(&timeout, kind) && timed_out(&timeout, kind));
+        assert!(!hung_up(&timeout, kind));
         let eof = thrift::Error::from(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-        assert!(hung_up(&eof) && !timed_out(&eof));
+        assert!(hung_up(&eof, None) && !timed_out(&eof, None));
     }
 }

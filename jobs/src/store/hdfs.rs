@@ -21,6 +21,7 @@ use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 use tokio::task::JoinSet;
 
 use super::files::{child_path, DirEntry, FileEntry, FileStore, FileStoreError};
+use crate::retry::ErrorClass;
 
 /// Files written at once by [`FileStore::write_files`]: a clean run's date
 /// partitions (about 90 for three months of data) go in one wave.
@@ -39,11 +40,106 @@ pub struct HdfsFiles {
     timeout: Duration,
 }
 
-fn hdfs_err(op: &'static str, path: &str, e: impl std::fmt::Display) -> FileStoreError {
-    FileStoreError::Io {
+/// Why an HDFS call failed, kept typed: retries are decided from it
+/// ([`HdfsFailure::class`]), never from its text.
+#[derive(Debug, thiserror::Error)]
+pub enum HdfsFailure {
+    /// The client's error, with the NameNode's exception class for RPC errors.
+    #[error(transparent)]
+    Client(#[from] HdfsError),
+    /// The call did not finish within the store's timeout.
+    #[error("no answer from {authority} within {timeout:?}")]
+    NoAnswer {
+        /// `hdfs://host:port`.
+        authority: String,
+        /// The store's call timeout.
+        timeout: Duration,
+    },
+    /// A URL that is not `hdfs://host:port/path`.
+    #[error("expected hdfs://host:port/path")]
+    BadUrl,
+    /// The process could not start the runtime the HDFS client runs on.
+    #[error("starting the HDFS client's runtime: {0}")]
+    Runtime(String),
+    /// A task of the client panicked or was cancelled.
+    #[error("an HDFS task stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// NameNode exceptions that heal by waiting: safe mode, a standby or observer
+/// NameNode, a retriable call, a block not replicated yet.
+const TRANSIENT_EXCEPTIONS: &[&str] = &[
+    "SafeModeException",
+    "StandbyException",
+    "ObserverRetryOnActiveException",
+    "RetriableException",
+    "NotReplicatedYetException",
+    "LeaseExpiredException",
+];
+
+/// NameNode exceptions that do not: a missing file, a file or directory where
+/// the other is needed, a refused permission, a malformed path, a quota.
+const PERMANENT_EXCEPTIONS: &[&str] = &[
+    "FileNotFoundException",
+    "FileAlreadyExistsException",
+    "ParentNotDirectoryException",
+    "PathIsNotDirectoryException",
+    "PathIsNotEmptyDirectoryException",
+    "AccessControlException",
+    "InvalidPathException",
+    "DSQuotaExceededException",
+    "NSQuotaExceededException",
+    "UnsupportedOperationException",
+];
+
+impl HdfsFailure {
+    /// Whether another attempt may succeed, from the client's error variant and,
+    /// for an RPC error, the NameNode's exception class (its simple name).
+    pub fn class(&self) -> Option<ErrorClass> {
+        use ErrorClass::{Permanent, Transient};
+        match self {
+            HdfsFailure::NoAnswer { .. } | HdfsFailure::Task(_) => Some(Transient),
+            HdfsFailure::BadUrl => Some(Permanent),
+            HdfsFailure::Runtime(_) => None,
+            HdfsFailure::Client(e) => match e {
+                HdfsError::IOError(e) => crate::retry::io_class(e),
+                HdfsError::DataTransferError(_)
+                | HdfsError::ChecksumError
+                | HdfsError::BlocksNotFound(_) => Some(Transient),
+                HdfsError::RPCError(class, _) | HdfsError::FatalRPCError(class, _) => {
+                    let simple = class.rsplit(['.', '$']).next().unwrap_or(class);
+                    if TRANSIENT_EXCEPTIONS.contains(&simple) {
+                        Some(Transient)
+                    } else if PERMANENT_EXCEPTIONS.contains(&simple) {
+                        Some(Permanent)
+                    } else {
+                        None
+                    }
+                }
+                HdfsError::InvalidPath(_)
+                | HdfsError::InvalidArgument(_)
+                | HdfsError::UrlParseError(_)
+                | HdfsError::AlreadyExists(_)
+                | HdfsError::FileNotFound(_)
+                | HdfsError::IsADirectoryError(_)
+                | HdfsError::TrashNotEnabled
+                | HdfsError::UnsupportedErasureCodingPolicy(_)
+                | HdfsError::UnsupportedFeature(_)
+                | HdfsError::SASLError(_)
+                | HdfsError::GSSAPIError(..)
+                | HdfsError::NoSASLMechanism
+                | HdfsError::XmlParseError(_) => Some(Permanent),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn hdfs_err(op: &'static str, path: &str, e: impl Into<HdfsFailure>) -> FileStoreError {
+    FileStoreError::Hdfs {
         op,
         path: path.to_string(),
-        source: std::io::Error::other(e.to_string()),
+        source: e.into(),
     }
 }
 
@@ -83,9 +179,10 @@ impl HdfsFiles {
     /// Connects to the NameNode of `url` (`hdfs://host:port/base`); every call
     /// fails after `timeout` naming the address.
     pub fn open(url: &str, timeout: Duration) -> Result<Self, FileStoreError> {
-        let (authority, base) = split_url(url)
-            .ok_or_else(|| hdfs_err("parsing HDFS URL", url, "expected hdfs://host:port/path"))?;
-        let rt = runtime().map_err(|e| hdfs_err("starting runtime for", url, e))?;
+        let (authority, base) =
+            split_url(url).ok_or_else(|| hdfs_err("parsing HDFS URL", url, HdfsFailure::BadUrl))?;
+        let rt = runtime()
+            .map_err(|e| hdfs_err("starting runtime for", url, HdfsFailure::Runtime(e)))?;
         let client = {
             let _guard = rt.enter();
             ClientBuilder::new()
@@ -115,6 +212,14 @@ impl HdfsFiles {
         }
     }
 
+    /// The failure of a call that outlived the timeout.
+    fn no_answer(&self) -> HdfsFailure {
+        HdfsFailure::NoAnswer {
+            authority: self.authority.clone(),
+            timeout: self.timeout,
+        }
+    }
+
     /// `hdfs://host:port/full/path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.authority, self.full(path))
@@ -132,14 +237,7 @@ impl HdfsFiles {
         {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(hdfs_err(op, &self.url(path), e)),
-            Err(_) => Err(hdfs_err(
-                op,
-                &self.url(path),
-                format!(
-                    "no answer from {} within {:?}",
-                    self.authority, self.timeout
-                ),
-            )),
+            Err(_) => Err(hdfs_err(op, &self.url(path), self.no_answer())),
         }
     }
 
@@ -165,7 +263,7 @@ impl HdfsFiles {
                 Err(_) => Err(hdfs_err(
                     op,
                     &url,
-                    format!("no answer from {authority} within {timeout:?}"),
+                    HdfsFailure::NoAnswer { authority, timeout },
                 )),
             }
         }
@@ -205,7 +303,7 @@ impl HdfsFiles {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(HdfsError::FileNotFound(_))) => Ok(Vec::new()),
             Ok(Err(e)) => Err(hdfs_err("listing", &self.url(dir), e)),
-            Err(_) => Err(hdfs_err("listing", &self.url(dir), "timed out")),
+            Err(_) => Err(hdfs_err("listing", &self.url(dir), self.no_answer())),
         }
     }
 }
@@ -266,7 +364,7 @@ impl FileStore for HdfsFiles {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(HdfsError::FileNotFound(_))) => Ok(false),
             Ok(Err(e)) => Err(hdfs_err("checking", &self.url(path), e)),
-            Err(_) => Err(hdfs_err("checking", &self.url(path), "timed out")),
+            Err(_) => Err(hdfs_err("checking", &self.url(path), self.no_answer())),
         }
     }
 

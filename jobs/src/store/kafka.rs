@@ -74,7 +74,21 @@ pub enum KafkaLogError {
 
 impl From<KafkaLogError> for LogError {
     fn from(e: KafkaLogError) -> Self {
-        LogError::Remote(e.to_string())
+        LogError::Remote(Box::new(e))
+    }
+}
+
+impl KafkaLogError {
+    /// A client librdkafka refused to create (its configuration) or a malformed
+    /// property never heals; the cluster not answering or answering with an error may.
+    pub fn class(&self) -> Option<crate::retry::ErrorClass> {
+        use crate::retry::ErrorClass::{Permanent, Transient};
+        Some(match self {
+            KafkaLogError::Client { .. }
+            | KafkaLogError::MalformedProperty(_)
+            | KafkaLogError::SecretOnCommandLine { .. } => Permanent,
+            KafkaLogError::Cluster { .. } => Transient,
+        })
     }
 }
 

@@ -18,9 +18,9 @@ pub enum LogError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A remote log (Kafka) failed; the message names its address.
+    /// A remote log (Kafka) failed; the error names its address.
     #[error("{0}")]
-    Remote(String),
+    Remote(#[source] Box<super::kafka::KafkaLogError>),
     /// A partition that the log does not have.
     #[error("partition {partition} does not exist (the log has {partitions})")]
     NoPartition {
@@ -29,6 +29,18 @@ pub enum LogError {
         /// Partitions of the log.
         partitions: u32,
     },
+}
+
+impl LogError {
+    /// Whether another attempt may succeed: by the I/O or Kafka error; a
+    /// missing partition (a topic still being created) leaves it to the attempt.
+    pub fn class(&self) -> Option<crate::retry::ErrorClass> {
+        match self {
+            LogError::Io { source, .. } => crate::retry::io_class(source),
+            LogError::Remote(e) => e.class(),
+            LogError::NoPartition { .. } => None,
+        }
+    }
 }
 
 /// One message: a key (the order id) and a value (one raw TSV line, no terminator).

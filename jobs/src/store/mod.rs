@@ -12,4 +12,4 @@ pub mod table;
 
 pub use files::{FileStore, FileStoreError, LocalFiles};
 pub use log::{LocalLog, LogError, Message, MessageLog};
-pub use table::{Cells, EmbeddedTables, Row, Table, TableError, TableStore};
+pub use table::{Cells, EmbeddedTables, RemoteKind, Row, Table, TableError, TableStore};

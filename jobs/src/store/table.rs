@@ -49,9 +49,60 @@ pub enum TableError {
         address: String,
         /// Table name.
         table: String,
+        /// How it failed, for retry decisions.
+        kind: RemoteKind,
         /// What failed.
         message: String,
     },
+}
+
+/// How a call to a remote table service failed, as its client saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteKind {
+    /// Connecting, the transport or the protocol kept failing until the call's deadline.
+    GaveUp,
+    /// The server answered with an I/O exception (a region moving, a server
+    /// starting); `can_retry` is the server's own verdict when it gave one.
+    IoException {
+        /// `false` for HBase's do-not-retry exceptions.
+        can_retry: Option<bool>,
+    },
+    /// The server rejected the call's arguments.
+    IllegalArgument,
+    /// What the call creates exists already.
+    AlreadyExists,
+    /// The server refused the call itself (a Thrift application error: an
+    /// unknown method, a malformed message).
+    Refused,
+    /// The client failed on its side (a loader thread panicked, a lock poisoned).
+    Client,
+}
+
+impl TableError {
+    /// Whether another attempt may succeed. A corrupt row never heals, nor does
+    /// a server of another Thrift wire; a missing table does (in a stage it was
+    /// just ensured, so a concurrent purge removed it and the next attempt
+    /// creates it again). A remote failure by its [`RemoteKind`].
+    pub fn class(&self) -> Option<crate::retry::ErrorClass> {
+        use crate::retry::ErrorClass::{Permanent, Transient};
+        match self {
+            TableError::Corrupt { .. } | TableError::Wire { .. } => Some(Permanent),
+            TableError::NoTable(_) => Some(Transient),
+            TableError::Embedded { .. } => None,
+            TableError::Remote { kind, .. } => match kind {
+                RemoteKind::GaveUp => Some(Transient),
+                RemoteKind::IoException { can_retry } => Some(if *can_retry == Some(false) {
+                    Permanent
+                } else {
+                    Transient
+                }),
+                RemoteKind::IllegalArgument | RemoteKind::AlreadyExists | RemoteKind::Refused => {
+                    Some(Permanent)
+                }
+                RemoteKind::Client => None,
+            },
+        }
+    }
 }
 
 /// Cells of one row: `family:qualifier` -> value.
