@@ -9,196 +9,35 @@
 //!
 //! Needs `KUBECONFIG`, `KUBECTL`, `HELM`, `KAFKA_BOOTSTRAP`, `HDFS_URL`, `HBASE_THRIFT` (from
 //! `eval "$(scripts/services.sh env)"`) and the `ecom` binary (`ECOM_BIN`).
+//!
+//! The helpers are in `chart_support/` (a module of this one test binary).
 
+mod chart_support;
 mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use chart_support::dry_run::{pods_of, service_monitor_crd};
+use chart_support::rbac::{
+    allowed, apply_objects, as_rules, client_from, forbidden, needed_in_pipeline_namespace,
+    needed_in_release_namespace, own_rules, p, token_kubeconfig,
+};
+use chart_support::{
+    container, crd_json, documents, ensure_namespace, find, helm, kind_of, kubectl_in, name_of,
+    numbers_as_floats, render, render_text, repo, run, server_version, to_yaml_stream, values_sets,
+    CHART, CRD_NAME,
+};
 use common::kube::{client, install_crd, namespace, unique};
 use common::service_env;
 use ecom_operator::crd::EcomPipeline;
-use k8s_openapi::api::authorization::v1::{
-    SelfSubjectRulesReview, SubjectAccessReview, SubjectAccessReviewSpec,
-};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, PostParams};
-use kube::Client;
+use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
-
-const CHART: &str = "charts/ecom-pipeline";
-const CRD_NAME: &str = "ecompipelines.pipelines.ecom-pipeline.io";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn run(program: &str, args: &[&str], stdin: Option<&str>, kubeconfig: Option<&Path>) -> String {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(repo())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let kc = kubeconfig.map_or_else(
-        || PathBuf::from(service_env("KUBECONFIG")),
-        Path::to_path_buf,
-    );
-    cmd.env("KUBECONFIG", kc);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run {program}: {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn helm(args: &[&str]) -> String {
-    run(&service_env("HELM"), args, None, None)
-}
-
-fn kubectl_in(args: &[&str], stdin: &str) -> String {
-    run(&service_env("KUBECTL"), args, Some(stdin), None)
-}
-
-/// `x.y.z` of the API server (helm template needs it for the chart's kubeVersion).
-fn server_version() -> String {
-    let v: Value = serde_json::from_str(&run(
-        &service_env("KUBECTL"),
-        &["version", "-o", "json"],
-        None,
-        None,
-    ))
-    .expect("kubectl version json");
-    v["serverVersion"]["gitVersion"]
-        .as_str()
-        .expect("server gitVersion")
-        .trim_start_matches('v')
-        .to_string()
-}
-
-/// Every YAML document of `text` that is an object.
-fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| {
-            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("YAML document");
-            serde_json::to_value(v).expect("YAML as JSON")
-        })
-        .filter(Value::is_object)
-        .collect()
-}
-
-/// The values files of the three setups the issue names.
-fn values_sets() -> Vec<(&'static str, Vec<String>)> {
-    vec![
-        ("default", vec![]),
-        ("kind", vec![format!("{CHART}/values-kind.yaml")]),
-        (
-            "production",
-            vec![format!("{CHART}/values-production.yaml")],
-        ),
-    ]
-}
-
-/// `helm template` of the chart: the rendered YAML.
-fn render_text(release: &str, ns: &str, values: &[String], sets: &[String]) -> String {
-    let version = server_version();
-    let mut args = vec![
-        "template",
-        release,
-        CHART,
-        "--namespace",
-        ns,
-        "--kube-version",
-        &version,
-    ];
-    for v in values {
-        args.extend(["-f", v.as_str()]);
-    }
-    for s in sets {
-        args.extend(["--set", s.as_str()]);
-    }
-    helm(&args)
-}
-
-fn render(release: &str, ns: &str, values: &[String], sets: &[String]) -> Vec<Value> {
-    documents(&render_text(release, ns, values, sets))
-}
-
-fn kind_of(o: &Value) -> &str {
-    o["kind"].as_str().unwrap_or_default()
-}
-
-fn name_of(o: &Value) -> &str {
-    o["metadata"]["name"].as_str().unwrap_or_default()
-}
-
-fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    objs.iter()
-        .find(|o| kind_of(o) == kind && name_of(o) == name)
-        .unwrap_or_else(|| {
-            let all: Vec<String> = objs
-                .iter()
-                .map(|o| format!("{}/{}", kind_of(o), name_of(o)))
-                .collect();
-            panic!("no {kind}/{name} among {all:?}")
-        })
-}
-
-fn to_yaml_stream(objs: &[&Value]) -> String {
-    objs.iter()
-        .map(|o| serde_yaml::to_string(o).expect("yaml"))
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
-
-/// Creates namespace `name` if missing (optionally with labels).
-async fn ensure_namespace(client: &Client, name: &str, labels: Value) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    if api.get_opt(name).await.expect("get namespace").is_some() {
-        return;
-    }
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
-            .expect("namespace");
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("create namespace {name}: {e}"),
-    }
-}
 
 // ------------------------------------------------------------------------------------------
 // Lint, render, shape.
-
-fn container<'a>(deployment: &'a Value, name: &str) -> &'a Value {
-    deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .expect("containers")
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("container {name} in {}", name_of(deployment)))
-}
 
 #[test]
 fn chart_lints_and_renders_every_values_file() {
@@ -384,68 +223,8 @@ fn chart_crd_equals_committed_crd() {
     );
 }
 
-/// `v` with every number as a float, so 1 and 1.0 compare equal.
-fn numbers_as_floats(v: Value) -> Value {
-    match v {
-        Value::Number(n) => json!(n.as_f64().expect("finite number")),
-        Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_floats).collect()),
-        Value::Object(o) => Value::Object(
-            o.into_iter()
-                .map(|(k, v)| (k, numbers_as_floats(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
 // ------------------------------------------------------------------------------------------
 // Server-side dry-run.
-
-/// A stand-in ServiceMonitor CRD (the harness has no Prometheus Operator): a structural
-/// schema of the fields the chart sets, so the dry-run checks their shape and types.
-fn service_monitor_crd() -> Value {
-    let s = |t: &str| json!({"type": t});
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "scope": "Namespaced",
-            "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
-            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {"spec": {
-                    "type": "object", "required": ["selector", "endpoints"],
-                    "properties": {
-                        "selector": {"type": "object", "properties": {"matchLabels": {"type": "object", "additionalProperties": s("string")}}},
-                        "namespaceSelector": {"type": "object", "properties": {"matchNames": {"type": "array", "items": s("string")}, "any": s("boolean")}},
-                        "endpoints": {"type": "array", "minItems": 1, "items": {"type": "object", "properties": {
-                            "port": s("string"), "path": s("string"),
-                            "interval": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
-                            "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
-                        }}}
-                    }
-                }}
-            }}}]
-        }
-    })
-}
-
-/// Pods built from every pod template of `objs` (Deployments), for a Pod Security check.
-fn pods_of(objs: &[Value], ns: &str) -> Vec<Value> {
-    objs.iter()
-        .filter(|o| kind_of(o) == "Deployment")
-        .map(|d| {
-            json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": format!("{}-pss", name_of(d)), "namespace": ns,
-                             "labels": d["spec"]["template"]["metadata"]["labels"]},
-                "spec": d["spec"]["template"]["spec"]
-            })
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
@@ -644,279 +423,6 @@ async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
 // ------------------------------------------------------------------------------------------
 // RBAC.
 
-/// One permission: verb, API group, resource (with subresource), optional name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Perm {
-    verb: &'static str,
-    group: &'static str,
-    resource: &'static str,
-    sub: &'static str,
-    name: &'static str,
-}
-
-const fn p(verb: &'static str, group: &'static str, resource: &'static str) -> Perm {
-    Perm {
-        verb,
-        group,
-        resource,
-        sub: "",
-        name: "",
-    }
-}
-
-const PIPELINES: &str = "pipelines.ecom-pipeline.io";
-
-/// What the operator's reconcile does in a pipeline namespace (see operator/src/controller.rs,
-/// apply.rs, observe.rs).
-fn needed_in_pipeline_namespace() -> Vec<Perm> {
-    let mut v = vec![
-        p("get", PIPELINES, "ecompipelines"),
-        p("list", PIPELINES, "ecompipelines"),
-        p("watch", PIPELINES, "ecompipelines"),
-        p("patch", PIPELINES, "ecompipelines"),
-        Perm {
-            sub: "status",
-            ..p("patch", PIPELINES, "ecompipelines")
-        },
-        Perm {
-            sub: "finalizers",
-            ..p("update", PIPELINES, "ecompipelines")
-        },
-        p("list", "", "pods"),
-        p("list", "", "services"),
-        p("watch", "", "services"),
-        p("create", "", "services"),
-        p("patch", "", "services"),
-        p("delete", "", "services"),
-        p("create", "events.k8s.io", "events"),
-        p("patch", "events.k8s.io", "events"),
-    ];
-    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
-        v.push(p(verb, "batch", "jobs"));
-        v.push(p(verb, "apps", "deployments"));
-    }
-    v
-}
-
-/// Leader election in the release namespace.
-fn needed_in_release_namespace(lease: &'static str) -> Vec<Perm> {
-    vec![
-        p("create", "coordination.k8s.io", "leases"),
-        Perm {
-            name: lease,
-            ..p("get", "coordination.k8s.io", "leases")
-        },
-        Perm {
-            name: lease,
-            ..p("update", "coordination.k8s.io", "leases")
-        },
-    ]
-}
-
-/// A sample of what neither the operator nor a stage pod may do.
-fn forbidden() -> Vec<Perm> {
-    vec![
-        p("get", "", "secrets"),
-        p("list", "", "secrets"),
-        p("watch", "", "secrets"),
-        p("get", "", "configmaps"),
-        p("create", "", "configmaps"),
-        p("create", "", "pods"),
-        p("delete", "", "pods"),
-        p("get", "", "pods"),
-        Perm {
-            sub: "exec",
-            ..p("create", "", "pods")
-        },
-        Perm {
-            sub: "log",
-            ..p("get", "", "pods")
-        },
-        Perm {
-            sub: "token",
-            ..p("create", "", "serviceaccounts")
-        },
-        p("update", "batch", "jobs"),
-        p("deletecollection", "batch", "jobs"),
-        p("update", "apps", "deployments"),
-        p("create", "apps", "daemonsets"),
-        p("create", "apps", "statefulsets"),
-        p("create", PIPELINES, "ecompipelines"),
-        p("delete", PIPELINES, "ecompipelines"),
-        p("update", PIPELINES, "ecompipelines"),
-        Perm {
-            sub: "status",
-            ..p("update", PIPELINES, "ecompipelines")
-        },
-        p(
-            "delete",
-            "apiextensions.k8s.io",
-            "customresourcedefinitions",
-        ),
-        p(
-            "update",
-            "apiextensions.k8s.io",
-            "customresourcedefinitions",
-        ),
-        p("create", "rbac.authorization.k8s.io", "rolebindings"),
-        p("create", "rbac.authorization.k8s.io", "clusterroles"),
-        p("escalate", "rbac.authorization.k8s.io", "roles"),
-        p("bind", "rbac.authorization.k8s.io", "clusterroles"),
-        p("impersonate", "", "serviceaccounts"),
-        p("list", "", "nodes"),
-        p("create", "", "namespaces"),
-        p("delete", "", "namespaces"),
-        p("create", "", "persistentvolumeclaims"),
-        p("create", "networking.k8s.io", "networkpolicies"),
-        p("create", "", "events"),
-        p("delete", "events.k8s.io", "events"),
-        p("delete", "coordination.k8s.io", "leases"),
-        p("list", "coordination.k8s.io", "leases"),
-        Perm {
-            name: "someone-elses-lease",
-            ..p("update", "coordination.k8s.io", "leases")
-        },
-    ]
-}
-
-async fn allowed(admin: &Client, user: &str, perm: &Perm, ns: &str) -> bool {
-    let sar = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(user.to_string()),
-            groups: Some(vec![
-                "system:serviceaccounts".into(),
-                "system:authenticated".into(),
-            ]),
-            resource_attributes: Some(
-                serde_json::from_value(json!({
-                    "namespace": ns, "verb": perm.verb, "group": perm.group,
-                    "resource": perm.resource, "subresource": perm.sub, "name": perm.name
-                }))
-                .expect("resource attributes"),
-            ),
-            ..SubjectAccessReviewSpec::default()
-        },
-        ..SubjectAccessReview::default()
-    };
-    let api: Api<SubjectAccessReview> = Api::all(admin.clone());
-    api.create(&PostParams::default(), &sar)
-        .await
-        .expect("SubjectAccessReview")
-        .status
-        .is_some_and(|s| s.allowed)
-}
-
-/// Applies the rendered objects of `kinds` (for real).
-fn apply_objects(objs: &[Value], kinds: &[&str]) {
-    let chosen: Vec<&Value> = objs
-        .iter()
-        .filter(|o| kinds.contains(&kind_of(o)))
-        .collect();
-    kubectl_in(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager",
-            "helm",
-            "-f",
-            "-",
-        ],
-        &to_yaml_stream(&chosen),
-    );
-}
-
-/// A kubeconfig that authenticates with a token of ServiceAccount `ns/sa` only.
-fn token_kubeconfig(ns: &str, sa: &str) -> PathBuf {
-    let token = run(
-        &service_env("KUBECTL"),
-        &["-n", ns, "create", "token", sa, "--duration", "1h"],
-        None,
-        None,
-    );
-    let admin: Value = serde_json::from_str(&run(
-        &service_env("KUBECTL"),
-        &["config", "view", "--raw", "--minify", "-o", "json"],
-        None,
-        None,
-    ))
-    .expect("kubeconfig json");
-    let cluster = &admin["clusters"][0]["cluster"];
-    let kc = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "harness", "cluster": {
-            "server": cluster["server"],
-            "certificate-authority-data": cluster["certificate-authority-data"]}}],
-        "users": [{"name": sa, "user": {"token": token.trim()}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "harness", "user": sa, "namespace": ns}}],
-        "current-context": "sa"
-    });
-    let path = std::env::temp_dir().join(format!("{}.kubeconfig", unique(sa)));
-    std::fs::write(&path, serde_json::to_vec(&kc).expect("json")).expect("write kubeconfig");
-    path
-}
-
-async fn client_from(kubeconfig: &Path) -> Client {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("kube config");
-    Client::try_from(cfg).expect("client")
-}
-
-/// Every (verb, group, resource, name) the token of `client` holds in `ns`, without the
-/// self-review rules every authenticated user has.
-async fn own_rules(client: &Client, ns: &str) -> BTreeSet<(String, String, String, String)> {
-    let review: SelfSubjectRulesReview =
-        serde_json::from_value(json!({"spec": {"namespace": ns}})).expect("review");
-    let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
-    let status = api
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("SelfSubjectRulesReview")
-        .status
-        .expect("status");
-    let mut out = BTreeSet::new();
-    for r in status.resource_rules {
-        for g in r.api_groups.clone().unwrap_or_default() {
-            for res in r.resources.clone().unwrap_or_default() {
-                if res.starts_with("selfsubject") {
-                    continue;
-                }
-                for v in &r.verbs {
-                    let names = r.resource_names.clone().unwrap_or_default();
-                    if names.is_empty() {
-                        out.insert((v.clone(), g.clone(), res.clone(), String::new()));
-                    }
-                    for n in names {
-                        out.insert((v.clone(), g.clone(), res.clone(), n));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-fn as_rules(perms: &[Perm]) -> BTreeSet<(String, String, String, String)> {
-    perms
-        .iter()
-        .map(|p| {
-            let res = if p.sub.is_empty() {
-                p.resource.to_string()
-            } else {
-                format!("{}/{}", p.resource, p.sub)
-            };
-            (
-                p.verb.to_string(),
-                p.group.to_string(),
-                res,
-                p.name.to_string(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_allows_what_the_operator_needs_and_nothing_more() {
     let admin = client().await;
@@ -1024,16 +530,6 @@ async fn rbac_allows_what_the_operator_needs_and_nothing_more() {
 
 // ------------------------------------------------------------------------------------------
 // Helm itself: install, upgrade (the CRD follows the chart), uninstall (the CRD stays).
-
-fn crd_json() -> Value {
-    serde_json::from_str(&run(
-        &service_env("KUBECTL"),
-        &["get", "crd", CRD_NAME, "-o", "json"],
-        None,
-        None,
-    ))
-    .expect("crd json")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_upgrade_updates_the_crd_and_uninstall_keeps_it() {
