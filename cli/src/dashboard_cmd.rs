@@ -1,6 +1,5 @@
 //! `ecom dashboard`: serves the dashboard from HBase (through its Thrift
-//! server) or from an embedded store written by `ecom demo`; with
-//! `--expect-clean` prints the oracle's answers instead (tests).
+//! server) or from an embedded store written by `ecom demo`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ecom_dashboard::recompute::Oracle;
 use ecom_dashboard::{AppState, LagProbe};
 use ecom_jobs::load::LoadConfig;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
@@ -55,13 +53,6 @@ pub struct DashboardArgs {
     /// computed; benchmarks).
     #[arg(long, default_value_t = 4096)]
     cache_entries: usize,
-    /// Recompute answers from the clean Parquet under this local directory
-    /// (the tests' oracle) and print them, one JSON per `--expect-query`.
-    #[arg(long, hide = true, requires = "expect_query")]
-    expect_clean: Option<PathBuf>,
-    /// A query for `--expect-clean`, e.g. `/api/kpis?category=Books`.
-    #[arg(long, hide = true)]
-    expect_query: Vec<String>,
 }
 
 /// The aggregates table and, if present, the fact table.
@@ -127,15 +118,6 @@ fn lag_probe(bootstrap: &str, topic: &str) -> Result<LagProbe> {
 
 /// Serves until Ctrl-C or SIGTERM.
 pub fn run(args: DashboardArgs) -> Result<()> {
-    if let Some(dir) = &args.expect_clean {
-        let oracle =
-            Oracle::from_dir(dir).with_context(|| format!("recomputing from {}", dir.display()))?;
-        for q in &args.expect_query {
-            let v = oracle.answer(q).with_context(|| format!("query {q}"))?;
-            println!("{v}");
-        }
-        return Ok(());
-    }
     let (aggregates, fact) = open_tables(&args)?;
     let mut state = AppState::load(aggregates, fact).context("reading the aggregates")?;
     state.scan_baseline = args.scan_baseline;

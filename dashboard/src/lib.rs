@@ -10,7 +10,6 @@ pub mod openapi;
 pub mod panels;
 pub mod query;
 pub mod read_model;
-pub mod recompute;
 pub mod time;
 
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! through produce -> sink -> clean -> load on the real services, then
 //! `ecom dashboard --hbase-thrift` answers every endpoint under a set of
 //! filters exactly like the polars recomputation from the clean Parquet
-//! (`ecom dashboard --expect-clean`), including the drill-down and the CSV
+//! (`ecom_testkit::Oracle`), including the drill-down and the CSV
 //! export, which read their rows from the HBase fact table. The load writes
 //! through the default Thrift server (buffered, binary); the dashboard reads
 //! through the harness's framed and compact one (`HBASE_THRIFT_FRAMED`), so
@@ -22,6 +22,7 @@ use std::time::Duration;
 use common::*;
 use ecom_jobs::incremental::committed_runs;
 use ecom_jobs::store::FileStore;
+use ecom_testkit::Oracle;
 use serde_json::Value;
 
 /// `GET path`: (status, body).
@@ -202,19 +203,14 @@ fn dashboard_on_hbase_matches_recomputation() {
         "/api/orders?format=csv&all=true&from=2024-02-01&to=2024-02-15&payment=Cash",
     ];
     queries.extend(exports.map(String::from));
-    let mut args = vec![
-        "dashboard".to_string(),
-        "--expect-clean".into(),
-        local.display().to_string(),
-    ];
-    for q in &queries {
-        args.push("--expect-query".into());
-        args.push(q.clone());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let expected: Vec<Value> = ecom_ok(&args)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("oracle json"))
+    let oracle = Oracle::from_dir(&local).expect("oracle");
+    let expected: Vec<Value> = queries
+        .iter()
+        .map(|q| {
+            oracle
+                .answer(q)
+                .unwrap_or_else(|e| panic!("oracle on {q}: {e}"))
+        })
         .collect();
     assert_eq!(expected.len(), queries.len());
     assert!(expected[0]["orders"].as_u64().unwrap_or(0) > 180_000);

@@ -1,23 +1,21 @@
-//! The tests' oracle: every panel recomputed straight from clean Parquet
-//! with polars (no cube, no aggregates table), answering the same queries
-//! with the same JSON as the API. `ecom dashboard --expect-clean DIR
-//! --expect-query '/api/kpis?category=Books'` prints its answers.
+//! The oracle: every panel recomputed straight from clean Parquet with polars
+//! (no cube, no aggregates table), answering the same queries with the same
+//! JSON as the dashboard's API.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ecom_jobs::clean::QualityReport;
-use ecom_jobs::record::to_cents;
-use polars::prelude::*;
-use serde_json::Value;
-
-use crate::panels::{
+use ecom_dashboard::panels::{
     bin_edges, bin_of, bucket_starts, money, quantile_rank, series_range, to_csv, BinRow,
     CategoryRow, CategoryStatusRow, Figures, Health, Kpis, OrderRow, Orders, PaymentRow, Rows,
     StageRow, StatusRow, TimeRow, Timeseries, UserRow, MAX_POINTS,
 };
-use crate::query::{parse, Endpoint, Filter, Format, Query, QueryError};
-use crate::time::{bucket_start, format_hour, hour_of_text};
+use ecom_dashboard::query::{parse, Endpoint, Filter, Format, Query, QueryError};
+use ecom_dashboard::time::{bucket_start, format_hour, hour_of_text};
+use ecom_jobs::clean::QualityReport;
+use ecom_jobs::record::to_cents;
+use polars::prelude::*;
+use serde_json::Value;
 
 /// Errors of the recomputation.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +90,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecomputeError> {
         }
     }
     Ok(())
+}
+
+/// An answer's JSON value (an encoding failure reported as an error).
+fn json(v: Result<Value, serde_json::Error>) -> Result<Value, RecomputeError> {
+    v.map_err(|e| RecomputeError::NoEndpoint(format!("encoding: {e}")))
 }
 
 fn pe(what: &str) -> impl Fn(PolarsError) -> RecomputeError + '_ {
@@ -351,9 +354,6 @@ impl Oracle {
     /// Answers a parsed query (JSON value).
     pub fn value(&self, q: &Query) -> Result<Value, RecomputeError> {
         let f = &q.filter;
-        let json = |v: Result<Value, serde_json::Error>| {
-            v.map_err(|e| RecomputeError::NoEndpoint(format!("encoding: {e}")))
-        };
         match q.endpoint {
             Endpoint::Kpis => {
                 let mut current = self.figures(f)?;
@@ -361,190 +361,216 @@ impl Oracle {
                 let previous = f.previous().map(|p| self.figures(&p)).transpose()?;
                 json(serde_json::to_value(Kpis::new(current, previous)))
             }
-            Endpoint::Categories => {
-                let mut rows: Vec<CategoryRow> = Self::grouped(&self.select(f), &["category"])?
-                    .into_iter()
-                    .map(|(k, n, c)| CategoryRow {
-                        category: k[0].clone(),
-                        orders: n,
-                        revenue: money(c),
-                        average: c as f64 / 100.0 / n as f64,
-                    })
-                    .collect();
-                rows.sort_by(|a, b| {
-                    b.revenue
-                        .total_cmp(&a.revenue)
-                        .then_with(|| a.category.cmp(&b.category))
-                });
-                json(serde_json::to_value(Rows { rows }))
-            }
-            Endpoint::Status => {
-                let mut rows: Vec<StatusRow> = Self::grouped(&self.select(f), &["status"])?
-                    .into_iter()
-                    .map(|(k, n, c)| StatusRow {
-                        status: k[0].clone(),
-                        orders: n,
-                        revenue: money(c),
-                    })
-                    .collect();
-                rows.sort_by(|a, b| {
-                    b.orders
-                        .cmp(&a.orders)
-                        .then_with(|| a.status.cmp(&b.status))
-                });
-                json(serde_json::to_value(Rows { rows }))
-            }
-            Endpoint::CategoryStatus => {
-                let mut rows: Vec<CategoryStatusRow> =
-                    Self::grouped(&self.select(f), &["category", "status"])?
-                        .into_iter()
-                        .map(|(k, n, _)| CategoryStatusRow {
-                            category: k[0].clone(),
-                            status: k[1].clone(),
-                            orders: n,
-                        })
-                        .collect();
-                rows.sort_by(|a, b| (&a.category, &a.status).cmp(&(&b.category, &b.status)));
-                json(serde_json::to_value(Rows { rows }))
-            }
-            Endpoint::Payments => {
-                let mut rows: Vec<PaymentRow> =
-                    Self::grouped(&self.select(f), &["payment_method"])?
-                        .into_iter()
-                        .map(|(k, n, c)| PaymentRow {
-                            payment_method: k[0].clone(),
-                            orders: n,
-                            revenue: money(c),
-                        })
-                        .collect();
-                rows.sort_by(|a, b| {
-                    b.revenue
-                        .total_cmp(&a.revenue)
-                        .then_with(|| a.payment_method.cmp(&b.payment_method))
-                });
-                json(serde_json::to_value(Rows { rows }))
-            }
-            Endpoint::TopUsers => {
-                let rows = self.select(f);
-                let df = Self::frame(&rows)?
-                    .lazy()
-                    .group_by([col("user_id")])
-                    .agg([
-                        len().cast(DataType::UInt64).alias("orders"),
-                        col("cents").sum().alias("cents"),
-                    ])
-                    .sort_by_exprs(
-                        [col("cents"), col("user_id")],
-                        SortMultipleOptions::default().with_order_descending_multi([true, false]),
-                    )
-                    .limit(q.limit as IdxSize)
-                    .collect()
-                    .map_err(pe("top users"))?;
-                let e = pe("top users result");
-                let users = df.column("user_id").and_then(|c| c.u64()).map_err(&e)?;
-                let orders = df.column("orders").and_then(|c| c.u64()).map_err(&e)?;
-                let cents = df.column("cents").and_then(|c| c.i64()).map_err(&e)?;
-                let rows: Vec<UserRow> = (0..df.height())
-                    .map(|i| UserRow {
-                        user_id: users.get(i).unwrap_or(0),
-                        orders: orders.get(i).unwrap_or(0),
-                        revenue: money(cents.get(i).unwrap_or(0)),
-                    })
-                    .collect();
-                json(serde_json::to_value(Rows { rows }))
-            }
-            Endpoint::Histogram => {
-                let rows = self.select(f);
-                let (Some(min), Some(max)) = (
-                    rows.iter().map(|r| r.cents).min(),
-                    rows.iter().map(|r| r.cents).max(),
-                ) else {
-                    return json(serde_json::to_value(Rows::<BinRow> { rows: vec![] }));
-                };
-                let edges = bin_edges(min, max, q.bins);
-                let mut counts = vec![0u64; q.bins];
-                for r in &rows {
-                    counts[bin_of(&edges, r.cents)] += 1;
-                }
-                let rows: Vec<BinRow> = counts
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, orders)| BinRow {
-                        lo: money(edges[i]),
-                        hi: money(edges[i + 1]),
-                        orders,
-                    })
-                    .collect();
-                json(serde_json::to_value(Rows { rows }))
-            }
-            Endpoint::Timeseries => {
-                let rows = self.select(f);
-                let hours: Vec<i64> = rows.iter().filter_map(|r| r.hour).collect();
-                let data = hours
-                    .iter()
-                    .min()
-                    .zip(hours.iter().max())
-                    .map(|(a, b)| (*a, *b));
-                let (chosen, lo, hi) = series_range(f, data, q.bucket);
-                let starts = bucket_starts(chosen, lo, hi);
-                if starts.len() > MAX_POINTS {
-                    return Err(QueryError(format!("too many points: {}", starts.len())).into());
-                }
-                let mut acc: BTreeMap<i64, (u64, i64)> =
-                    starts.iter().map(|s| (*s, (0, 0))).collect();
-                for r in &rows {
-                    let Some(h) = r.hour.filter(|h| *h >= lo && *h < hi) else {
-                        continue;
-                    };
-                    let a = acc.entry(bucket_start(chosen, h)).or_default();
-                    a.0 += 1;
-                    a.1 += r.cents;
-                }
-                json(serde_json::to_value(Timeseries {
-                    bucket: chosen.name().into(),
-                    timezone: "UTC".into(),
-                    rows: acc
-                        .into_iter()
-                        .map(|(s, (orders, cents))| TimeRow {
-                            start: format_hour(s),
-                            orders,
-                            revenue: money(cents),
-                        })
-                        .collect(),
-                }))
-            }
+            Endpoint::Categories => self.categories(f),
+            Endpoint::Status => self.status(f),
+            Endpoint::CategoryStatus => self.category_status(f),
+            Endpoint::Payments => self.payments(f),
+            Endpoint::TopUsers => self.top_users(q),
+            Endpoint::Histogram => self.histogram(q),
+            Endpoint::Timeseries => self.timeseries(q),
             Endpoint::Health => json(serde_json::to_value(self.health())),
-            Endpoint::Orders => {
-                let mut rows = self.select(f);
-                rows.sort_by_key(|r| r.order_id);
-                // `all=true`: every filtered order (the export), as one page.
-                let (skip, take) = if q.all {
-                    (0, rows.len())
-                } else {
-                    ((q.page - 1) * q.page_size, q.page_size)
-                };
-                let page: Vec<OrderRow> = rows
-                    .iter()
-                    .skip(skip)
-                    .take(take)
-                    .map(|r| OrderRow {
-                        order_id: r.order_id,
-                        user_id: r.user_id,
-                        category: r.category.clone(),
-                        amount: money(r.cents),
-                        payment_method: r.payment.clone(),
-                        status: r.status.clone(),
-                        timestamp: r.timestamp.clone(),
-                    })
-                    .collect();
-                json(serde_json::to_value(Orders {
-                    page: q.page,
-                    page_size: q.page_size,
-                    has_more: rows.len() > skip + take,
-                    rows: page,
-                }))
-            }
+            Endpoint::Orders => self.orders(q),
         }
+    }
+
+    /// `/api/categories`: orders and revenue per category (polars group-by), by revenue desc.
+    fn categories(&self, f: &Filter) -> Result<Value, RecomputeError> {
+        let mut rows: Vec<CategoryRow> = Self::grouped(&self.select(f), &["category"])?
+            .into_iter()
+            .map(|(k, n, c)| CategoryRow {
+                category: k[0].clone(),
+                orders: n,
+                revenue: money(c),
+                average: c as f64 / 100.0 / n as f64,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.revenue
+                .total_cmp(&a.revenue)
+                .then_with(|| a.category.cmp(&b.category))
+        });
+        json(serde_json::to_value(Rows { rows }))
+    }
+
+    /// `/api/status`: orders and revenue per status, by orders desc.
+    fn status(&self, f: &Filter) -> Result<Value, RecomputeError> {
+        let mut rows: Vec<StatusRow> = Self::grouped(&self.select(f), &["status"])?
+            .into_iter()
+            .map(|(k, n, c)| StatusRow {
+                status: k[0].clone(),
+                orders: n,
+                revenue: money(c),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.orders
+                .cmp(&a.orders)
+                .then_with(|| a.status.cmp(&b.status))
+        });
+        json(serde_json::to_value(Rows { rows }))
+    }
+
+    /// `/api/category-status`: orders per category and status.
+    fn category_status(&self, f: &Filter) -> Result<Value, RecomputeError> {
+        let mut rows: Vec<CategoryStatusRow> =
+            Self::grouped(&self.select(f), &["category", "status"])?
+                .into_iter()
+                .map(|(k, n, _)| CategoryStatusRow {
+                    category: k[0].clone(),
+                    status: k[1].clone(),
+                    orders: n,
+                })
+                .collect();
+        rows.sort_by(|a, b| (&a.category, &a.status).cmp(&(&b.category, &b.status)));
+        json(serde_json::to_value(Rows { rows }))
+    }
+
+    /// `/api/payments`: orders and revenue per payment method, by revenue desc.
+    fn payments(&self, f: &Filter) -> Result<Value, RecomputeError> {
+        let mut rows: Vec<PaymentRow> = Self::grouped(&self.select(f), &["payment_method"])?
+            .into_iter()
+            .map(|(k, n, c)| PaymentRow {
+                payment_method: k[0].clone(),
+                orders: n,
+                revenue: money(c),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.revenue
+                .total_cmp(&a.revenue)
+                .then_with(|| a.payment_method.cmp(&b.payment_method))
+        });
+        json(serde_json::to_value(Rows { rows }))
+    }
+
+    /// `/api/top-users`: polars group-by per user, by revenue desc, ties by user id.
+    fn top_users(&self, q: &Query) -> Result<Value, RecomputeError> {
+        let f = &q.filter;
+        let rows = self.select(f);
+        let df = Self::frame(&rows)?
+            .lazy()
+            .group_by([col("user_id")])
+            .agg([
+                len().cast(DataType::UInt64).alias("orders"),
+                col("cents").sum().alias("cents"),
+            ])
+            .sort_by_exprs(
+                [col("cents"), col("user_id")],
+                SortMultipleOptions::default().with_order_descending_multi([true, false]),
+            )
+            .limit(q.limit as IdxSize)
+            .collect()
+            .map_err(pe("top users"))?;
+        let e = pe("top users result");
+        let users = df.column("user_id").and_then(|c| c.u64()).map_err(&e)?;
+        let orders = df.column("orders").and_then(|c| c.u64()).map_err(&e)?;
+        let cents = df.column("cents").and_then(|c| c.i64()).map_err(&e)?;
+        let rows: Vec<UserRow> = (0..df.height())
+            .map(|i| UserRow {
+                user_id: users.get(i).unwrap_or(0),
+                orders: orders.get(i).unwrap_or(0),
+                revenue: money(cents.get(i).unwrap_or(0)),
+            })
+            .collect();
+        json(serde_json::to_value(Rows { rows }))
+    }
+
+    /// `/api/histogram`: the rows counted into the API's bin edges.
+    fn histogram(&self, q: &Query) -> Result<Value, RecomputeError> {
+        let f = &q.filter;
+        let rows = self.select(f);
+        let (Some(min), Some(max)) = (
+            rows.iter().map(|r| r.cents).min(),
+            rows.iter().map(|r| r.cents).max(),
+        ) else {
+            return json(serde_json::to_value(Rows::<BinRow> { rows: vec![] }));
+        };
+        let edges = bin_edges(min, max, q.bins);
+        let mut counts = vec![0u64; q.bins];
+        for r in &rows {
+            counts[bin_of(&edges, r.cents)] += 1;
+        }
+        let rows: Vec<BinRow> = counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, orders)| BinRow {
+                lo: money(edges[i]),
+                hi: money(edges[i + 1]),
+                orders,
+            })
+            .collect();
+        json(serde_json::to_value(Rows { rows }))
+    }
+
+    /// `/api/timeseries`: orders and revenue per bucket of the chosen range.
+    fn timeseries(&self, q: &Query) -> Result<Value, RecomputeError> {
+        let f = &q.filter;
+        let rows = self.select(f);
+        let hours: Vec<i64> = rows.iter().filter_map(|r| r.hour).collect();
+        let data = hours
+            .iter()
+            .min()
+            .zip(hours.iter().max())
+            .map(|(a, b)| (*a, *b));
+        let (chosen, lo, hi) = series_range(f, data, q.bucket);
+        let starts = bucket_starts(chosen, lo, hi);
+        if starts.len() > MAX_POINTS {
+            return Err(QueryError(format!("too many points: {}", starts.len())).into());
+        }
+        let mut acc: BTreeMap<i64, (u64, i64)> = starts.iter().map(|s| (*s, (0, 0))).collect();
+        for r in &rows {
+            let Some(h) = r.hour.filter(|h| *h >= lo && *h < hi) else {
+                continue;
+            };
+            let a = acc.entry(bucket_start(chosen, h)).or_default();
+            a.0 += 1;
+            a.1 += r.cents;
+        }
+        json(serde_json::to_value(Timeseries {
+            bucket: chosen.name().into(),
+            timezone: "UTC".into(),
+            rows: acc
+                .into_iter()
+                .map(|(s, (orders, cents))| TimeRow {
+                    start: format_hour(s),
+                    orders,
+                    revenue: money(cents),
+                })
+                .collect(),
+        }))
+    }
+
+    /// `/api/orders`: the filtered rows by order id, one page (or all with `all=true`).
+    fn orders(&self, q: &Query) -> Result<Value, RecomputeError> {
+        let f = &q.filter;
+        let mut rows = self.select(f);
+        rows.sort_by_key(|r| r.order_id);
+        // `all=true`: every filtered order (the export), as one page.
+        let (skip, take) = if q.all {
+            (0, rows.len())
+        } else {
+            ((q.page - 1) * q.page_size, q.page_size)
+        };
+        let page: Vec<OrderRow> = rows
+            .iter()
+            .skip(skip)
+            .take(take)
+            .map(|r| OrderRow {
+                order_id: r.order_id,
+                user_id: r.user_id,
+                category: r.category.clone(),
+                amount: money(r.cents),
+                payment_method: r.payment.clone(),
+                status: r.status.clone(),
+                timestamp: r.timestamp.clone(),
+            })
+            .collect();
+        json(serde_json::to_value(Orders {
+            page: q.page,
+            page_size: q.page_size,
+            has_more: rows.len() > skip + take,
+            rows: page,
+        }))
     }
 
     /// Answers `/api/<endpoint>?<query>` as the API would (JSON value; for
@@ -563,50 +589,4 @@ impl Oracle {
             Format::Csv => Value::String(to_csv(&v)),
         })
     }
-}
-
-/// Whether two answers are equal, numbers within a relative `1e-9` (means
-/// and deviations are computed in different orders); `skip` names keys
-/// whose values are not compared (e.g. `last_update`).
-pub fn approx_eq(a: &Value, b: &Value, skip: &[&str]) -> Result<(), String> {
-    fn go(a: &Value, b: &Value, path: &str, skip: &[&str]) -> Result<(), String> {
-        match (a, b) {
-            (Value::Number(x), Value::Number(y)) => {
-                let (x, y) = (
-                    x.as_f64().unwrap_or(f64::NAN),
-                    y.as_f64().unwrap_or(f64::NAN),
-                );
-                if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0) {
-                    Ok(())
-                } else {
-                    Err(format!("{path}: {x} != {y}"))
-                }
-            }
-            (Value::Array(x), Value::Array(y)) => {
-                if x.len() != y.len() {
-                    return Err(format!("{path}: {} items != {}", x.len(), y.len()));
-                }
-                x.iter()
-                    .zip(y)
-                    .enumerate()
-                    .try_for_each(|(i, (x, y))| go(x, y, &format!("{path}[{i}]"), skip))
-            }
-            (Value::Object(x), Value::Object(y)) => {
-                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                for k in keys {
-                    if skip.contains(&k.as_str()) {
-                        continue;
-                    }
-                    match (x.get(k), y.get(k)) {
-                        (Some(x), Some(y)) => go(x, y, &format!("{path}.{k}"), skip)?,
-                        _ => return Err(format!("{path}.{k}: present on one side only")),
-                    }
-                }
-                Ok(())
-            }
-            _ if a == b => Ok(()),
-            _ => Err(format!("{path}: {a} != {b}")),
-        }
-    }
-    go(a, b, "$", skip)
 }

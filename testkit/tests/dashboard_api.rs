@@ -9,12 +9,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ecom_dashboard::recompute::{approx_eq, Oracle};
 use ecom_dashboard::AppState;
 use ecom_jobs::clean::{clean_store, CleanConfig};
 use ecom_jobs::generate::{GenerateConfig, Generator};
 use ecom_jobs::load::{load_store, LoadConfig};
 use ecom_jobs::store::{EmbeddedTables, FileStore, LocalFiles, Row, Table, TableError, TableStore};
+use ecom_testkit::{approx_eq, Oracle};
 use serde_json::Value;
 
 /// `GET path` over HTTP/1.1: (status, content type, body).
