@@ -39,6 +39,8 @@ use serde_json::{json, Value};
 // ------------------------------------------------------------------------------------------
 // Lint, render, shape.
 
+/// One test for every values file: `helm lint` and `helm template` are cheap, and keeping
+/// each setup's expectations side by side shows how the setups differ.
 #[test]
 fn chart_lints_and_renders_every_values_file() {
     for (setup, values) in values_sets() {
@@ -226,6 +228,8 @@ fn chart_crd_equals_committed_crd() {
 // ------------------------------------------------------------------------------------------
 // Server-side dry-run.
 
+/// One apiserver session on purpose: the CRDs are installed once, then every rendered
+/// object and committed manifest goes through server-side dry-run against them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
     let client = client().await;

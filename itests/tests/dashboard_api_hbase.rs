@@ -100,6 +100,8 @@ fn same(a: &Value, b: &Value, path: &str) {
     }
 }
 
+/// One long scenario on purpose: the pipeline runs once against real Kafka, HDFS and HBase
+/// (minutes), then every endpoint is compared with the oracle's answer from the same Parquet.
 #[test]
 fn dashboard_on_hbase_matches_recomputation() {
     let run = Run::new("dapi");

@@ -213,6 +213,8 @@ fn queries() -> Vec<String> {
     out
 }
 
+/// One long scenario on purpose: the second batch must land while the same server is
+/// serving, so every endpoint is checked before and after it against one oracle.
 #[test]
 fn api_matches_recomputation_from_clean_parquet() {
     let dir = tempfile::tempdir().expect("tempdir");
