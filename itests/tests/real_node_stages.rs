@@ -208,7 +208,11 @@ async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
         || async { deployments.get_opt("live-dashboard").await.ok()? },
     )
     .await;
-    let early = status_of(&api, "live").await.expect("status");
+    // The operator writes the status after it applies the objects: wait for the first one.
+    let early = wait_long("the first status", Duration::from_secs(60), || {
+        status_of(&api, "live")
+    })
+    .await;
     assert!(
         early.stages.values().all(|s| s.state != "Succeeded"),
         "the dashboard should not wait for data: {:?}",
