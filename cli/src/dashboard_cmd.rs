@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use ecom_contract::command::flag;
+use ecom_contract::env;
 use ecom_dashboard::{AppState, LagProbe};
 use ecom_jobs::load::LoadConfig;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
@@ -19,7 +21,7 @@ use crate::thrift_wire::ThriftWire;
 #[derive(Debug, clap::Args)]
 pub struct DashboardArgs {
     /// HBase Thrift server `host:port` to read the aggregates from.
-    #[arg(long, env = "HBASE_THRIFT", conflicts_with = "store")]
+    #[arg(long, env = env::HBASE_THRIFT, conflicts_with = "store")]
     hbase_thrift: Option<String>,
     #[command(flatten)]
     thrift_wire: ThriftWire,
@@ -27,13 +29,13 @@ pub struct DashboardArgs {
     #[arg(long)]
     store: Option<PathBuf>,
     /// Fact table whose aggregates (`<table>_agg`) are shown.
-    #[arg(long, env = "ECOM_TABLE", default_value = "ecommerce")]
+    #[arg(long = flag::TABLE, env = env::TABLE, default_value = "ecommerce")]
     table: String,
     /// Address to listen on (0.0.0.0 inside a container).
-    #[arg(long, env = "ECOM_DASHBOARD_HOST", default_value = "127.0.0.1")]
+    #[arg(long = flag::HOST, env = env::DASHBOARD_HOST, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
     /// Port to listen on (0: any free port).
-    #[arg(long, env = "ECOM_DASHBOARD_PORT", default_value_t = 8080)]
+    #[arg(long = flag::PORT, env = env::DASHBOARD_PORT, default_value_t = 8080)]
     port: u16,
     /// Kafka bootstrap servers: the health panel then shows produced records
     /// and the consumer lag (records in the topic not yet read by cleaning).
@@ -137,7 +139,7 @@ pub fn run(args: DashboardArgs) -> Result<()> {
             // Tests and scripts read the address from standard error.
             eprintln!("dashboard: http://{bound}/");
         },
-        crate::demo::shutdown_signal(),
+        ecom_jobs::runtime::signal::shutdown(),
     ))?;
     Ok(())
 }

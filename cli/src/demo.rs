@@ -1,5 +1,6 @@
-//! `ecom demo`: generate -> produce -> sink -> clean -> load on the embedded
-//! stand-ins (local log, local files, embedded table store), then the dashboard.
+//! `ecom demo`: generate (or take the user's `--input` file) -> produce -> sink -> clean ->
+//! load on the embedded stand-ins (local log, local files, embedded table store), then the
+//! dashboard.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
@@ -21,6 +22,10 @@ use crate::progress::{bytes_bar, rows_bar};
 /// Flags of `ecom demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
+    /// Run on this file instead of generated data: the transactions as tab-separated values
+    /// with a header line (the Kaggle export DATASET.md describes, or `ecom generate` output).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rows", "seed", "dirty_rate"])]
+    input: Option<PathBuf>,
     /// Rows to generate.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
@@ -95,6 +100,16 @@ fn ensure_input(dir: &Path, cfg: &GenerateConfig) -> Result<PathBuf> {
     Ok(data)
 }
 
+/// The user's `--input` file, refused with its cause unless it is a readable regular file.
+fn user_input(file: &Path) -> Result<PathBuf> {
+    let meta = fs::metadata(file).with_context(|| format!("--input {}", file.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("--input {}: not a regular file", file.display());
+    }
+    File::open(file).with_context(|| format!("--input {}: opening", file.display()))?;
+    Ok(file.to_path_buf())
+}
+
 /// Runs the pipeline stages; returns the embedded table store.
 pub fn run_pipeline(args: &DemoArgs) -> Result<(EmbeddedTables, ecom_jobs::clean::QualityReport)> {
     let dir = &args.data_dir;
@@ -104,7 +119,10 @@ pub fn run_pipeline(args: &DemoArgs) -> Result<(EmbeddedTables, ecom_jobs::clean
         dirty_rate: args.dirty_rate,
         ..Default::default()
     };
-    let input = ensure_input(dir, &gen_cfg)?;
+    let input = match &args.input {
+        Some(file) => user_input(file)?,
+        None => ensure_input(dir, &gen_cfg)?,
+    };
 
     // Replace the previous run's pipeline state so rows are never duplicated.
     for stale in ["log", "files", "store.redb"] {
@@ -187,34 +205,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 "dashboard: http://{bound}/  (API: http://{bound}/api/summary; Ctrl-C to stop)"
             )
         },
-        shutdown_signal(),
+        ecom_jobs::runtime::signal::shutdown(),
     ))?;
     // Standard error may be gone by now (a closed pipe): never panic over a farewell.
     let _ = writeln!(std::io::stderr(), "dashboard stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

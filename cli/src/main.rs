@@ -7,8 +7,10 @@ mod progress;
 mod purge_cmd;
 mod retry;
 mod stages;
-mod termination;
 mod thrift_wire;
+
+#[cfg(test)]
+mod golden_args;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};

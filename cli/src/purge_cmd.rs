@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use ecom_contract::command::flag;
+use ecom_contract::env;
+use ecom_contract::summary::{PurgeDetail, StageName, Summary};
 use ecom_jobs::load::LoadConfig;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::{split_url, HdfsFiles};
 use ecom_jobs::store::FileStore;
-use serde_json::json;
 
 use crate::thrift_wire::ThriftWire;
 
@@ -17,13 +19,13 @@ use crate::thrift_wire::ThriftWire;
 pub struct PurgeArgs {
     /// An HDFS directory to delete with everything below it, as
     /// `hdfs://host:port/dir` (repeatable; the filesystem root is refused).
-    #[arg(long = "path", value_name = "URL")]
+    #[arg(long = flag::PATH, value_name = "URL")]
     paths: Vec<String>,
     /// Fact table to drop, together with its aggregates table (`<table>_agg`).
-    #[arg(long)]
+    #[arg(long = flag::TABLE)]
     table: Option<String>,
     /// HBase Thrift server `host:port` (needed with --table).
-    #[arg(long, env = "HBASE_THRIFT")]
+    #[arg(long, env = env::HBASE_THRIFT)]
     hbase_thrift: Option<String>,
     #[command(flatten)]
     thrift_wire: ThriftWire,
@@ -34,6 +36,7 @@ pub struct PurgeArgs {
 
 /// Deletes what the flags name; prints a JSON summary as the last line.
 pub fn run(args: PurgeArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let timeout = Duration::from_secs(args.timeout_secs);
     // Refuse every bad path before deleting anything.
     let mut targets = Vec::new();
@@ -77,9 +80,17 @@ pub fn run(args: PurgeArgs) -> Result<()> {
             dropped_tables.push(name);
         }
     }
-    println!(
-        "{}",
-        json!({"stage": "purge", "ok": true, "paths": removed_paths, "tables": dropped_tables})
-    );
+    let summary = Summary {
+        stage: Some(StageName::Purge),
+        ok: true,
+        attempts: 1,
+        elapsed_ms: Some(started.elapsed().as_millis() as u64),
+        error: None,
+        detail: Some(PurgeDetail {
+            paths: removed_paths,
+            tables: dropped_tables,
+        }),
+    };
+    println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

@@ -10,18 +10,7 @@ pub use ecom_jobs::retry::{ErrorClass, Permanent};
 /// cause, so `{:#}` would repeat it ("listing x: Not a directory: Not a
 /// directory"). A cause already contained in the text so far is left out.
 pub fn message(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
+    ecom_jobs::runtime::chain_message(e.chain())
 }
 
 /// Sorts `err` by the first error of its chain (outermost first) that says

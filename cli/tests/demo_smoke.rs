@@ -216,3 +216,81 @@ fn generate_is_deterministic_and_clean_reports_add_up() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bogus"));
 }
+
+#[test]
+fn demo_runs_on_the_users_own_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("export.tsv");
+    let truth = dir.path().join("truth.json");
+    let st = ecom()
+        .args([
+            "generate",
+            "--rows",
+            "4000",
+            "--seed",
+            "5",
+            "--dirty-rate",
+            "0.3",
+            "--out",
+        ])
+        .arg(&file)
+        .arg("--truth")
+        .arg(&truth)
+        .status()
+        .expect("generate");
+    assert!(st.success());
+    let data = dir.path().join("data");
+    let run = |extra: &[&str]| {
+        let out = ecom()
+            .args(["demo", "--no-serve", "--input"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(extra)
+            .output()
+            .expect("demo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value =
+            serde_json::from_slice(&out.stdout).expect("the quality report on stdout");
+        report
+    };
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth).expect("truth")).expect("json");
+    let full = run(&[]);
+    assert_eq!(full["rows_in"], 4000, "{full}");
+    assert_eq!(full["rows_out"], truth["full"]["rows_out"], "{full}");
+    assert_eq!(full["mode"], "full");
+    // Nothing was generated: the demo read the given file.
+    assert!(!data.join("input").exists());
+    let compat = run(&["--seed-compat"]);
+    assert_eq!(compat["mode"], "seed_compat", "{compat}");
+    assert_eq!(
+        compat["rows_out"], truth["seed_compat"]["rows_out"],
+        "{compat}"
+    );
+
+    // A missing file or a directory is refused, naming it.
+    for bad in [dir.path().join("missing.tsv"), dir.path().to_path_buf()] {
+        let out = ecom()
+            .args(["demo", "--no-serve", "--input"])
+            .arg(&bad)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("demo");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&bad.display().to_string()), "{err}");
+    }
+    // --input and generation flags exclude each other.
+    let out = ecom()
+        .args(["demo", "--no-serve", "--rows", "10", "--input"])
+        .arg(&file)
+        .output()
+        .expect("demo");
+    assert!(!out.status.success());
+}

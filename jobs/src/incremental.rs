@@ -33,7 +33,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::clean::{CleanConfig, CleanError, Cleaner, QualityReport};
+use crate::clean::{CleanConfig, CleanError, Cleaner};
 use crate::rules::Rule;
 use crate::sink::RawFileName;
 use crate::store::files::FileEntry;
@@ -194,39 +194,7 @@ impl IdRange {
     }
 }
 
-/// What one incremental cleaning run did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct IncrementalSummary {
-    /// Run id, `None` when there was nothing new to clean.
-    pub run: Option<String>,
-    /// Shard.
-    pub shard: String,
-    /// Raw files of this shard already cleaned by earlier runs.
-    pub already_cleaned: u64,
-    /// Raw files cleaned now.
-    pub raw_files: u64,
-    /// Rows kept by this run that earlier runs had already kept (dropped).
-    pub cross_run_duplicates: u64,
-    /// Raw files of this shard left for a later run (beyond the run's byte limit).
-    pub pending_after: u64,
-    /// The quality report of this run (default when nothing was cleaned).
-    pub report: QualityReport,
-}
-
-impl IncrementalSummary {
-    /// Adds a later run of the same command: its run id and what is left pending
-    /// replace this one's (when it cleaned anything), counts and reports add up,
-    /// and `already_cleaned` stays what the first run found.
-    pub fn merge(&mut self, later: IncrementalSummary) {
-        if later.run.is_some() {
-            self.run = later.run;
-            self.pending_after = later.pending_after;
-        }
-        self.raw_files += later.raw_files;
-        self.cross_run_duplicates += later.cross_run_duplicates;
-        self.report.merge(&later.report);
-    }
-}
+pub use ecom_contract::summary::CleanRunSummary;
 
 /// How many of `pending` (in path order) one run takes: files while their sizes
 /// add up to at most `max_bytes`, and always the first.
@@ -588,7 +556,7 @@ pub fn clean_incremental(
     cfg: CleanConfig,
     shard: Shard,
     progress: impl FnMut(u64),
-) -> Result<IncrementalSummary, IncrementalError> {
+) -> Result<CleanRunSummary, IncrementalError> {
     clean_next_run(raw, raw_dir, out, clean_dir, cfg, shard, u64::MAX, progress)
 }
 
@@ -608,7 +576,7 @@ pub fn clean_next_run(
     shard: Shard,
     max_run_bytes: u64,
     mut progress: impl FnMut(u64),
-) -> Result<IncrementalSummary, IncrementalError> {
+) -> Result<CleanRunSummary, IncrementalError> {
     let started = Instant::now();
     let committed = checkpoint::read_committed(out, clean_dir)?;
     let runs = &committed.runs;
@@ -617,7 +585,7 @@ pub fn clean_next_run(
         .iter()
         .flat_map(|r| r.raw_files.iter().map(String::as_str))
         .collect();
-    let mut summary = IncrementalSummary {
+    let mut summary = CleanRunSummary {
         shard: shard.to_string(),
         ..Default::default()
     };
@@ -782,7 +750,7 @@ mod tests {
     use crate::store::LocalFiles;
 
     /// One unsharded run from `raw/` to `clean/` of `store`.
-    fn clean_all(store: &dyn FileStore, cfg: CleanConfig) -> IncrementalSummary {
+    fn clean_all(store: &dyn FileStore, cfg: CleanConfig) -> CleanRunSummary {
         clean_incremental(store, "raw", store, "clean", cfg, Shard::default(), |_| {})
             .expect("clean")
     }
@@ -1005,7 +973,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(2, 3), (2, 1), (1, 0)]
         );
-        let mut merged = QualityReport::default();
+        let mut merged = crate::clean::QualityReport::default();
         for s in &runs {
             merged.merge(&s.report);
         }
@@ -1339,7 +1307,7 @@ mod tests {
     /// files it read, its manifest and the order ids it kept (sorted); and
     /// the manifests of the runs before it, in order.
     struct LastRun {
-        summary: IncrementalSummary,
+        summary: CleanRunSummary,
         read: Vec<String>,
         manifest: RunManifest,
         kept: Vec<i64>,
@@ -1424,7 +1392,7 @@ mod tests {
         let everything = runs_then(blocks, new, true);
         let all: Vec<usize> = (0..blocks.len()).collect();
         assert_eq!(everything.read, files_of(&everything.earlier, &all));
-        let outcome = |s: &IncrementalSummary| {
+        let outcome = |s: &CleanRunSummary| {
             let r = &s.report;
             (
                 s.run.clone(),

@@ -11,5 +11,6 @@ pub mod produce;
 pub mod record;
 pub mod retry;
 pub mod rules;
+pub mod runtime;
 pub mod sink;
 pub mod store;

@@ -2,16 +2,16 @@
 //! (a Job per stage, the dashboard Deployment and Service, the cleanup Job). They only read
 //! their arguments, so golden tests can pin every field.
 //!
-//! Contract with the `ecom` stage subcommands (`cli/src/stages.rs`): service addresses come
-//! from `KAFKA_BOOTSTRAP`, `HDFS_URL` and `HBASE_THRIFT` (with the Thrift server's wire in
-//! `HBASE_THRIFT_TRANSPORT` and `HBASE_THRIFT_PROTOCOL`); Kafka security as
-//! `--kafka-property` librdkafka settings, except the credentials, which come from the
-//! Secret as `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` (`secretKeyRef`; never in the
-//! args, which the process list shows); `ECOM_DEADLINE` slightly below the Job's
-//! `activeDeadlineSeconds`; `ECOM_CLEAN_MAX_RUN_BYTES` for the clean (see
-//! [`clean_max_run_bytes`]); `--shard INDEX/COUNT` in Indexed Jobs. Each stage prints a JSON
-//! summary as its last line of standard output and writes it to the termination-message
-//! file (`/dev/termination-log`), where the operator reads the counts.
+//! The stage containers' arguments are rendered from the typed commands of
+//! [`ecom_contract::command`] and their environment uses the names of [`ecom_contract::env`]:
+//! the Kafka and HBase addresses (with the Thrift server's wire), Kafka security as
+//! `--kafka-property` librdkafka settings except the credentials, which come from the Secret
+//! (`secretKeyRef`; never in the args, which the process list shows), the deadline slightly
+//! below the Job's `activeDeadlineSeconds`, the clean's run-size limit (see
+//! [`clean_max_run_bytes`]) and `--shard INDEX/COUNT` in Indexed Jobs. HDFS addresses travel
+//! in the `hdfs://` URLs of the flags. Each stage prints a typed summary
+//! ([`ecom_contract::summary`]) as its last line of standard output and writes it to the
+//! termination-message file (`/dev/termination-log`), where the operator reads the counts.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +27,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use ecom_contract::command::{self, Command, ProduceSource, SinkEnd};
+use ecom_contract::env as names;
 
 use crate::crd::{CleanStageSpec, Mode, ResourceAmounts, Resources, MIN_MAX_RUN_BYTES};
 use crate::meta::{Stage, ANNOTATION_EXEC_HASH, LABEL_COMPONENT, LABEL_STAGE_KEY};
@@ -181,20 +184,20 @@ fn ecom_container(p: &Pipeline, name: &str, args: Vec<String>, env: Vec<EnvVar>)
 
 /// Environment every stage container gets.
 fn common_env() -> Vec<EnvVar> {
-    vec![env("RUST_LOG", "info"), env("ECOM_WORK_DIR", WORK_DIR)]
+    vec![env(names::RUST_LOG, "info")]
 }
 
 /// HBase Thrift address, transport and protocol as environment variables (`ecom load`,
 /// `ecom dashboard` and `ecom purge` read them).
 fn hbase_env(p: &Pipeline) -> [EnvVar; 3] {
     [
-        env("HBASE_THRIFT", p.thrift.clone()),
+        env(names::HBASE_THRIFT, p.thrift.clone()),
         env(
-            "HBASE_THRIFT_TRANSPORT",
+            names::HBASE_THRIFT_TRANSPORT,
             p.spec.hbase.thrift_transport.as_str(),
         ),
         env(
-            "HBASE_THRIFT_PROTOCOL",
+            names::HBASE_THRIFT_PROTOCOL,
             p.spec.hbase.thrift_protocol.as_str(),
         ),
     ]
@@ -202,15 +205,15 @@ fn hbase_env(p: &Pipeline) -> [EnvVar; 3] {
 
 /// Kafka address and the security Secrets as environment variables.
 fn kafka_env(p: &Pipeline) -> Vec<EnvVar> {
-    let mut v = vec![env("KAFKA_BOOTSTRAP", p.spec.kafka.bootstrap.clone())];
+    let mut v = vec![env(names::KAFKA_BOOTSTRAP, p.spec.kafka.bootstrap.clone())];
     if let Some(sasl) = p.spec.kafka.security.as_ref().and_then(|s| s.sasl.as_ref()) {
         v.push(secret_env(
-            "KAFKA_SASL_USERNAME",
+            names::KAFKA_SASL_USERNAME,
             &sasl.secret_name,
             &sasl.username_key,
         ));
         v.push(secret_env(
-            "KAFKA_SASL_PASSWORD",
+            names::KAFKA_SASL_PASSWORD,
             &sasl.secret_name,
             &sasl.password_key,
         ));
@@ -221,21 +224,26 @@ fn kafka_env(p: &Pipeline) -> Vec<EnvVar> {
 /// Kafka security as librdkafka properties (`--kafka-property KEY=VALUE`). The credentials
 /// are not among them: the stage reads `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` from
 /// its Secret-backed environment ([`kafka_env`]).
-fn kafka_args(p: &Pipeline) -> Vec<String> {
+fn kafka_properties(p: &Pipeline) -> Vec<(String, String)> {
     let Some(sec) = &p.spec.kafka.security else {
         return Vec::new();
     };
-    let mut props = vec![format!("security.protocol={}", sec.protocol.as_str())];
+    let mut props = vec![(s("security.protocol"), s(sec.protocol.as_str()))];
     if let Some(sasl) = &sec.sasl {
-        props.push(format!("sasl.mechanism={}", sasl.mechanism.as_str()));
+        props.push((s("sasl.mechanism"), s(sasl.mechanism.as_str())));
     }
     if let Some(tls) = &sec.tls {
-        props.push(format!("ssl.ca.location={KAFKA_TLS_DIR}/{}", tls.ca_key));
+        props.push((
+            s("ssl.ca.location"),
+            format!("{KAFKA_TLS_DIR}/{}", tls.ca_key),
+        ));
     }
     props
-        .into_iter()
-        .flat_map(|p| [s("--kafka-property"), p])
-        .collect()
+}
+
+/// A count from the validated spec (never negative there) as the flag's unsigned type.
+fn unsigned<T: TryFrom<i64> + Default>(n: impl Into<i64>) -> T {
+    T::try_from(n.into()).unwrap_or_default()
 }
 
 /// The Kafka CA Secret volume and its mount, when TLS trust is configured.
@@ -371,22 +379,17 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
             spec.stages.load.parallelism,
         ),
     };
-    let mut args = vec![s(stage)];
-    match stage {
+    let shards = (parallelism > 1).then(|| unsigned(parallelism));
+    let command = match stage {
         Stage::Produce => {
             env.extend(kafka_env(p));
             let src = &spec.source;
-            if let Some(g) = &src.generated {
-                args.extend([
-                    s("--generate-rows"),
-                    s(g.rows),
-                    s("--seed"),
-                    s(g.seed),
-                    s("--dirty-rate"),
-                    s(g.dirty_rate),
-                ]);
-                if let Some(rate) = g.rate_per_second {
-                    args.extend([s("--rate"), s(rate)]);
+            let source = if let Some(g) = &src.generated {
+                ProduceSource::Generated {
+                    rows: unsigned(g.rows),
+                    seed: unsigned(g.seed),
+                    dirty_rate: g.dirty_rate,
+                    rate_per_second: g.rate_per_second,
                 }
             } else if let Some(f) = &src.file {
                 volumes.push(Volume {
@@ -398,67 +401,57 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
                     ..Volume::default()
                 });
                 extra_mounts.push(mount("source", SOURCE_DIR, true));
-                args.extend([s("--input"), format!("{SOURCE_DIR}/{}", f.path)]);
-            } else if let Some(url) = &src.url {
-                args.extend([s("--input"), url.clone()]);
-            }
-            args.extend([
-                s("--topic"),
-                spec.kafka.topic.clone(),
-                s("--partitions"),
-                s(spec.kafka.partitions),
-                s("--replication"),
-                s(spec.kafka.replication_factor),
-            ]);
-            args.extend(kafka_args(p));
+                ProduceSource::File(format!("{SOURCE_DIR}/{}", f.path))
+            } else {
+                ProduceSource::File(src.url.clone().unwrap_or_default())
+            };
+            Command::Produce(command::Produce {
+                source,
+                topic: spec.kafka.topic.clone(),
+                partitions: unsigned(spec.kafka.partitions),
+                replication: unsigned(spec.kafka.replication_factor),
+                kafka_properties: kafka_properties(p),
+            })
         }
         Stage::Sink => {
             env.extend(kafka_env(p));
-            env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
-            args.extend([
-                s("--topic"),
-                spec.kafka.topic.clone(),
-                s("--output"),
-                p.raw_url.clone(),
-            ]);
-            if streaming {
-                // Commit raw files by time too, so every clean cycle sees recent records.
-                args.extend([
-                    s("--roll-interval"),
-                    format!("{}s", streaming_roll_seconds(p)),
-                ]);
-            } else {
-                args.push(s("--until-caught-up"));
-            }
-            args.extend(kafka_args(p));
+            Command::Sink(command::Sink {
+                topic: spec.kafka.topic.clone(),
+                output: p.raw_url.clone(),
+                end: if streaming {
+                    // Commit raw files by time too, so every clean cycle sees recent records.
+                    SinkEnd::Continuous {
+                        roll_interval_secs: unsigned(streaming_roll_seconds(p)),
+                    }
+                } else {
+                    SinkEnd::UntilCaughtUp
+                },
+                kafka_properties: kafka_properties(p),
+            })
         }
         Stage::Clean => {
-            env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
             if let Some(bytes) = clean_max_run_bytes(&spec.stages.clean) {
-                env.push(self::env("ECOM_CLEAN_MAX_RUN_BYTES", s(bytes)));
+                env.push(self::env(names::CLEAN_MAX_RUN_BYTES, s(bytes)));
             }
-            args.extend([
-                s("--input"),
-                p.raw_url.clone(),
-                s("--output"),
-                p.clean_url.clone(),
-            ]);
+            Command::Clean(command::Clean {
+                input: p.raw_url.clone(),
+                output: p.clean_url.clone(),
+                shards,
+            })
         }
         Stage::Load => {
-            env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
             env.extend(hbase_env(p));
-            args.extend([
-                s("--input"),
-                p.clean_url.clone(),
-                s("--table"),
-                spec.hbase.table.clone(),
-            ]);
-            args.extend([s("--salt-buckets"), s(spec.hbase.salt_buckets)]);
+            Command::Load(command::Load {
+                input: p.clean_url.clone(),
+                table: spec.hbase.table.clone(),
+                salt_buckets: unsigned(spec.hbase.salt_buckets),
+                shards,
+            })
         }
-    }
-    if parallelism > 1 {
+    };
+    if shards.is_some() {
         env.push(EnvVar {
-            name: "JOB_COMPLETION_INDEX".to_string(),
+            name: names::JOB_COMPLETION_INDEX.to_string(),
             value: None,
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
@@ -469,11 +462,8 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
                 ..EnvVarSource::default()
             }),
         });
-        args.extend([
-            s("--shard"),
-            format!("$(JOB_COMPLETION_INDEX)/{parallelism}"),
-        ]);
     }
+    let args = command.args();
     if matches!(stage, Stage::Produce | Stage::Sink) {
         if let Some((volume, m)) = kafka_tls_volume(p) {
             volumes.push(volume);
@@ -492,7 +482,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         // The stage gives up with a clear message shortly before Kubernetes would kill it.
         let own = (d - d / 20).max(1);
         if let Some(env) = container.env.as_mut() {
-            env.push(self::env("ECOM_DEADLINE", format!("{own}s")));
+            env.push(self::env(names::DEADLINE, format!("{own}s")));
         }
     }
 
@@ -539,15 +529,12 @@ fn dashboard_selector(p: &Pipeline) -> BTreeMap<String, String> {
 /// The dashboard Deployment (`ecom dashboard` reading the HBase table).
 pub fn dashboard_deployment(p: &Pipeline) -> Deployment {
     let d = &p.spec.dashboard;
-    let args = vec![
-        s("dashboard"),
-        s("--host"),
-        s("0.0.0.0"),
-        s("--port"),
-        s(d.port),
-        s("--table"),
-        p.spec.hbase.table.clone(),
-    ];
+    let args = Command::Dashboard(command::Dashboard {
+        host: s("0.0.0.0"),
+        port: unsigned(d.port),
+        table: p.spec.hbase.table.clone(),
+    })
+    .args();
     let mut env = common_env();
     env.extend(hbase_env(p));
     let mut c = ecom_container(p, "dashboard", args, env);
@@ -640,17 +627,12 @@ pub fn dashboard_service(p: &Pipeline) -> Service {
 /// finalizer with `cleanupPolicy: Delete`.
 pub fn cleanup_job(p: &Pipeline) -> Job {
     let spec = &p.spec;
-    let args = vec![
-        s("purge"),
-        s("--path"),
-        p.raw_url.clone(),
-        s("--path"),
-        p.clean_url.clone(),
-        s("--table"),
-        spec.hbase.table.clone(),
-    ];
+    let args = Command::Purge(command::Purge {
+        paths: vec![p.raw_url.clone(), p.clean_url.clone()],
+        table: spec.hbase.table.clone(),
+    })
+    .args();
     let mut env = common_env();
-    env.push(self::env("HDFS_URL", spec.hdfs.url.clone()));
     env.extend(hbase_env(p));
     let container = ecom_container(p, "cleanup", args, env);
     let labels = p.owner.labels("cleanup");
@@ -785,7 +767,7 @@ mod tests {
                 .env
                 .iter()
                 .flatten()
-                .find(|e| e.name == "ECOM_CLEAN_MAX_RUN_BYTES")
+                .find(|e| e.name == names::CLEAN_MAX_RUN_BYTES)
                 .and_then(|e| e.value.clone())
         };
         let mut obj = example();

@@ -427,47 +427,8 @@ fn default_thrift_port() -> i32 {
     9090
 }
 
-/// Transport of the HBase Thrift server (how messages are delimited on the wire).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ThriftTransport {
-    /// The server's default: a plain byte stream.
-    #[default]
-    Buffered,
-    /// Length-prefixed frames (server flag -f/--framed).
-    Framed,
-}
-
-impl ThriftTransport {
-    /// The spelling of `HBASE_THRIFT_TRANSPORT`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Buffered => "buffered",
-            Self::Framed => "framed",
-        }
-    }
-}
-
-/// Protocol of the HBase Thrift server (how values are encoded).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ThriftProtocol {
-    /// The server's default binary protocol.
-    #[default]
-    Binary,
-    /// The compact protocol (server flag -c/--compact).
-    Compact,
-}
-
-impl ThriftProtocol {
-    /// The spelling of `HBASE_THRIFT_PROTOCOL`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Binary => "binary",
-            Self::Compact => "compact",
-        }
-    }
-}
+pub use ecom_contract::summary::StageCounts;
+pub use ecom_contract::wire::{ThriftProtocol, ThriftTransport};
 
 fn default_salt_buckets() -> i32 {
     16
@@ -869,9 +830,9 @@ pub struct StageStatus {
     /// When the stage finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<String>,
-    /// The stage's JSON summaries (one per shard), summed.
+    /// The counts of the stage's summaries (one per shard), summed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<BTreeMap<String, i64>>,
+    pub summary: Option<StageCounts>,
 }
 
 /// Row counts of the current run.

@@ -55,6 +55,17 @@ impl Stage {
     pub fn from_name(s: &str) -> Option<Stage> {
         Stage::ALL.into_iter().find(|st| st.as_str() == s)
     }
+
+    /// The stage as its summaries name it.
+    pub fn summary_name(self) -> ecom_contract::summary::StageName {
+        use ecom_contract::summary::StageName;
+        match self {
+            Stage::Produce => StageName::Produce,
+            Stage::Sink => StageName::Sink,
+            Stage::Clean => StageName::Clean,
+            Stage::Load => StageName::Load,
+        }
+    }
 }
 
 impl fmt::Display for Stage {

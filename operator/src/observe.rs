@@ -1,15 +1,15 @@
 //! Observation: what the stage Jobs and their pods say, as plain values. Pure: counts come
-//! from the JSON summaries in the pods' termination messages, one per completion index,
-//! summed over the shards.
+//! from the typed stage summaries ([`ecom_contract::summary`]) in the pods' termination
+//! messages, one per completion index, summed over the shards.
 
 use std::collections::BTreeMap;
 
+use ecom_contract::summary::StageCounts;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use serde_json::Value;
 
-use crate::meta::ANNOTATION_EXEC_HASH;
+use crate::meta::{Stage, ANNOTATION_EXEC_HASH, LABEL_COMPONENT};
 
 /// Pod label naming the Job (set by the Job controller).
 pub const POD_JOB_LABEL: &str = "batch.kubernetes.io/job-name";
@@ -51,8 +51,8 @@ pub struct JobRun {
     pub exec_hash: Option<String>,
     /// `spec.suspend`.
     pub suspend: bool,
-    /// Summed numeric fields of the succeeded pods' summaries, when at least one was found.
-    pub summary: Option<BTreeMap<String, i64>>,
+    /// The succeeded pods' summaries' counts, summed, when at least one was found.
+    pub summary: Option<StageCounts>,
     /// Why a pod of a running Job cannot make progress ([`pod_waiting`]), when one is stuck.
     pub waiting: Option<String>,
 }
@@ -88,42 +88,6 @@ pub fn job_state(job: &Job) -> JobState {
     JobState::Running
 }
 
-/// Numeric fields of the JSON object on the last non-empty line of `message`, flattened
-/// with dots (`{"report":{"rows_in":3}}` gives `report.rows_in = 3`).
-pub fn parse_summary(message: &str) -> Option<BTreeMap<String, i64>> {
-    let line = message.lines().rev().find(|l| !l.trim().is_empty())?;
-    let value: Value = serde_json::from_str(line.trim()).ok()?;
-    value.is_object().then(|| summary_counts(&value))
-}
-
-/// The integer fields of a stage summary under dotted keys: what the operator reads of it.
-pub fn summary_counts(summary: &Value) -> BTreeMap<String, i64> {
-    let mut out = BTreeMap::new();
-    flatten("", summary, &mut out);
-    out
-}
-
-fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, i64>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.insert(prefix.to_string(), i);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// The termination message of a pod's first terminated container that exited with 0.
 fn succeeded_message(pod: &Pod) -> Option<&str> {
     let status = pod.status.as_ref()?;
@@ -139,9 +103,10 @@ fn succeeded_message(pod: &Pod) -> Option<&str> {
         .and_then(|t| t.message.as_deref())
 }
 
-/// Sum of the summaries of `pods` (those of `job`), one succeeded pod per completion index.
-pub fn job_summary(job: &str, pods: &[Pod]) -> Option<BTreeMap<String, i64>> {
-    let mut per_index: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+/// The counts of the summaries of `pods` (those of `job`, a Job of `stage`), summed over
+/// one succeeded pod per completion index.
+pub fn job_summary(stage: Stage, job: &str, pods: &[Pod]) -> Option<StageCounts> {
+    let mut per_index: BTreeMap<String, StageCounts> = BTreeMap::new();
     for pod in pods {
         if pod.labels().get(POD_JOB_LABEL).map(String::as_str) != Some(job) {
             continue;
@@ -151,18 +116,16 @@ pub fn job_summary(job: &str, pods: &[Pod]) -> Option<BTreeMap<String, i64>> {
             .get(POD_INDEX_ANNOTATION)
             .cloned()
             .unwrap_or_else(|| "0".to_string());
-        if let Some(summary) = succeeded_message(pod).and_then(parse_summary) {
-            per_index.insert(index, summary);
+        if let Some(counts) =
+            succeeded_message(pod).and_then(|m| StageCounts::from_message(stage.summary_name(), m))
+        {
+            per_index.insert(index, counts);
         }
     }
-    if per_index.is_empty() {
-        return None;
-    }
-    let mut sum = BTreeMap::new();
-    for summary in per_index.values() {
-        for (k, v) in summary {
-            *sum.entry(k.clone()).or_insert(0) += v;
-        }
+    let mut shards = per_index.into_values();
+    let mut sum = shards.next()?;
+    for counts in shards {
+        sum.add(&counts);
     }
     Some(sum)
 }
@@ -297,7 +260,11 @@ pub fn job_run(job: &Job, pods: &[Pod]) -> JobRun {
         _ => None,
     };
     JobRun {
-        summary: job_summary(&name, pods),
+        summary: job
+            .labels()
+            .get(LABEL_COMPONENT)
+            .and_then(|c| Stage::from_name(c))
+            .and_then(|stage| job_summary(stage, &name, pods)),
         waiting,
         state,
         succeeded: status.succeeded.unwrap_or(0),
@@ -330,16 +297,6 @@ mod tests {
     }
 
     #[test]
-    fn summary_flattens_numbers_of_the_last_line() {
-        let s = parse_summary("log line\n{\"rows_in\":10,\"rows_out\":8,\"dropped\":{\"missing_field\":2},\"mode\":\"full\"}\n")
-            .expect("summary");
-        assert_eq!(s["rows_in"], 10);
-        assert_eq!(s["dropped.missing_field"], 2);
-        assert!(!s.contains_key("mode"));
-        assert!(parse_summary("not json").is_none());
-    }
-
-    #[test]
     fn shards_are_summed_once_per_index() {
         let pods = vec![
             pod("j", Some("0"), "Succeeded", r#"{"rows":5}"#),
@@ -347,8 +304,9 @@ mod tests {
             pod("j", Some("1"), "Succeeded", r#"{"rows":7}"#),
             pod("other", Some("0"), "Succeeded", r#"{"rows":1000}"#),
         ];
-        assert_eq!(job_summary("j", &pods).expect("sum")["rows"], 12);
-        assert!(job_summary("none", &pods).is_none());
+        let sum = job_summary(Stage::Load, "j", &pods).expect("sum");
+        assert_eq!(sum.rows, Some(12));
+        assert!(job_summary(Stage::Load, "none", &pods).is_none());
     }
 
     #[test]

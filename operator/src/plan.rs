@@ -308,7 +308,10 @@ mod tests {
             completion_time: Some("2026-01-01T00:00:00Z".into()),
             exec_hash: Some(p.exec_hash(s)),
             suspend,
-            summary: Some(BTreeMap::from([("records".into(), 10)])),
+            summary: Some(crate::crd::StageCounts {
+                records: Some(10),
+                ..Default::default()
+            }),
             waiting: None,
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::build;
 use crate::crd::{Condition, Counts, DashboardStatus, EcomPipelineStatus, Mode, StageStatus};
+use crate::meta::Stage;
 use crate::plan::{state, Plan};
 use crate::validate::Pipeline;
 
@@ -18,39 +19,18 @@ pub const CONDITION_TYPES: [&str; 6] = [
     "Degraded",
 ];
 
-/// First present key of `keys` in `summary`.
-fn first(summary: Option<&BTreeMap<String, i64>>, keys: &[&str]) -> Option<i64> {
-    let s = summary?;
-    keys.iter().find_map(|k| s.get(*k).copied())
-}
-
-/// Counts from the stage summaries. Keys follow the stage subcommands' JSON summaries
-/// (`records` of produce and sink, the clean report's `rows_in`/`rows_out`/`dropped.*`, at
-/// the top level or under `report.`, and `rows` of load).
+/// Counts from the stages' typed summaries: `records` of produce and sink, the clean
+/// report's rows in, out and dropped, and the rows load wrote.
 pub fn counts(stages: &BTreeMap<String, StageStatus>) -> Counts {
-    let summary = |s: &str| stages.get(s).and_then(|st| st.summary.as_ref());
-    let clean = summary("clean");
-    let mut dropped = BTreeMap::new();
-    if let Some(c) = clean {
-        for (k, v) in c {
-            let rule = k
-                .strip_prefix("report.dropped.")
-                .or_else(|| k.strip_prefix("dropped."));
-            if let Some(rule) = rule {
-                dropped.insert(rule.to_string(), *v);
-            }
-        }
-    }
+    let summary = |s: Stage| stages.get(s.as_str()).and_then(|st| st.summary.as_ref());
+    let clean = summary(Stage::Clean);
     Counts {
-        produced: first(
-            summary("produce"),
-            &["records", "produced", "records_produced"],
-        ),
-        sunk: first(summary("sink"), &["records", "written", "records_written"]),
-        clean_input: first(clean, &["rows_in", "report.rows_in"]),
-        cleaned: first(clean, &["rows_out", "report.rows_out"]),
-        dropped,
-        loaded: first(summary("load"), &["rows", "loaded", "rows_loaded"]),
+        produced: summary(Stage::Produce).and_then(|c| c.records),
+        sunk: summary(Stage::Sink).and_then(|c| c.records),
+        clean_input: clean.and_then(|c| c.rows_in),
+        cleaned: clean.and_then(|c| c.rows_out),
+        dropped: clean.map(|c| c.dropped.clone()).unwrap_or_default(),
+        loaded: summary(Stage::Load).and_then(|c| c.rows),
     }
 }
 
@@ -316,7 +296,7 @@ pub fn invalid(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::Stage;
+    use crate::crd::StageCounts;
     use crate::observe::{JobRun, JobState};
     use crate::plan::{plan, Observed};
     use crate::test_support::example;
@@ -324,25 +304,28 @@ mod tests {
 
     #[test]
     fn counts_follow_the_stage_summaries() {
-        let st = |pairs: &[(&str, i64)]| StageStatus {
-            summary: Some(pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        // Each stage's summary as its pod writes it, read the way the operator reads it.
+        let st = |stage: Stage, message: &str| StageStatus {
+            summary: StageCounts::from_message(stage.summary_name(), message),
             ..StageStatus::default()
         };
         let stages = BTreeMap::from([
             (
                 "produce".to_string(),
-                st(&[("records", 100), ("bytes", 5000)]),
+                st(Stage::Produce, r#"{"records":100,"bytes":5000}"#),
             ),
-            ("sink".to_string(), st(&[("records", 100), ("files", 2)])),
+            (
+                "sink".to_string(),
+                st(Stage::Sink, r#"{"records":100,"files":2}"#),
+            ),
             (
                 "clean".to_string(),
-                st(&[
-                    ("report.rows_in", 100),
-                    ("report.rows_out", 90),
-                    ("report.dropped.missing_field", 10),
-                ]),
+                st(
+                    Stage::Clean,
+                    r#"{"report":{"rows_in":100,"rows_out":90,"dropped":{"missing_field":10}}}"#,
+                ),
             ),
-            ("load".to_string(), st(&[("rows", 90)])),
+            ("load".to_string(), st(Stage::Load, r#"{"rows":90}"#)),
         ]);
         let c = counts(&stages);
         assert_eq!(

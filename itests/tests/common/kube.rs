@@ -749,7 +749,6 @@ pub fn spawn_pod_locally(job: &Job, index: i32) -> LocalPod {
         };
         env.insert(e.name, value);
     }
-    env.insert("ECOM_WORK_DIR".into(), scratch.display().to_string());
     env.insert("TMPDIR".into(), scratch.display().to_string());
     env.insert("ECOM_SUMMARY_FILE".into(), summary.display().to_string());
     let args: Vec<String> = c

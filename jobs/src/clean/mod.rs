@@ -14,7 +14,7 @@
 //! grammar for `amount`, lossy UTF-8, extra fields dropped, missing ones null),
 //! `na.drop()` (NaN counts as null), and the two payment typo replacements.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::io::{Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -115,57 +115,7 @@ impl CleanConfig {
     }
 }
 
-/// The data-quality report of one cleaning run. `rows_in = rows_out + Σ dropped`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QualityReport {
-    /// `full` or `seed_compat`.
-    pub mode: String,
-    /// Data rows read (header and blank lines excluded).
-    pub rows_in: u64,
-    /// Rows written.
-    pub rows_out: u64,
-    /// Rows dropped per rule (every enabled rule is listed, zero included).
-    pub dropped: BTreeMap<String, u64>,
-    /// Rows fixed per fix (every enabled fix is listed).
-    pub fixed: BTreeMap<String, u64>,
-    /// Header lines skipped.
-    pub header_lines: u64,
-    /// Empty lines skipped (they carry no data).
-    pub blank_lines: u64,
-    /// Inputs, in the order they were read.
-    pub input_files: Vec<String>,
-    /// Outputs written.
-    pub output_files: Vec<String>,
-    /// Wall-clock time of the run.
-    pub elapsed_ms: u64,
-}
-
-impl QualityReport {
-    /// Whether the counts add up.
-    pub fn is_consistent(&self) -> bool {
-        self.rows_in == self.rows_out + self.dropped.values().sum::<u64>()
-    }
-
-    /// Adds the counts, files and time of `other` (a later run) to this one.
-    pub fn merge(&mut self, other: &QualityReport) {
-        if self.mode.is_empty() {
-            self.mode = other.mode.clone();
-        }
-        self.rows_in += other.rows_in;
-        self.rows_out += other.rows_out;
-        for (rule, n) in &other.dropped {
-            *self.dropped.entry(rule.clone()).or_default() += n;
-        }
-        for (fix, n) in &other.fixed {
-            *self.fixed.entry(fix.clone()).or_default() += n;
-        }
-        self.header_lines += other.header_lines;
-        self.blank_lines += other.blank_lines;
-        self.input_files.extend(other.input_files.iter().cloned());
-        self.output_files.extend(other.output_files.iter().cloned());
-        self.elapsed_ms += other.elapsed_ms;
-    }
-}
+pub use ecom_contract::summary::QualityReport;
 
 /// Lines per block at most (a block is parsed and planned as one polars frame).
 pub const DEFAULT_CHUNK_ROWS: usize = 256 * 1024;

@@ -28,28 +28,10 @@ use super::table::{Cells, RemoteKind, Row, Table, TableError, TableStore};
 /// transport underneath it compiled for each of the four wire settings.
 type Client = Box<dyn THbaseSyncClient + Send>;
 
-/// How messages are delimited on the wire: the Thrift server's `-f`/`--framed`
-/// flag (`hbase.regionserver.thrift.framed`). Its `-hsha`, `-nonblocking` and
-/// `-threadedselector` modes accept framed connections only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ThriftTransport {
-    /// A plain byte stream (the server's default).
-    #[default]
-    Buffered,
-    /// Each message preceded by its length.
-    Framed,
-}
-
-/// How values are encoded: the Thrift server's `-c`/`--compact` flag
-/// (`hbase.regionserver.thrift.compact`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ThriftProtocol {
-    /// Fixed-width fields (the server's default).
-    #[default]
-    Binary,
-    /// Variable-length integers, smaller messages.
-    Compact,
-}
+/// How the Thrift server delimits and encodes messages (its `-f`/`--framed` and
+/// `-c`/`--compact` flags; the `-hsha`, `-nonblocking` and `-threadedselector` modes accept
+/// framed connections only): the contract's wire enums.
+pub use ecom_contract::wire::{ThriftProtocol, ThriftTransport};
 
 /// Bytes of Thrift data a framed `mutateRows` call stays under: half of the
 /// server's default frame limit (`hbase.regionserver.thrift.framed.max_frame_size_in_mb`,
@@ -92,26 +74,6 @@ impl HbaseConfig {
         self.transport = transport;
         self.protocol = protocol;
         self
-    }
-}
-
-impl ThriftTransport {
-    /// The name used in flags and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            ThriftTransport::Buffered => "buffered",
-            ThriftTransport::Framed => "framed",
-        }
-    }
-}
-
-impl ThriftProtocol {
-    /// The name used in flags and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            ThriftProtocol::Binary => "binary",
-            ThriftProtocol::Compact => "compact",
-        }
     }
 }
 
@@ -426,8 +388,8 @@ impl Conn {
             "; the server closed the connection or did not answer: is it serving the {} transport and the {} \
              protocol, as this client expects (the Thrift server's -f/--framed and -c/--compact \
              flags)?",
-            transport.name(),
-            protocol.name()
+            transport.as_str(),
+            protocol.as_str()
         );
         if transport == ThriftTransport::Framed {
             hint.push_str(

@@ -4,12 +4,12 @@
 use super::KafkaLogError;
 
 /// Environment variable read as `sasl.username`.
-pub const ENV_SASL_USERNAME: &str = "KAFKA_SASL_USERNAME";
+pub const ENV_SASL_USERNAME: &str = ecom_contract::env::KAFKA_SASL_USERNAME;
 /// Environment variable read as `sasl.password`.
-pub const ENV_SASL_PASSWORD: &str = "KAFKA_SASL_PASSWORD";
+pub const ENV_SASL_PASSWORD: &str = ecom_contract::env::KAFKA_SASL_PASSWORD;
 /// Prefix of environment variables read as any librdkafka property:
 /// `ECOM_KAFKA_PROPERTY_SSL_KEY_PASSWORD` sets `ssl.key.password`.
-pub const ENV_PROPERTY_PREFIX: &str = "ECOM_KAFKA_PROPERTY_";
+pub const ENV_PROPERTY_PREFIX: &str = ecom_contract::env::KAFKA_PROPERTY_PREFIX;
 /// Properties holding secrets, refused on the command line.
 pub const SECRET_PROPERTIES: &[&str] = &[
     "sasl.password",
