@@ -131,7 +131,8 @@ parquet_rows() {
 import glob, os, sys
 import polars as pl
 p = sys.argv[1]
-files = sorted(glob.glob(os.path.join(p, "*.parquet"))) if os.path.isdir(p) else [p]
+# A directory: Spark's part files, or ecom's committed runs (date=YYYY-MM-DD/part-RUN.parquet).
+files = sorted(glob.glob(os.path.join(p, "*.parquet")) + glob.glob(os.path.join(p, "date=*", "*.parquet"))) if os.path.isdir(p) else [p]
 print(pl.scan_parquet(files).select(pl.len()).collect().item() if files else 0)
 PY
   ) || n=error
@@ -171,8 +172,8 @@ fi
 echo "loadavg_end	$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RUN/meta.tsv"
 
 # Independent row counts of every output (the last round's).
-parquet_rows ecom-seed-compat "$OUT/ecom-seed-compat/part-00000.parquet"
-parquet_rows ecom-full "$OUT/ecom-full/part-00000.parquet"
+parquet_rows ecom-seed-compat "$OUT/ecom-seed-compat"
+parquet_rows ecom-full "$OUT/ecom-full"
 if [[ "$BENCH_ONLY_ECOM" != 1 ]]; then
   parquet_rows polars-eager "$OUT/polars-eager.parquet"
   parquet_rows polars-lazy "$OUT/polars-lazy.parquet"

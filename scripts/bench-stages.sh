@@ -197,7 +197,7 @@ main() {
     n=$(jget '["rows"]' <"$RUN/load-ecom-$r.json")
     [[ $r -eq 1 ]] && n="$n/$($PY "$BENCH_DIR/load_happybase.py" count "$HBASE_THRIFT" "$e")"
     record load-ecom "$r" "$WALL" "$n" "$SPLIT"
-    timed_load "$RUN/load-hb-$r.json" "$PY" "$BENCH_DIR/load_happybase.py" load "$HBASE_THRIFT" "$h" "$RUN/clean-local/part-00000.parquet"
+    timed_load "$RUN/load-hb-$r.json" "$PY" "$BENCH_DIR/load_happybase.py" load "$HBASE_THRIFT" "$h" "$RUN"/clean-local/date=*/part-*.parquet
     n=$(jget '["rows"]' <"$RUN/load-hb-$r.json")
     [[ $r -eq 1 ]] && n="$n/$($PY "$BENCH_DIR/load_happybase.py" count "$HBASE_THRIFT" "$h")"
     record load-happybase "$r" "$(jget '["seconds"]' <"$RUN/load-hb-$r.json")" "$n" \

@@ -20,12 +20,13 @@ use crate::thrift_wire::ThriftWire;
 /// Flags of `ecom dashboard`.
 #[derive(Debug, clap::Args)]
 pub struct DashboardArgs {
-    /// HBase Thrift server `host:port` to read the aggregates from.
-    #[arg(long, env = env::HBASE_THRIFT, conflicts_with = "store")]
+    /// HBase Thrift server `host:port` to read the aggregates from (`--store` wins).
+    #[arg(long, env = env::HBASE_THRIFT)]
     hbase_thrift: Option<String>,
     #[command(flatten)]
     thrift_wire: ThriftWire,
-    /// Embedded store file (`DATA_DIR/store.redb` of `ecom demo`) instead of HBase.
+    /// Embedded store file (`DATA_DIR/store.redb` of `ecom demo`, or what `ecom load --store`
+    /// wrote) instead of HBase.
     #[arg(long)]
     store: Option<PathBuf>,
     /// Fact table whose aggregates (`<table>_agg`) are shown.
@@ -67,19 +68,21 @@ fn open_tables(args: &DashboardArgs) -> Result<Tables> {
         ..Default::default()
     }
     .agg_table();
-    let store: Box<dyn TableStore> = match (&args.hbase_thrift, &args.store) {
-        (Some(addr), _) => Box::new(HbaseTables::new(
-            args.thrift_wire.apply(HbaseConfig::new(addr.clone())),
-        )),
-        (None, Some(path)) => Box::new(
+    // --store wins over an HBASE_THRIFT left in the environment.
+    let store: Box<dyn TableStore> = match (&args.store, &args.hbase_thrift) {
+        (Some(path), _) => Box::new(
             EmbeddedTables::open(path).with_context(|| format!("opening {}", path.display()))?,
         ),
+        (None, Some(addr)) => Box::new(HbaseTables::new(
+            args.thrift_wire.apply(HbaseConfig::new(addr.clone())),
+        )),
         (None, None) => bail!("give --hbase-thrift HOST:PORT (or HBASE_THRIFT) or --store FILE"),
     };
     let where_ = args
-        .hbase_thrift
-        .clone()
-        .or_else(|| args.store.as_ref().map(|p| p.display().to_string()))
+        .store
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .or_else(|| args.hbase_thrift.clone())
         .unwrap_or_default();
     let aggregates = store
         .table(&agg)

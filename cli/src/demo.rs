@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use ecom_dashboard::AppState;
-use ecom_jobs::clean::clean_store;
 use ecom_jobs::generate::{GenerateConfig, Generator};
-use ecom_jobs::load::{load_store, LoadConfig};
+use ecom_jobs::incremental::{CleanRun, RawInput, Shard};
+use ecom_jobs::load::{load_committed, LoadConfig};
 use ecom_jobs::produce::produce;
 use ecom_jobs::sink::{sink_until_caught_up, SinkConfig};
 use ecom_jobs::store::{EmbeddedTables, LocalFiles, LocalLog, TableStore};
@@ -162,24 +162,36 @@ pub fn run_pipeline(args: &DemoArgs) -> Result<(EmbeddedTables, ecom_jobs::clean
     bar.finish_and_clear();
     tracing::info!(records = sunk.records, files = sunk.files, "sink done");
 
-    let clean_cfg = crate::clean_config(args.seed_compat, &[], &[])?;
+    // The same incremental, manifest-committed clean and load the cluster runs on HDFS.
     let bar = bytes_bar("clean", size);
-    let report = clean_store(&files, RAW_DIR, CLEAN_DIR, clean_cfg, |n| bar.inc(n))?;
+    let run = CleanRun {
+        raw: &files,
+        input: RawInput::Dir(RAW_DIR.into()),
+        out: &files,
+        clean_dir: CLEAN_DIR.into(),
+        cfg: crate::clean_config(args.seed_compat, &[], &[])?,
+        shard: Shard::default(),
+        max_run_bytes: u64::MAX,
+    };
+    let (runs, cleaned) = run.clean_pending(|n| bar.inc(n), |_| {})?;
     bar.finish_and_clear();
-    tracing::info!(rows_out = report.rows_out, "clean done");
+    let report = cleaned.report;
+    tracing::info!(runs = runs.len(), rows_out = report.rows_out, "clean done");
 
     let tables = EmbeddedTables::open(dir.join("store.redb"))?;
     let bar = rows_bar("load", report.rows_out);
-    let loaded = load_store(
+    let loaded = load_committed(
         &files,
         CLEAN_DIR,
         &tables,
         &LoadConfig::default(),
-        Some(&report),
+        Shard::default(),
+        1,
+        |_| {},
         |n| bar.inc(n),
     )?;
     bar.finish_and_clear();
-    tracing::info!(rows = loaded.rows, "load done");
+    tracing::info!(rows = loaded.summary.rows, runs = loaded.runs, "load done");
     Ok((tables, report))
 }
 

@@ -14,12 +14,12 @@ mod golden_args;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use ecom_jobs::clean::{CleanConfig, Cleaner, CLEAN_PART, REPORT_FILE};
+use ecom_jobs::clean::CleanConfig;
 use ecom_jobs::generate::{Dirt, GenerateConfig, Generator, TimestampMode};
 use ecom_jobs::rules::{Fix, Rule};
 
@@ -41,7 +41,8 @@ struct Cli {
 enum Command {
     /// Write deterministic transaction data (TSV with header) with controllable dirt.
     Generate(GenerateArgs),
-    /// Clean raw TSV into Parquet plus a data-quality report (report.json).
+    /// Clean raw TSV into date-partitioned Parquet runs plus data-quality reports, committed
+    /// in a manifest (on HDFS or local files alike).
     Clean(CleanArgs),
     /// Run the whole pipeline on embedded stand-ins and serve the dashboard.
     Demo(demo::DemoArgs),
@@ -105,12 +106,15 @@ struct GenerateArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CleanArgs {
-    /// A raw TSV file, or a directory of them (read in name order).
-    #[arg(long)]
-    input: PathBuf,
-    /// Output directory: receives part-00000.parquet and report.json.
-    #[arg(long)]
-    output: PathBuf,
+    /// Raw TSV: a directory of files (read in name order; the sink's on HDFS, or local), or
+    /// one local file. Only files no committed run has cleaned yet are read.
+    #[arg(long = ecom_contract::command::flag::INPUT)]
+    input: String,
+    /// Clean directory (`hdfs://host:port/path` or local): each run writes
+    /// date=YYYY-MM-DD/part-RUN.parquet per date and report-RUN.json, and commits in
+    /// OUTPUT/_manifest/ (what `ecom load` reads).
+    #[arg(long = ecom_contract::command::flag::OUTPUT)]
+    output: String,
     /// Reproduce the seed's Spark step exactly: its null drop and typo fixes only.
     #[arg(long)]
     seed_compat: bool,
@@ -122,9 +126,6 @@ pub(crate) struct CleanArgs {
     /// Switch a fix off (repeatable): credit_card_typo, debit_card_typo, normalized_value.
     #[arg(long = "disable-fix", value_name = "FIX")]
     disable_fixes: Vec<String>,
-    /// Flags that apply when --input or --output is an hdfs:// URL: then only
-    /// raw files not cleaned yet are read (tracked in OUTPUT/_manifest), and
-    /// each run writes date=YYYY-MM-DD/part-RUN.parquet per date and report-RUN.json.
     #[command(flatten)]
     stage: stages::CleanStageArgs,
 }
@@ -236,71 +237,9 @@ pub(crate) fn clean_config(
     })
 }
 
-/// Raw input files of `input`: the file itself, or a directory's visible files in name order.
-fn input_files(input: &Path) -> Result<Vec<PathBuf>> {
-    let meta = fs::metadata(input).with_context(|| format!("reading input {}", input.display()))?;
-    if meta.is_file() {
-        return Ok(vec![input.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    for entry in fs::read_dir(input).with_context(|| format!("listing {}", input.display()))? {
-        let entry = entry.with_context(|| format!("listing {}", input.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && !name.starts_with('_') && entry.path().is_file() {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        bail!("input directory {} holds no files", input.display());
-    }
-    Ok(files)
-}
-
 fn clean(args: CleanArgs) -> Result<()> {
     let cfg = clean_config(args.seed_compat, &args.disable_rules, &args.disable_fixes)?;
-    if stages::clean_is_remote(&args.input, &args.output) {
-        return stages::clean_remote(
-            &args.input.to_string_lossy(),
-            &args.output.to_string_lossy(),
-            cfg,
-            &args.stage,
-        );
-    }
-    let files = input_files(&args.input)?;
-    fs::create_dir_all(&args.output)
-        .with_context(|| format!("creating output directory {}", args.output.display()))?;
-    let part = args.output.join(CLEAN_PART);
-    let tmp = args
-        .output
-        .join(format!(".{CLEAN_PART}.{}.tmp", std::process::id()));
-    let total: u64 = files
-        .iter()
-        .map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let bar = progress::bytes_bar("clean", total);
-    let out = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let out = std::io::BufWriter::with_capacity(1 << 20, out);
-    let mut cleaner = Cleaner::new(cfg, out, &part.display().to_string())?;
-    for f in &files {
-        let reader = BufReader::with_capacity(
-            1 << 20,
-            File::open(f).with_context(|| format!("opening {}", f.display()))?,
-        );
-        cleaner.clean_reader(reader, &f.display().to_string(), |n| bar.inc(n))?;
-    }
-    let report = cleaner.finish()?;
-    bar.finish_and_clear();
-    fs::rename(&tmp, &part).with_context(|| format!("renaming into {}", part.display()))?;
-    let report_path = args.output.join(REPORT_FILE);
-    let json = serde_json::to_string_pretty(&report)?;
-    let report_tmp = args.output.join(format!(".{REPORT_FILE}.tmp"));
-    fs::write(&report_tmp, &json).with_context(|| format!("writing {}", report_tmp.display()))?;
-    fs::rename(&report_tmp, &report_path)
-        .with_context(|| format!("renaming into {}", report_path.display()))?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
-    Ok(())
+    stages::clean_stage(&args.input, &args.output, cfg, &args.stage)
 }
 
 fn print_crd() -> Result<()> {

@@ -180,10 +180,17 @@ fn generate_is_deterministic_and_clean_reports_add_up() {
         .unwrap_or("")
         .to_string();
     let summary: Value = serde_json::from_str(&last).expect("JSON summary as last line");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report"))
-            .expect("json");
-    assert_eq!(summary, report);
+    assert_eq!(summary["stage"], "clean", "{summary}");
+    // One run, committed in the manifest, whose report is the summary's.
+    let manifest = committed_manifest(&out);
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(manifest["report"].as_str().expect("report path"))
+            .expect("report"),
+    )
+    .expect("json");
+    assert_eq!(summary["report"], report);
+    assert_eq!(summary["runs"], serde_json::json!([manifest["run"]]));
+    let report = &summary["report"];
     let truth: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("truth.json")).expect("truth"),
     )
@@ -199,7 +206,26 @@ fn generate_is_deterministic_and_clean_reports_add_up() {
         report["rows_in"].as_u64(),
         Some(report["rows_out"].as_u64().unwrap_or(0) + dropped)
     );
-    assert!(out.join("part-00000.parquet").exists());
+    for file in manifest["parquet_files"].as_array().expect("files") {
+        assert!(Path::new(file.as_str().expect("path")).exists(), "{file}");
+    }
+    // Cleaning again finds nothing new: the runs are committed once.
+    let again = ecom()
+        .args(["clean", "--input"])
+        .arg(dir.path().join("raw"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .expect("clean");
+    let again: Value = serde_json::from_str(
+        String::from_utf8_lossy(&again.stdout)
+            .lines()
+            .last()
+            .unwrap_or(""),
+    )
+    .expect("summary");
+    assert_eq!(again["runs"], serde_json::json!([]), "{again}");
+    assert_eq!(again["already_cleaned"], 1, "{again}");
 
     // Bad input names its cause.
     let bad = ecom()
@@ -293,4 +319,85 @@ fn demo_runs_on_the_users_own_file() {
         .output()
         .expect("demo");
     assert!(!out.status.success());
+}
+
+/// The one manifest committed in a clean directory.
+fn committed_manifest(clean: &Path) -> Value {
+    let manifests: Vec<_> = std::fs::read_dir(clean.join("_manifest"))
+        .expect("manifest directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    serde_json::from_str(&std::fs::read_to_string(&manifests[0]).expect("manifest")).expect("json")
+}
+
+/// Runs `ecom` with `args`; its JSON summary (last line of standard output).
+fn stage<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> Value {
+    // An HBase address left in the environment (as the test harness exports) never wins over
+    // `--store`; nothing listens there.
+    let out = ecom()
+        .args(args)
+        .env("HBASE_THRIFT", "127.0.0.1:9")
+        .output()
+        .expect("ecom");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).expect("summary")
+}
+
+#[test]
+fn local_clean_then_local_load_fills_the_embedded_table() {
+    use ecom_jobs::load::LoadConfig;
+    use ecom_jobs::store::table::scan_prefix;
+    use ecom_jobs::store::{EmbeddedTables, TableStore};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |name: &str| dir.path().join(name).into_os_string();
+    let file = p("export.tsv");
+    let truth = p("truth.json");
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let generated = ecom()
+        .args([
+            "generate",
+            "--rows",
+            "3000",
+            "--seed",
+            "8",
+            "--dirty-rate",
+            "0.2",
+            "--out",
+        ])
+        .arg(&file)
+        .arg("--truth")
+        .arg(&truth)
+        .status()
+        .expect("generate");
+    assert!(generated.success());
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth).expect("truth")).expect("json");
+    let clean = p("clean");
+    let cleaned = stage(&[&os("clean"), &os("--input"), &file, &os("--output"), &clean]);
+    assert_eq!(
+        cleaned["report"]["rows_out"], truth["full"]["rows_out"],
+        "{cleaned}"
+    );
+    let store = p("store.redb");
+    let load = [&os("load"), &os("--input"), &clean, &os("--store"), &store];
+    let loaded = stage(&load);
+    assert_eq!(loaded["rows"], truth["full"]["rows_out"], "{loaded}");
+    assert_eq!(loaded["runs"], 1, "{loaded}");
+    // Loading again rewrites the same cells: the table holds each clean row once.
+    let again = stage(&load);
+    assert_eq!(again["runs"], 1, "{again}");
+
+    let tables = EmbeddedTables::open(dir.path().join("store.redb")).expect("store");
+    let fact = tables
+        .table(&LoadConfig::default().table)
+        .expect("fact table");
+    let rows = scan_prefix(fact.as_ref(), b"", usize::MAX).expect("scan");
+    assert_eq!(Some(rows.len() as u64), truth["full"]["rows_out"].as_u64());
 }

@@ -557,7 +557,99 @@ pub fn clean_incremental(
     shard: Shard,
     progress: impl FnMut(u64),
 ) -> Result<CleanRunSummary, IncrementalError> {
-    clean_next_run(raw, raw_dir, out, clean_dir, cfg, shard, u64::MAX, progress)
+    let run = CleanRun {
+        raw,
+        input: RawInput::Dir(raw_dir.to_string()),
+        out,
+        clean_dir: clean_dir.to_string(),
+        cfg,
+        shard,
+        max_run_bytes: u64::MAX,
+    };
+    clean_next_run(&run, progress)
+}
+
+/// The raw files a cleaning takes: every file of a directory (the sink's, on HDFS or local),
+/// or one file (a local export).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawInput {
+    /// Every visible file of the directory.
+    Dir(String),
+    /// This file alone.
+    File(String),
+}
+
+/// One incremental cleaning: where the raw files are, where the runs go, how to clean.
+#[derive(Clone)]
+pub struct CleanRun<'a> {
+    /// Store of the raw files.
+    pub raw: &'a dyn FileStore,
+    /// The raw files.
+    pub input: RawInput,
+    /// Store of the clean directory.
+    pub out: &'a dyn FileStore,
+    /// The clean directory: runs, reports, `_manifest/`.
+    pub clean_dir: String,
+    /// Rules and fixes.
+    pub cfg: CleanConfig,
+    /// This shard's share of the raw files.
+    pub shard: Shard,
+    /// Raw bytes one run takes at most (at least one file).
+    pub max_run_bytes: u64,
+}
+
+impl CleanRun<'_> {
+    /// The raw files, listed.
+    fn list_raw(&self) -> Result<Vec<FileEntry>, IncrementalError> {
+        match &self.input {
+            RawInput::Dir(dir) => Ok(self.raw.list(dir)?),
+            RawInput::File(file) => {
+                let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+                let dir = if dir.is_empty() { "/" } else { dir };
+                let found: Vec<FileEntry> = self
+                    .raw
+                    .list(dir)?
+                    .into_iter()
+                    .filter(|e| e.path == *file)
+                    .collect();
+                if found.is_empty() {
+                    return Err(IncrementalError::Files(FileStoreError::Io {
+                        op: "finding",
+                        path: self.raw.describe(file),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "no such raw file",
+                        ),
+                    }));
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// Cleans run after run until no raw file is pending; `on_run` sees each run's summary.
+    /// Returns the ids of the runs committed and their summaries merged.
+    pub fn clean_pending(
+        &self,
+        mut progress: impl FnMut(u64),
+        mut on_run: impl FnMut(&CleanRunSummary),
+    ) -> Result<(Vec<String>, CleanRunSummary), IncrementalError> {
+        let mut runs = Vec::new();
+        let mut merged: Option<CleanRunSummary> = None;
+        loop {
+            let s = clean_next_run(self, &mut progress)?;
+            on_run(&s);
+            let more = s.run.is_some() && s.pending_after > 0;
+            runs.extend(s.run.clone());
+            match &mut merged {
+                Some(total) => total.merge(s),
+                None => merged = Some(s),
+            }
+            if !more {
+                return Ok((runs, merged.unwrap_or_default()));
+            }
+        }
+    }
 }
 
 /// Like [`clean_incremental`], but the run takes the pending raw files in path
@@ -566,17 +658,12 @@ pub fn clean_incremental(
 /// counts the files left for the next run. Runs taken one after another clean
 /// exactly what one run of all the files would: duplicates of an order id kept
 /// by an earlier run are dropped as it would drop them within itself.
-#[allow(clippy::too_many_arguments)]
 pub fn clean_next_run(
-    raw: &dyn FileStore,
-    raw_dir: &str,
-    out: &dyn FileStore,
-    clean_dir: &str,
-    cfg: CleanConfig,
-    shard: Shard,
-    max_run_bytes: u64,
+    run_cfg: &CleanRun,
     mut progress: impl FnMut(u64),
 ) -> Result<CleanRunSummary, IncrementalError> {
+    let (raw, out, clean_dir) = (run_cfg.raw, run_cfg.out, run_cfg.clean_dir.as_str());
+    let (cfg, shard) = (run_cfg.cfg.clone(), run_cfg.shard);
     let started = Instant::now();
     let committed = checkpoint::read_committed(out, clean_dir)?;
     let runs = &committed.runs;
@@ -590,7 +677,7 @@ pub fn clean_next_run(
         ..Default::default()
     };
     let mut pending = Vec::new();
-    for entry in raw.list(raw_dir)? {
+    for entry in run_cfg.list_raw()? {
         if !shard.owns(&raw_shard_key(&entry.path)) {
             continue;
         }
@@ -601,11 +688,11 @@ pub fn clean_next_run(
         }
     }
     if pending.is_empty() {
-        tracing::info!(raw = %raw.describe(raw_dir), shard = %shard, "no new raw files");
+        tracing::info!(shard = %shard, "no new raw files");
         return Ok(summary);
     }
     // In path order: the store lists it so.
-    let take = run_share(&pending, max_run_bytes);
+    let take = run_share(&pending, run_cfg.max_run_bytes);
     summary.pending_after = (pending.len() - take) as u64;
     let pending: Vec<String> = pending.into_iter().take(take).map(|e| e.path).collect();
     let shard_text = shard.to_string();
@@ -952,13 +1039,15 @@ mod tests {
         let mut runs = Vec::new();
         loop {
             let s = clean_next_run(
-                &many,
-                "raw",
-                &many,
-                "clean",
-                cfg.clone(),
-                Shard::default(),
-                2 * size + 1,
+                &CleanRun {
+                    raw: &many,
+                    input: RawInput::Dir("raw".into()),
+                    out: &many,
+                    clean_dir: "clean".into(),
+                    cfg: cfg.clone(),
+                    shard: Shard::default(),
+                    max_run_bytes: 2 * size + 1,
+                },
                 |_| {},
             )
             .expect("clean");
@@ -989,13 +1078,15 @@ mod tests {
         let store = LocalFiles::new(dir.path());
         write(&store);
         let s = clean_next_run(
-            &store,
-            "raw",
-            &store,
-            "clean",
-            cfg,
-            Shard::default(),
-            1,
+            &CleanRun {
+                raw: &store,
+                input: RawInput::Dir("raw".into()),
+                out: &store,
+                clean_dir: "clean".into(),
+                cfg,
+                shard: Shard::default(),
+                max_run_bytes: 1,
+            },
             |_| {},
         )
         .expect("clean");

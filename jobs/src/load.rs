@@ -56,6 +56,17 @@ pub enum LoadError {
     /// The table writers stopped (their own error is reported instead).
     #[error("the serving-table writers stopped after an error")]
     WritersStopped,
+    /// The committed runs could not be read.
+    #[error("committed clean runs: {0}")]
+    Runs(#[from] Box<crate::incremental::IncrementalError>),
+    /// A run's quality report does not decode.
+    #[error("quality report {file}: {source}")]
+    Report {
+        /// The report.
+        file: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
 }
 
 /// Where and how to load.
@@ -117,30 +128,68 @@ fn cell(cells: &mut Cells, name: &str, value: &str) {
     cells.insert(name.to_string(), value.as_bytes().to_vec());
 }
 
-/// Loads every clean Parquet file under `clean_dir`, and records `report` (if
-/// any) beside the aggregates.
-pub fn load_store(
+/// What [`load_committed`] loaded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommittedLoad {
+    /// Rows and files.
+    pub summary: LoadSummary,
+    /// Committed runs found.
+    pub runs: u64,
+    /// Date-partition files of this shard.
+    pub partitions: u64,
+}
+
+/// Loads the date-partition files of every run committed in `clean_dir`'s manifest that
+/// `shard` owns (and nothing else: files of an uncommitted run are invisible), and records
+/// every run's quality report beside the aggregates. `before_load` gets the rows about to be
+/// loaded (for a progress bar). Re-loading rewrites the same cells; files already loaded are
+/// skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn load_committed(
     files: &dyn FileStore,
     clean_dir: &str,
     tables: &dyn TableStore,
     cfg: &LoadConfig,
-    report: Option<&QualityReport>,
+    shard: crate::incremental::Shard,
+    concurrency: usize,
+    before_load: impl FnOnce(u64),
     progress: impl FnMut(u64) + Send,
-) -> Result<LoadSummary, LoadError> {
-    let inputs: Vec<LoadInput> = files
-        .list(clean_dir)?
-        .into_iter()
-        .filter(|e| e.path.ends_with(".parquet"))
-        .map(|e| LoadInput {
-            agg_key: e.path.clone(),
-            path: e.path,
-        })
-        .collect();
-    let summary = load_files(files, &inputs, tables, cfg, 1, progress)?;
-    if let Some(report) = report {
-        put_report(tables, cfg, clean_dir, report)?;
+) -> Result<CommittedLoad, LoadError> {
+    let runs = crate::incremental::committed_runs(files, clean_dir).map_err(Box::new)?;
+    // Both in date order: file i holds partition i's rows. A shard owns a file by its path,
+    // so shards split even a single run's partitions.
+    let mut inputs = Vec::new();
+    let mut rows = 0;
+    for run in &runs {
+        for (path, n) in run.parquet_files.iter().zip(run.partitions.values()) {
+            if shard.owns(path) {
+                rows += n;
+                inputs.push(LoadInput {
+                    agg_key: files.describe(path),
+                    path: path.clone(),
+                });
+            }
+        }
     }
-    Ok(summary)
+    before_load(rows);
+    let summary = load_files(files, &inputs, tables, cfg, concurrency, progress)?;
+    // Quality reports are small: every shard records all of them.
+    for r in &runs {
+        let file = files.describe(&r.report);
+        let report: QualityReport =
+            serde_json::from_slice(&files.read(&r.report)?).map_err(|source| {
+                LoadError::Report {
+                    file: file.clone(),
+                    source,
+                }
+            })?;
+        put_report(tables, cfg, &file, &report)?;
+    }
+    Ok(CommittedLoad {
+        summary,
+        runs: runs.len() as u64,
+        partitions: inputs.len() as u64,
+    })
 }
 
 /// Records a quality report in the aggregates table under `report/{key}`.

@@ -15,7 +15,7 @@ use std::fmt;
 use std::io::{self, ErrorKind};
 
 use crate::aggregates::CubeError;
-use crate::clean::{CleanError, CleanStoreError};
+use crate::clean::CleanError;
 use crate::generate::GenerateError;
 use crate::incremental::IncrementalError;
 use crate::load::LoadError;
@@ -81,7 +81,6 @@ pub fn class_of(e: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         KafkaLogError,
         TableError,
         CleanError,
-        CleanStoreError,
         IncrementalError,
         LoadError,
         ProduceError,
@@ -154,17 +153,6 @@ impl CleanError {
     }
 }
 
-impl CleanStoreError {
-    /// By the cleaning or file store error inside; a report that cannot be written is permanent.
-    pub fn class(&self) -> Option<ErrorClass> {
-        match self {
-            CleanStoreError::Clean(e) => e.class(),
-            CleanStoreError::Files(e) => e.class(),
-            CleanStoreError::Report(_) => Some(ErrorClass::Permanent),
-        }
-    }
-}
-
 impl IncrementalError {
     /// A corrupt manifest, report or Parquet file, or a malformed `--shard`, never heals.
     pub fn class(&self) -> Option<ErrorClass> {
@@ -188,6 +176,8 @@ impl LoadError {
             LoadError::Parquet { source, .. } => Some(polars_class(source)),
             LoadError::Json(_) => Some(ErrorClass::Permanent),
             LoadError::WritersStopped => None,
+            LoadError::Runs(e) => e.class(),
+            LoadError::Report { .. } => Some(ErrorClass::Permanent),
         }
     }
 }

@@ -83,6 +83,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecomputeError> {
         .collect();
     entries.sort();
     for p in entries {
+        // `_manifest/`, `_staging/`, `_checkpoints/` hold bookkeeping, not data.
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(['_', '.']))
+        {
+            continue;
+        }
         if p.is_dir() {
             walk(&p, out)?;
         } else {
@@ -90,6 +96,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RecomputeError> {
         }
     }
     Ok(())
+}
+
+/// Whether a file name is a quality report's: `report.json` or a run's `report-RUN.json`.
+fn is_report(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name == "report.json" || (name.starts_with("report-") && name.ends_with(".json"))
 }
 
 /// An answer's JSON value (an encoding failure reported as an error).
@@ -105,7 +117,8 @@ fn pe(what: &str) -> impl Fn(PolarsError) -> RecomputeError + '_ {
 }
 
 impl Oracle {
-    /// Reads every `*.parquet` (clean rows) and `report.json` under `dir`.
+    /// Reads every `*.parquet` (clean rows) and quality report (`report.json`, or a run's
+    /// `report-RUN.json`) under `dir`, bookkeeping directories (`_manifest/`, …) aside.
     pub fn from_dir(dir: &Path) -> Result<Oracle, RecomputeError> {
         let mut paths = Vec::new();
         walk(dir, &mut paths)?;
@@ -125,7 +138,7 @@ impl Oracle {
                 let df = ParquetReader::new(file).finish().map_err(pe(&name))?;
                 oracle.add_frame(df, &name)?;
                 oracle.files += 1;
-            } else if p.file_name().is_some_and(|n| n == "report.json") {
+            } else if p.file_name().is_some_and(is_report) {
                 let bytes = std::fs::read(&p).map_err(read)?;
                 oracle.reports.push(
                     serde_json::from_slice(&bytes)

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ecom_dashboard::AppState;
-use ecom_jobs::clean::{clean_store, CleanConfig};
+use ecom_jobs::clean::CleanConfig;
 use ecom_jobs::generate::{GenerateConfig, Generator};
-use ecom_jobs::load::{load_store, LoadConfig};
+use ecom_jobs::incremental::{CleanRun, RawInput, Shard};
+use ecom_jobs::load::{load_committed, LoadConfig};
 use ecom_jobs::store::{EmbeddedTables, FileStore, LocalFiles, Row, Table, TableError, TableStore};
 use ecom_testkit::{approx_eq, Oracle};
 use serde_json::Value;
@@ -103,14 +104,24 @@ fn clean_and_load(files: &LocalFiles, tables: &EmbeddedTables, name: &str, lines
     files
         .write_atomic(&format!("{raw_dir}/part-0.tsv"), lines)
         .expect("raw file");
-    let report =
-        clean_store(files, &raw_dir, &clean_dir, CleanConfig::default(), |_| {}).expect("clean");
-    load_store(
+    let run = CleanRun {
+        raw: files,
+        input: RawInput::Dir(raw_dir),
+        out: files,
+        clean_dir: clean_dir.clone(),
+        cfg: CleanConfig::default(),
+        shard: Shard::default(),
+        max_run_bytes: u64::MAX,
+    };
+    run.clean_pending(|_| {}, |_| {}).expect("clean");
+    load_committed(
         files,
         &clean_dir,
         tables,
         &LoadConfig::default(),
-        Some(&report),
+        Shard::default(),
+        1,
+        |_| {},
         |_| {},
     )
     .expect("load");

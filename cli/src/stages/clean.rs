@@ -1,17 +1,18 @@
-//! `ecom clean` on store URLs: incremental, manifest-tracked runs.
+//! `ecom clean`: incremental, manifest-committed runs, on HDFS or local files alike.
 
 use std::path::Path;
 
 use anyhow::Result;
 use ecom_contract::command::flag;
 use ecom_contract::env;
-use ecom_contract::summary::{CleanDetail, CleanRunSummary, StageName};
-use ecom_jobs::incremental::clean_next_run;
+use ecom_contract::summary::{CleanDetail, StageName};
+use ecom_jobs::incremental::{CleanRun, RawInput};
 use ecom_jobs::runtime::Ticker;
 
 use super::{is_remote, open_store, resolve_shard, run_stage, StageCommon};
+use crate::retry::Permanent;
 
-/// Stage flags of `ecom clean` used when its input or output is an HDFS URL.
+/// Stage flags of `ecom clean`.
 #[derive(Debug, clap::Args)]
 pub struct CleanStageArgs {
     /// Process only this share of the raw files: INDEX/COUNT (INDEX defaults
@@ -29,61 +30,55 @@ pub struct CleanStageArgs {
     pub common: StageCommon,
 }
 
-/// `ecom clean` on HDFS URLs (or any store URL): incremental, manifest-tracked.
-pub fn clean_remote(
+/// `ecom clean`: the raw files not cleaned yet (a directory, or one local file) into clean
+/// runs committed in OUTPUT's manifest, on HDFS URLs or local paths alike.
+pub fn clean_stage(
     input: &str,
     output: &str,
     cfg: ecom_jobs::clean::CleanConfig,
     stage: &CleanStageArgs,
 ) -> Result<()> {
     let shard = resolve_shard(stage.shard.as_deref())?;
-    let mut detail = CleanDetail::default();
-    let mut merged: Option<CleanRunSummary> = None;
     run_stage(&stage.common.options(StageName::Clean), |clock, _| {
         let timeout = clock.call(stage.common.call_timeout);
-        let (raw, raw_dir) = open_store(input, timeout)?;
+        let (raw, raw_path) = open_store(input, timeout)?;
         let (out, clean_dir) = open_store(output, timeout)?;
-        let mut ticker = Ticker::new("clean");
-        let limit = stage.max_run_bytes.unwrap_or(u64::MAX);
-        // Runs until none is pending; runs committed by an earlier attempt stay
-        // counted, and an attempt resumes after them.
-        loop {
-            let s = clean_next_run(
-                raw.as_ref(),
-                &raw_dir,
-                out.as_ref(),
-                &clean_dir,
-                cfg.clone(),
-                shard,
-                limit,
-                |n| {
-                    ticker.add(n, "bytes");
-                },
-            )?;
-            let more = s.run.is_some() && s.pending_after > 0;
-            tracing::info!(run = ?s.run, rows_in = s.report.rows_in, rows_out = s.report.rows_out, pending_after = s.pending_after, "clean run done");
-            detail.runs.extend(s.run.clone());
-            match &mut merged {
-                Some(total) => total.merge(s),
-                None => merged = Some(s),
-            }
-            if !more {
-                break;
-            }
+        let local = !is_remote(input);
+        if local && !Path::new(&raw_path).exists() {
+            return Err(Permanent(format!("--input {input}: no such file or directory")).into());
         }
-        let total = merged.clone().unwrap_or_default();
+        let local_file = local && Path::new(&raw_path).is_file();
+        let run = CleanRun {
+            raw: raw.as_ref(),
+            input: if local_file {
+                RawInput::File(raw_path.clone())
+            } else {
+                RawInput::Dir(raw_path.clone())
+            },
+            out: out.as_ref(),
+            clean_dir: clean_dir.clone(),
+            cfg: cfg.clone(),
+            shard,
+            max_run_bytes: stage.max_run_bytes.unwrap_or(u64::MAX),
+        };
+        let mut ticker = Ticker::new("clean");
+        // Runs until none is pending; runs committed by an earlier attempt are found in the
+        // manifest, and an attempt resumes after them.
+        let (runs, total) = run.clean_pending(
+            |n| {
+                ticker.add(n, "bytes");
+            },
+            |s| {
+                tracing::info!(run = ?s.run, rows_in = s.report.rows_in, rows_out = s.report.rows_out, pending_after = s.pending_after, "clean run done");
+            },
+        )?;
         Ok(CleanDetail {
-            input: raw.describe(&raw_dir),
+            input: raw.describe(&raw_path),
             output: out.describe(&clean_dir),
-            runs: detail.runs.clone(),
+            runs,
             files: total.report.output_files.len() as u64,
             total,
         })
     })?;
     Ok(())
-}
-
-/// Whether `ecom clean` should run as the incremental store stage.
-pub fn clean_is_remote(input: &Path, output: &Path) -> bool {
-    is_remote(&input.to_string_lossy()) || is_remote(&output.to_string_lossy())
 }

@@ -1,18 +1,20 @@
 //! `ecom load`: committed clean runs into HBase.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ecom_contract::command::flag;
 use ecom_contract::env;
 use ecom_contract::summary::{LoadDetail, StageName};
-use ecom_jobs::incremental::committed_runs;
-use ecom_jobs::load::{load_files, put_report, LoadConfig, LoadInput};
+use ecom_jobs::load::{load_committed, LoadConfig};
 use ecom_jobs::runtime::Ticker;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
+use ecom_jobs::store::{EmbeddedTables, TableStore};
 
 use super::{open_store, per_second, resolve_shard, run_stage, StageCommon};
 use crate::progress::rows_bar;
+use crate::retry::Permanent;
 use crate::thrift_wire::ThriftWire;
 
 /// Flags of `ecom load`.
@@ -27,9 +29,13 @@ pub struct LoadArgs {
     /// aggregates go to TABLE_agg.
     #[arg(long = flag::TABLE, env = env::TABLE, default_value = "ecommerce")]
     table: String,
-    /// HBase Thrift 1 server, host:port.
-    #[arg(long, env = env::HBASE_THRIFT)]
-    hbase_thrift: String,
+    /// HBase Thrift 1 server, host:port (`--store` wins).
+    #[arg(long, env = env::HBASE_THRIFT, required_unless_present = "store")]
+    hbase_thrift: Option<String>,
+    /// An embedded store file instead of HBase (created if missing), which `ecom dashboard
+    /// --store FILE` serves: the one-machine path after a local `ecom clean`.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
     #[command(flatten)]
     thrift_wire: ThriftWire,
     /// Salt buckets of row keys (`SS-ORDERID`); 0 for plain order ids.
@@ -57,64 +63,59 @@ pub fn load(args: LoadArgs) -> Result<()> {
     run_stage(&args.common.options(StageName::Load), |clock, _| {
         let timeout = clock.call(args.common.call_timeout);
         let (files, dir) = open_store(&args.input, timeout)?;
-        let mut hcfg = args.thrift_wire.apply(HbaseConfig::new(&args.hbase_thrift));
-        hcfg.io_timeout = timeout.min(Duration::from_secs(30));
-        hcfg.deadline = clock.remaining();
-        hcfg.connections = args.concurrency.max(1);
-        let tables = HbaseTables::new(hcfg);
+        let (tables, place): (Box<dyn TableStore>, String) = match (&args.store, &args.hbase_thrift)
+        {
+            (Some(file), _) => (
+                Box::new(EmbeddedTables::open(file)?),
+                file.display().to_string(),
+            ),
+            (None, Some(addr)) => {
+                let mut hcfg = args.thrift_wire.apply(HbaseConfig::new(addr));
+                hcfg.io_timeout = timeout.min(Duration::from_secs(30));
+                hcfg.deadline = clock.remaining();
+                hcfg.connections = args.concurrency.max(1);
+                (Box::new(HbaseTables::new(hcfg)), addr.clone())
+            }
+            (None, None) => {
+                return Err(Permanent(format!(
+                    "give --hbase-thrift HOST:PORT (or {}) or --store FILE",
+                    env::HBASE_THRIFT
+                ))
+                .into())
+            }
+        };
         let cfg = LoadConfig {
             table: args.table.clone(),
             salt_buckets: args.salt_buckets,
             batch_rows: args.batch_rows,
         };
-        // Every date-partition file of every committed run; a shard owns a file
-        // by its path, so shards split even a single run's partitions.
-        let runs = committed_runs(files.as_ref(), &dir)?;
-        let mut inputs: Vec<LoadInput> = Vec::new();
-        let mut total = 0;
-        for run in &runs {
-            // Both in date order: file i holds partition i's rows.
-            for (path, rows) in run.parquet_files.iter().zip(run.partitions.values()) {
-                if shard.owns(path) {
-                    total += rows;
-                    inputs.push(LoadInput {
-                        agg_key: files.describe(path),
-                        path: path.clone(),
-                    });
-                }
-            }
-        }
-        let bar = rows_bar("load", total);
+        let bar = rows_bar("load", 0);
         let mut ticker = Ticker::new("load");
         let started = Instant::now();
-        let summary = load_files(
+        let loaded = load_committed(
             files.as_ref(),
-            &inputs,
-            &tables,
+            &dir,
+            tables.as_ref(),
             &cfg,
+            shard,
             args.concurrency,
+            |rows| bar.set_length(rows),
             |n| {
                 bar.inc(n);
                 ticker.add(n, "rows");
             },
         )?;
         bar.finish_and_clear();
-        // Quality reports are small: every shard records all of them.
-        for r in &runs {
-            let report: ecom_jobs::clean::QualityReport =
-                serde_json::from_slice(&files.read(&r.report)?)
-                    .with_context(|| format!("decoding {}", files.describe(&r.report)))?;
-            put_report(&tables, &cfg, &files.describe(&r.report), &report)?;
-        }
+        let summary = &loaded.summary;
         tracing::info!(rows = summary.rows, files = summary.files, "load done");
         Ok(LoadDetail {
             input: files.describe(&dir),
             table: args.table.clone(),
             agg_table: cfg.agg_table(),
-            thrift: args.hbase_thrift.clone(),
+            thrift: place,
             shard: shard.to_string(),
-            runs: runs.len() as u64,
-            partitions: inputs.len() as u64,
+            runs: loaded.runs,
+            partitions: loaded.partitions,
             files: summary.files,
             rows: summary.rows,
             rows_per_second: per_second(summary.rows, started.elapsed().as_secs_f64()),

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::retry::{self, Permanent};
 
-pub use clean::{clean_is_remote, clean_remote, CleanStageArgs};
+pub use clean::{clean_stage, CleanStageArgs};
 pub use load::{load, LoadArgs};
 pub use produce::{produce, ProduceArgs};
 pub use sink::{sink, SinkArgs};

@@ -212,7 +212,8 @@ pub struct CleanData {
 }
 
 impl CleanData {
-    /// Reads every `*.parquet` under `dir` and `dir/report.json` (summing reports of runs).
+    /// Reads every `*.parquet` under `dir` and every quality report (`report.json`, a run's
+    /// `report-RUN.json`), summing the reports of runs.
     pub fn read(dir: &Path) -> CleanData {
         let mut rows = Vec::new();
         let mut parquet = Vec::new();
@@ -359,11 +360,20 @@ impl CleanData {
 fn collect(dir: &Path, parquet: &mut Vec<PathBuf>, reports: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
         let p = e.expect("dir entry").path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // `_manifest/`, `_staging/`, `_checkpoints/` hold bookkeeping, not data.
+        if name.starts_with(['_', '.']) {
+            continue;
+        }
         if p.is_dir() {
             collect(&p, parquet, reports);
         } else if p.extension().is_some_and(|x| x == "parquet") {
             parquet.push(p);
-        } else if p.file_name().is_some_and(|n| n == "report.json") {
+        } else if name == "report.json" || (name.starts_with("report-") && name.ends_with(".json"))
+        {
             reports.push(p);
         }
     }

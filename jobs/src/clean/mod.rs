@@ -29,9 +29,7 @@ mod block;
 mod store;
 
 use block::LineCounts;
-pub use store::{
-    clean_store, clean_to_memory, CleanStoreError, SharedBuf, CLEAN_PART, REPORT_FILE,
-};
+pub use store::{clean_to_memory, SharedBuf};
 
 /// Errors of the cleaner.
 #[derive(Debug, thiserror::Error)]
