@@ -2,11 +2,13 @@
 //! generated (descriptions from doc comments, defaults from serde, ranges and CEL rules
 //! from schemars attributes).
 
-use std::collections::BTreeMap;
-
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod status;
+
+pub use status::*;
 
 /// API group of the EcomPipeline resource.
 pub const GROUP: &str = "pipelines.ecom-pipeline.io";
@@ -427,7 +429,6 @@ fn default_thrift_port() -> i32 {
     9090
 }
 
-pub use ecom_contract::summary::StageCounts;
 pub use ecom_contract::wire::{ThriftProtocol, ThriftTransport};
 
 fn default_salt_buckets() -> i32 {
@@ -752,125 +753,4 @@ impl ServiceType {
             Self::LoadBalancer => "LoadBalancer",
         }
     }
-}
-
-/// Observed state of the pipeline, written by the operator.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EcomPipelineStatus {
-    /// The `metadata.generation` this status was computed for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// One-word summary: Pending, Running, Ready, Suspended, Failed or Invalid (details in conditions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// Hash of the spec fields that define the data (everything but suspend, dashboard and
-    /// cleanupPolicy); stage Jobs carry it in their names, a new key starts a new run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_key: Option<String>,
-    /// Conditions: Ingested, Cleaned, Loaded, DashboardAvailable, Ready, Degraded.
-    #[serde(default)]
-    pub conditions: Vec<Condition>,
-    /// State of each stage in the current run.
-    #[serde(default)]
-    pub stages: BTreeMap<String, StageStatus>,
-    /// Row counts of the current run, read from the stage pods' termination messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counts: Option<Counts>,
-    /// Streaming mode: the clean+load cycle in progress or last finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cycle: Option<i64>,
-    /// How to reach the dashboard.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dashboard: Option<DashboardStatus>,
-}
-
-/// A condition of the pipeline, in the Kubernetes convention.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// Type of the condition, e.g. Ready.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// True, False or Unknown.
-    pub status: String,
-    /// Machine-readable reason of the last transition, in CamelCase.
-    pub reason: String,
-    /// Human-readable explanation.
-    #[serde(default)]
-    pub message: String,
-    /// When the status last changed (RFC 3339).
-    pub last_transition_time: String,
-    /// The generation the condition was computed for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
-
-/// State of one stage in the current run.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StageStatus {
-    /// Pending, Waiting, Running, Suspended, Succeeded or Failed.
-    pub state: String,
-    /// Name of the stage's Job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<String>,
-    /// The run key this state belongs to; a Succeeded stage with the current key is never re-run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run_key: Option<String>,
-    /// Pods (shards) that succeeded.
-    #[serde(default)]
-    pub succeeded: i32,
-    /// Pods (shards) the stage needs.
-    #[serde(default)]
-    pub completions: i32,
-    /// Failure reason or other detail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// When the stage finished (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_time: Option<String>,
-    /// The counts of the stage's summaries (one per shard), summed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<StageCounts>,
-}
-
-/// Row counts of the current run.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Counts {
-    /// Records the producer delivered to Kafka.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub produced: Option<i64>,
-    /// Records the sink wrote to raw files on HDFS (a streaming sink reports it when it stops).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sunk: Option<i64>,
-    /// Rows read by cleaning (in streaming mode: by the latest cycle).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clean_input: Option<i64>,
-    /// Rows kept by cleaning (in streaming mode: by the latest cycle).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cleaned: Option<i64>,
-    /// Rows dropped by cleaning, per rule (in streaming mode: by the latest cycle).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub dropped: BTreeMap<String, i64>,
-    /// Rows loaded into HBase: every committed clean run is loaded, so in streaming mode this
-    /// is the total so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loaded: Option<i64>,
-}
-
-/// How to reach the dashboard.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DashboardStatus {
-    /// Name of the dashboard Service.
-    pub service: String,
-    /// Port of the dashboard Service.
-    pub port: i32,
-    /// Command that forwards the dashboard to http://localhost:PORT.
-    pub port_forward: String,
-    /// Ready pods of the dashboard Deployment.
-    #[serde(default)]
-    pub ready_replicas: i32,
 }
