@@ -513,7 +513,7 @@ async fn restarted_operator_creates_no_duplicate_job() {
     let clean = wait_job(&client, &ns, "clean").await;
     wait_for("status remembers produce", || async {
         let s = status_of(&api, "again").await?;
-        (s.stages.get("sink")?.state == "Succeeded").then_some(())
+        (s.stages.get("sink")?.state.as_str() == "Succeeded").then_some(())
     })
     .await;
 

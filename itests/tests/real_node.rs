@@ -148,7 +148,7 @@ async fn real_node_failed_stage_names_reason_and_termination_message() {
     create(&api, &manifest).await.expect("create pipeline");
     let status = wait_stage(&api, "fails", "load", "Failed", Duration::from_secs(600)).await;
     let load = &status.stages["load"];
-    assert_eq!(load.state, "Failed", "{load:?}");
+    assert_eq!(load.state.as_str(), "Failed", "{load:?}");
     let message = load.message.clone().unwrap_or_default();
     assert!(message.starts_with("BackoffLimitExceeded"), "{message}");
     assert!(message.contains("Error (exit code 1)"), "{message}");
@@ -197,7 +197,7 @@ async fn real_node_oom_killed_clean_is_reported() {
     create(&api, &manifest).await.expect("create pipeline");
     let status = wait_stage(&api, "oom", "clean", "Failed", Duration::from_secs(600)).await;
     let clean = &status.stages["clean"];
-    assert_eq!(clean.state, "Failed", "{clean:?}");
+    assert_eq!(clean.state.as_str(), "Failed", "{clean:?}");
     let message = clean.message.clone().unwrap_or_default();
     assert!(message.contains("OOMKilled"), "{message}");
     delete_namespace(&client, &ns).await;
@@ -253,7 +253,7 @@ async fn real_node_missing_image_is_named_in_status() {
     )
     .await;
     let produce = &status.stages["produce"];
-    assert_eq!(produce.state, "Running", "{produce:?}");
+    assert_eq!(produce.state.as_str(), "Running", "{produce:?}");
     let message = produce.message.clone().unwrap_or_default();
     assert!(message.contains("ecom:no-such-tag"), "{message}");
     let ingested = status
@@ -313,7 +313,7 @@ async fn real_node_kubelet_and_operator_killed_mid_run_lose_and_duplicate_nothin
         || async {
             let s = status_of(&api, "kill").await?;
             let st = s.stages.get("clean")?;
-            (st.state == "Running" || st.state == "Succeeded").then_some(())
+            (st.state.as_str() == "Running" || st.state.as_str() == "Succeeded").then_some(())
         },
     )
     .await;

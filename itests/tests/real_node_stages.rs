@@ -166,7 +166,11 @@ async fn real_node_wrong_kafka_password_fails_naming_the_broker_and_authenticati
         condition(&status, "Degraded").map(|c| c.0),
         Some("True".to_string())
     );
-    assert_eq!(status.phase.as_deref(), Some("Failed"), "{status:?}");
+    assert_eq!(
+        status.phase.map(|p| p.as_str()),
+        Some("Failed"),
+        "{status:?}"
+    );
     delete_namespace(&client, &ns).await;
 }
 
@@ -214,7 +218,10 @@ async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
     })
     .await;
     assert!(
-        early.stages.values().all(|s| s.state != "Succeeded"),
+        early
+            .stages
+            .values()
+            .all(|s| s.state.as_str() != "Succeeded"),
         "the dashboard should not wait for data: {:?}",
         early.stages
     );
@@ -233,20 +240,25 @@ async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
     let deadline = Instant::now() + Duration::from_secs(480);
     let status = loop {
         let s = status_of(&api, "live").await.expect("status");
-        assert_ne!(s.phase.as_deref(), Some("Failed"), "{:?}", s.stages);
+        assert_ne!(
+            s.phase.map(|p| p.as_str()),
+            Some("Failed"),
+            "{:?}",
+            s.stages
+        );
         if let (Some(load), Some(loaded)) = (
             s.stages.get("load"),
             s.counts.as_ref().and_then(|c| c.loaded),
         ) {
             let job = load.job.clone().unwrap_or_default();
-            if load.state == "Succeeded" && loads.last().map(|l| &l.0) != Some(&job) {
+            if load.state.as_str() == "Succeeded" && loads.last().map(|l| &l.0) != Some(&job) {
                 loads.push((job, loaded));
             }
         }
         let produced = s
             .stages
             .get("produce")
-            .is_some_and(|p| p.state == "Succeeded");
+            .is_some_and(|p| p.state.as_str() == "Succeeded");
         if produced && loads.last().is_some_and(|l| l.1 == expected) {
             break s;
         }
@@ -274,7 +286,11 @@ async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
     );
     let c = status.counts.clone().expect("counts");
     assert_eq!(c.produced, Some(rows as i64), "{c:?}");
-    assert_eq!(status.phase.as_deref(), Some("Ready"), "{status:?}");
+    assert_eq!(
+        status.phase.map(|p| p.as_str()),
+        Some("Ready"),
+        "{status:?}"
+    );
     assert_eq!(
         condition(&status, "Ingested").map(|c| c.0).as_deref(),
         Some("True")

@@ -244,7 +244,7 @@ async fn real_node_user_path_install_apply_browse_stream_uninstall() {
         .find(|c| c.type_ == "Ready")
         .expect("Ready condition");
     assert!(
-        in_progress.status == "False" && in_progress.message.contains("waiting for Kafka"),
+        in_progress.status.as_str() == "False" && in_progress.message.contains("waiting for Kafka"),
         "{in_progress:?}"
     );
     eprintln!("while Kafka is down: {waiting}");

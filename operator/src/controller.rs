@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::apply;
 use crate::build;
-use crate::crd::{CleanupPolicy, EcomPipeline, EcomPipelineStatus};
+use crate::crd::{CleanupPolicy, ConditionStatus, EcomPipeline, EcomPipelineStatus, Phase};
 use crate::leader::{self, Elector, Held, LeaseConfig};
 use crate::meta::{Stage, FINALIZER, LABEL_COMPONENT, LABEL_INSTANCE};
 use crate::metrics::{self, Metrics};
@@ -263,8 +263,7 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         Err(e) => {
             let message = e.to_string();
             let already = previous.is_some_and(|s| {
-                s.phase.as_deref() == Some("Invalid")
-                    && s.observed_generation == obj.metadata.generation
+                s.phase == Some(Phase::Invalid) && s.observed_generation == obj.metadata.generation
             });
             if !already {
                 ctx.event(obj, EventType::Warning, "InvalidSpec", message.clone())
@@ -394,8 +393,8 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
     }
 
     let st = status::compute(&p, &plan, dashboard_ready, previous, &now_string());
-    let became_ready = st.phase.as_deref() == Some("Ready")
-        && previous.and_then(|s| s.phase.as_deref()) != Some("Ready");
+    let became_ready =
+        st.phase == Some(Phase::Ready) && previous.and_then(|s| s.phase) != Some(Phase::Ready);
     if Some(&st) != previous {
         apply::status(client, &ns, &name, &st)
             .await
@@ -653,6 +652,6 @@ pub fn is_ready(status: Option<&EcomPipelineStatus>) -> bool {
     status.is_some_and(|s| {
         s.conditions
             .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True)
     })
 }

@@ -21,18 +21,20 @@ use crate::validate::Pipeline;
 
 /// Stage states as written to the status.
 pub mod state {
+    use crate::crd::StageState;
+
     /// Not created yet: an upstream stage has not finished.
-    pub const PENDING: &str = "Pending";
+    pub const PENDING: StageState = StageState::Pending;
     /// Created suspended until an upstream stage finished.
-    pub const WAITING: &str = "Waiting";
+    pub const WAITING: StageState = StageState::Waiting;
     /// Created, running (or about to).
-    pub const RUNNING: &str = "Running";
+    pub const RUNNING: StageState = StageState::Running;
     /// Suspended by `spec.suspend`.
-    pub const SUSPENDED: &str = "Suspended";
+    pub const SUSPENDED: StageState = StageState::Suspended;
     /// Finished successfully.
-    pub const SUCCEEDED: &str = "Succeeded";
+    pub const SUCCEEDED: StageState = StageState::Succeeded;
     /// Failed (backoff limit or deadline exceeded).
-    pub const FAILED: &str = "Failed";
+    pub const FAILED: StageState = StageState::Failed;
 }
 
 /// What to do with the dashboard.
@@ -151,7 +153,7 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
                     JobState::Running => (state::RUNNING, run.waiting.clone()),
                 };
                 StageStatus {
-                    state: state.to_string(),
+                    state,
                     job: Some(name.clone()),
                     run_key: Some(p.stage_key(s).to_string()),
                     succeeded: run.succeeded,
@@ -167,7 +169,7 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
             None => match remembered.filter(|r| r.state == state::SUCCEEDED) {
                 Some(r) => r.clone(),
                 None => StageStatus {
-                    state: state::PENDING.to_string(),
+                    state: state::PENDING,
                     job: Some(name.clone()),
                     run_key: Some(p.stage_key(s).to_string()),
                     ..StageStatus::default()
@@ -226,8 +228,7 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
                             state::SUSPENDED
                         } else {
                             state::WAITING
-                        }
-                        .to_string();
+                        };
                     }
                 }
             },
@@ -242,8 +243,7 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
                     state::WAITING
                 } else {
                     state::RUNNING
-                }
-                .to_string();
+                };
                 st.message = gated.then(|| "waiting for produce to succeed".to_string());
             }
             None => {
@@ -472,7 +472,7 @@ mod tests {
             ..EcomPipelineStatus::default()
         };
         let load = status.stages.get_mut("load").expect("load");
-        load.state = state::SUCCEEDED.into();
+        load.state = state::SUCCEEDED;
         load.job = Some(build::job_name(&p, Stage::Load, Some(1)));
         load.completion_time = Some("2026-01-01T00:09:30Z".into());
         let obs = Observed {

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use crate::build;
-use crate::crd::{Condition, Counts, DashboardStatus, EcomPipelineStatus, Mode, StageStatus};
+use crate::crd::{
+    Condition, ConditionStatus, Counts, DashboardStatus, EcomPipelineStatus, Mode, Phase,
+    StageStatus,
+};
 use crate::meta::Stage;
 use crate::plan::{state, Plan};
 use crate::validate::Pipeline;
@@ -70,9 +73,12 @@ fn stage_cond(type_: &'static str, stages: &BTreeMap<String, StageStatus>, names
         Some((n, s)) => match &s.message {
             Some(m) => (
                 "InProgress",
-                format!("{n} is {}: {m}", s.state.to_lowercase()),
+                format!("{n} is {}: {m}", s.state.as_str().to_lowercase()),
             ),
-            None => ("InProgress", format!("{n} is {}", s.state.to_lowercase())),
+            None => (
+                "InProgress",
+                format!("{n} is {}", s.state.as_str().to_lowercase()),
+            ),
         },
         None => ("Pending", String::new()),
     };
@@ -202,20 +208,20 @@ pub fn compute(
     let conds = [ingested, cleaned, loaded, dashboard, ready, degraded];
     let phase = if !degraded_is(&conds) {
         if conds[4].status {
-            "Ready"
+            Phase::Ready
         } else if p.spec.suspend {
-            "Suspended"
+            Phase::Suspended
         } else if stages.values().all(|s| s.state == state::PENDING) {
-            "Pending"
+            Phase::Pending
         } else {
-            "Running"
+            Phase::Running
         }
     } else {
-        "Failed"
+        Phase::Failed
     };
     EcomPipelineStatus {
         observed_generation: Some(p.generation),
-        phase: Some(phase.to_string()),
+        phase: Some(phase),
         run_key: Some(p.run_key().to_string()),
         conditions: settle(conds, p.generation, previous, now),
         counts: Some(counts(stages)),
@@ -243,7 +249,7 @@ fn settle(
     conds
         .into_iter()
         .map(|c| {
-            let status = if c.status { "True" } else { "False" }.to_string();
+            let status = ConditionStatus::from(c.status);
             let since = previous
                 .and_then(|p| p.conditions.iter().find(|o| o.type_ == c.type_))
                 .filter(|o| o.status == status)
@@ -289,7 +295,7 @@ pub fn invalid(
         .retain(|c| c.type_ != "Ready" && c.type_ != "Degraded");
     status.conditions.append(&mut new);
     status.observed_generation = generation;
-    status.phase = Some("Invalid".to_string());
+    status.phase = Some(Phase::Invalid);
     status
 }
 
@@ -382,14 +388,14 @@ mod tests {
             .collect();
         let pl = planned(&p, &jobs);
         let s = compute(&p, &pl, None, None, "2026-01-01T00:00:00Z");
-        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(s.phase, Some(Phase::Running));
         let ready = ready_of(&s);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "DashboardNotAvailable")
         );
         let s2 = compute(&p, &pl, Some(1), Some(&s), "2026-01-01T00:01:00Z");
-        assert_eq!(s2.phase.as_deref(), Some("Ready"));
+        assert_eq!(s2.phase, Some(Phase::Ready));
         let loaded = |s: &EcomPipelineStatus| {
             s.conditions
                 .iter()

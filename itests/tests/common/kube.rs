@@ -572,7 +572,7 @@ pub async fn dashboard_available(client: &Client, ns: &str, name: &str) {
 pub async fn wait_phase(api: &Api<EcomPipeline>, name: &str, phase: &str) -> EcomPipelineStatus {
     wait_for(&format!("{name} {phase}"), || async {
         let s = status_of(api, name).await?;
-        (s.phase.as_deref() == Some(phase)).then_some(s)
+        (s.phase.map(|p| p.as_str()) == Some(phase)).then_some(s)
     })
     .await
 }
@@ -608,7 +608,7 @@ pub fn condition(
     s.conditions
         .iter()
         .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
+        .map(|c| (c.status.as_str().to_string(), c.reason.clone()))
 }
 
 pub fn kubectl(args: &[&str]) -> String {

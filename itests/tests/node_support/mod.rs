@@ -109,7 +109,7 @@ pub async fn wait_condition(
     wait_status(api, name, &format!("{type_}={status}"), timeout, |s| {
         s.conditions
             .iter()
-            .any(|c| c.type_ == type_ && c.status == status)
+            .any(|c| c.type_ == type_ && c.status.as_str() == status)
     })
     .await
 }

@@ -15,9 +15,9 @@ pub struct EcomPipelineStatus {
     /// The `metadata.generation` this status was computed for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// One-word summary: Pending, Running, Ready, Suspended, Failed or Invalid (details in conditions).
+    /// One-word summary (details in conditions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// Hash of the spec fields that define the data (everything but suspend, dashboard and
     /// cleanupPolicy); stage Jobs carry it in their names, a new key starts a new run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,8 +46,8 @@ pub struct Condition {
     /// Type of the condition, e.g. Ready.
     #[serde(rename = "type")]
     pub type_: String,
-    /// True, False or Unknown.
-    pub status: String,
+    /// Whether the condition holds.
+    pub status: ConditionStatus,
     /// Machine-readable reason of the last transition, in CamelCase.
     pub reason: String,
     /// Human-readable explanation.
@@ -64,8 +64,8 @@ pub struct Condition {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageStatus {
-    /// Pending, Waiting, Running, Suspended, Succeeded or Failed.
-    pub state: String,
+    /// Where the stage stands.
+    pub state: StageState,
     /// Name of the stage's Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
@@ -127,4 +127,102 @@ pub struct DashboardStatus {
     /// Ready pods of the dashboard Deployment.
     #[serde(default)]
     pub ready_replicas: i32,
+}
+
+/// Spellings on the wire, `as_str` and `Display` of a status enum.
+macro_rules! wire_names {
+    ($ty:ident { $($variant:ident),+ $(,)? }) => {
+        impl $ty {
+            /// The value as written to the status.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => stringify!($variant)),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// The pipeline's one-word summary.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Phase {
+    /// No stage has started.
+    Pending,
+    /// Stages are running (or waiting on one another).
+    Running,
+    /// Every stage of the run succeeded and the dashboard is available.
+    Ready,
+    /// `spec.suspend` holds the stages.
+    Suspended,
+    /// A stage failed.
+    Failed,
+    /// The spec does not validate (see the conditions).
+    Invalid,
+}
+wire_names!(Phase {
+    Pending,
+    Running,
+    Ready,
+    Suspended,
+    Failed,
+    Invalid
+});
+
+/// Where one stage stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum StageState {
+    /// Not created yet: an upstream stage has not finished.
+    #[default]
+    Pending,
+    /// Created suspended until an upstream stage finished.
+    Waiting,
+    /// Created, running (or about to).
+    Running,
+    /// Suspended by `spec.suspend`.
+    Suspended,
+    /// Finished successfully.
+    Succeeded,
+    /// Failed (backoff limit or deadline exceeded).
+    Failed,
+}
+wire_names!(StageState {
+    Pending,
+    Waiting,
+    Running,
+    Suspended,
+    Succeeded,
+    Failed
+});
+
+/// Whether a condition holds, in the Kubernetes convention.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ConditionStatus {
+    /// It holds.
+    True,
+    /// It does not.
+    False,
+    /// Not known yet.
+    #[default]
+    Unknown,
+}
+wire_names!(ConditionStatus {
+    True,
+    False,
+    Unknown
+});
+
+impl From<bool> for ConditionStatus {
+    fn from(holds: bool) -> Self {
+        if holds {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
+    }
 }
