@@ -1,6 +1,7 @@
 //! End-to-end checks of the `ecom` binary: generate, clean and a demo whose
 //! dashboard API is queried over HTTP.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -210,20 +211,14 @@ fn generate_is_deterministic_and_clean_reports_add_up() {
         assert!(Path::new(file.as_str().expect("path")).exists(), "{file}");
     }
     // Cleaning again finds nothing new: the runs are committed once.
-    let again = ecom()
-        .args(["clean", "--input"])
-        .arg(dir.path().join("raw"))
-        .arg("--output")
-        .arg(&out)
-        .output()
-        .expect("clean");
-    let again: Value = serde_json::from_str(
-        String::from_utf8_lossy(&again.stdout)
-            .lines()
-            .last()
-            .unwrap_or(""),
-    )
-    .expect("summary");
+    let raw = dir.path().join("raw");
+    let again = stage(&[
+        OsStr::new("clean"),
+        OsStr::new("--input"),
+        raw.as_os_str(),
+        OsStr::new("--output"),
+        out.as_os_str(),
+    ]);
     assert_eq!(again["runs"], serde_json::json!([]), "{again}");
     assert_eq!(again["already_cleaned"], 1, "{again}");
 
@@ -247,24 +242,7 @@ fn generate_is_deterministic_and_clean_reports_add_up() {
 fn demo_runs_on_the_users_own_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("export.tsv");
-    let truth = dir.path().join("truth.json");
-    let st = ecom()
-        .args([
-            "generate",
-            "--rows",
-            "4000",
-            "--seed",
-            "5",
-            "--dirty-rate",
-            "0.3",
-            "--out",
-        ])
-        .arg(&file)
-        .arg("--truth")
-        .arg(&truth)
-        .status()
-        .expect("generate");
-    assert!(st.success());
+    let truth = generate_export(&file, 4000, 5, 0.3);
     let data = dir.path().join("data");
     let run = |extra: &[&str]| {
         let out = ecom()
@@ -284,8 +262,6 @@ fn demo_runs_on_the_users_own_file() {
             serde_json::from_slice(&out.stdout).expect("the quality report on stdout");
         report
     };
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(&truth).expect("truth")).expect("json");
     let full = run(&[]);
     assert_eq!(full["rows_in"], 4000, "{full}");
     assert_eq!(full["rows_out"], truth["full"]["rows_out"], "{full}");
@@ -358,27 +334,8 @@ fn local_clean_then_local_load_fills_the_embedded_table() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = |name: &str| dir.path().join(name).into_os_string();
     let file = p("export.tsv");
-    let truth = p("truth.json");
+    let truth = generate_export(Path::new(&file), 3000, 8, 0.2);
     let os = |s: &str| std::ffi::OsString::from(s);
-    let generated = ecom()
-        .args([
-            "generate",
-            "--rows",
-            "3000",
-            "--seed",
-            "8",
-            "--dirty-rate",
-            "0.2",
-            "--out",
-        ])
-        .arg(&file)
-        .arg("--truth")
-        .arg(&truth)
-        .status()
-        .expect("generate");
-    assert!(generated.success());
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(&truth).expect("truth")).expect("json");
     let clean = p("clean");
     let cleaned = stage(&[&os("clean"), &os("--input"), &file, &os("--output"), &clean]);
     assert_eq!(
@@ -400,4 +357,26 @@ fn local_clean_then_local_load_fills_the_embedded_table() {
         .expect("fact table");
     let rows = scan_prefix(fact.as_ref(), b"", usize::MAX).expect("scan");
     assert_eq!(Some(rows.len() as u64), truth["full"]["rows_out"].as_u64());
+}
+
+/// Writes `rows` generated rows (seed, dirty rate) with a header to `file`; returns the
+/// generator's ground truth.
+fn generate_export(file: &Path, rows: u64, seed: u64, dirty_rate: f64) -> Value {
+    let truth = file.with_extension("truth.json");
+    let st = ecom()
+        .args([
+            "generate",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .args(["--dirty-rate", &dirty_rate.to_string(), "--out"])
+        .arg(file)
+        .arg("--truth")
+        .arg(&truth)
+        .status()
+        .expect("generate");
+    assert!(st.success());
+    serde_json::from_str(&std::fs::read_to_string(&truth).expect("truth")).expect("json")
 }
