@@ -114,6 +114,31 @@ async fn api_server_refuses_invalid_pipelines() {
             "spec.kafka.bootstrap: Required value",
         ),
         (
+            "max-run-bytes",
+            json!({"stages": {"clean": {"maxRunBytes": 1000}}}),
+            "spec.stages.clean.maxRunBytes: Invalid value",
+        ),
+        (
+            "rate-zero",
+            json!({"source": {"generated": {"ratePerSecond": 0}}}),
+            "spec.source.generated.ratePerSecond: Invalid value",
+        ),
+        (
+            "empty-image",
+            json!({"image": ""}),
+            "spec.image: Invalid value",
+        ),
+        (
+            "bootstrap-port",
+            json!({"kafka": {"bootstrap": "kafka"}}),
+            "spec.kafka.bootstrap: Invalid value",
+        ),
+        (
+            "relative-path",
+            json!({"hdfs": {"rawPath": "raw"}}),
+            "spec.hdfs.rawPath: Invalid value",
+        ),
+        (
             "file-dotdot",
             json!({"source": {"generated": null, "file": {"claimName": "c", "path": "a/../b"}}}),
             "path must not contain '..'",
