@@ -24,6 +24,8 @@ const ORDER_FIELDS: [&str; 7] = [
     "timestamp",
 ];
 
+// One browser session on purpose: starting Chromium and the demo costs more than all the
+// checks made in it, and each click starts from the page the last one left.
 #[test]
 fn page_shows_the_clean_data_and_filters_by_click() {
     let repo = repo_root();

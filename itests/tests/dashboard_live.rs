@@ -115,6 +115,8 @@ fn batch(topic: &str, raw: &str, clean: &str, table: &str) -> u64 {
     kept
 }
 
+// One scenario on purpose: the page stays open while batches arrive, so each step depends
+// on the one before.
 #[test]
 fn new_batches_show_on_the_open_page_within_ten_seconds() {
     let repo = repo_root();

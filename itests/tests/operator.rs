@@ -24,6 +24,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
+// A table of cases in one namespace: long because every rule of the schema has its case.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_refuses_invalid_pipelines() {
     let (client, ns, api) = pipeline_namespace("ecp-invalid").await;
@@ -229,6 +230,7 @@ async fn kubectl_shows_columns_and_explains_fields() {
     );
 }
 
+// One pipeline followed from creation to Ready: each step depends on the one before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_runs_in_order_and_reaches_ready_with_counts() {
     let (client, ns, api) = pipeline_namespace("ecp-ready").await;

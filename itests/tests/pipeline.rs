@@ -45,6 +45,8 @@ fn list_tree(store: &dyn FileStore, dir: &str) -> Vec<(String, u64)> {
     out
 }
 
+// The whole pipeline once against real services (minutes), checked stage by stage against
+// the generator's truth: one scenario, each stage reads what the last one wrote.
 #[test]
 fn pipeline_end_to_end_matches_ground_truth() {
     let run = Run::new("e2e");

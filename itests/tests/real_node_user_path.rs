@@ -156,6 +156,8 @@ async fn release_objects(client: &Client) -> Vec<String> {
     left
 }
 
+// The user's path end to end on the real node (install, apply, browse, stream, uninstall):
+// one scenario on purpose, each step needs the one before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_user_path_install_apply_browse_stream_uninstall() {
     let client = client().await;

@@ -194,6 +194,7 @@ async fn hdfs_write_list_read_rename() {
 // ------------------------------------------------------------------------------------------
 // HBase through the Thrift 1 gateway (binary protocol, buffered transport)
 
+// One table through create, put, get and scan: each call needs the one before.
 #[test]
 fn hbase_thrift_create_put_get_scan() {
     use hbase_thrift::hbase::{
@@ -320,6 +321,8 @@ fn hbase_thrift_create_put_get_scan() {
 // ------------------------------------------------------------------------------------------
 // Kubernetes API server
 
+// One CRD through a custom resource, its status patch and deletion: each step needs the
+// one before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_crd_custom_resource_and_status_patch() {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
