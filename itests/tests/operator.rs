@@ -122,7 +122,7 @@ async fn api_server_refuses_invalid_pipelines() {
         (
             "rate-zero",
             json!({"source": {"generated": {"ratePerSecond": 0}}}),
-            "spec.source.generated.ratePerSecond: Invalid value",
+            "ratePerSecond must be at least 0.001",
         ),
         (
             "empty-image",

@@ -480,7 +480,14 @@ pub struct GeneratedSource {
     /// Send at most this many rows per second, so the producer keeps running for
     /// rows / ratePerSecond seconds (useful with `mode: streaming`); unpaced when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.001, max = 10_000_000.0))]
+    // `minimum` alone lets a whole 0 through (the server compares an integer with the bound
+    // cut to an integer), so the rule says it in CEL too.
+    #[schemars(
+        range(min = 0.001, max = 10_000_000.0),
+        extend("x-kubernetes-validations" = [
+            { "rule": "self >= 0.001", "message": "ratePerSecond must be at least 0.001" }
+        ])
+    )]
     pub rate_per_second: Option<f64>,
 }
 
