@@ -240,7 +240,7 @@ pub struct LoadDetail {
     pub runs: u64,
     /// Date partitions of this shard.
     pub partitions: u64,
-    /// Files loaded (already loaded ones are skipped).
+    /// Files loaded (loading them again rewrites the same cells).
     pub files: u64,
     /// Rows loaded.
     pub rows: u64,

@@ -142,8 +142,8 @@ pub struct CommittedLoad {
 /// Loads the date-partition files of every run committed in `clean_dir`'s manifest that
 /// `shard` owns (and nothing else: files of an uncommitted run are invisible), and records
 /// every run's quality report beside the aggregates. `before_load` gets the rows about to be
-/// loaded (for a progress bar). Re-loading rewrites the same cells; files already loaded are
-/// skipped.
+/// loaded (for a progress bar). Loading the same runs again rewrites the same cells (row keys
+/// come from order ids), so the table holds each clean row once.
 #[allow(clippy::too_many_arguments)]
 pub fn load_committed(
     files: &dyn FileStore,
