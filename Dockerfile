@@ -35,7 +35,6 @@ LABEL org.opencontainers.image.title="ecom" \
       org.opencontainers.image.licenses="Apache-2.0"
 USER 65532:65532
 WORKDIR /work
-ENV ECOM_WORK_DIR=/work
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/ecom"]
 CMD ["--help"]
