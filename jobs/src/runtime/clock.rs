@@ -57,11 +57,6 @@ impl Clock {
         self.deadline.saturating_sub(self.start.elapsed())
     }
 
-    /// Time since the clock (or the current streak of failures) started.
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
-
     /// The timeout of one service call: `timeout`, never beyond the deadline, at least 1 s.
     pub fn call(&self, timeout: Duration) -> Duration {
         timeout.min(self.remaining()).max(Duration::from_secs(1))
