@@ -14,6 +14,7 @@ help:
 	@echo "make demo        run the whole pipeline on embedded stand-ins and serve the dashboard"
 	@echo "make test        lint, unit and integration tests (starts the real services)"
 	@echo "make bench-clean cleaning benchmark against PySpark and polars-python"
+	@echo "make bench-streaming  end-to-end latency of 'ecom stream' at fixed rates (RATES=max: highest bounded rate)"
 	@echo "make crds        regenerate crds/ecompipelines.yaml from the Rust types"
 
 setup:
@@ -78,6 +79,12 @@ bench-dashboard: build
 .PHONY: bench-stages
 bench-stages: build
 	scripts/bench-stages.sh
+
+# Streaming benchmark: end-to-end latency of `ecom stream` (produce -> visible on the
+# dashboard) at fixed rates on the running services; RATES=max finds the highest bounded rate.
+.PHONY: bench-streaming
+bench-streaming: build
+	scripts/bench-streaming.sh
 
 fmt:
 	$(CARGO) fmt --all

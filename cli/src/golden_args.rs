@@ -1,5 +1,5 @@
 //! The operator's side of the contract, checked against the binary's parser: every
-//! container of every golden Job and Deployment the operator renders
+//! container of every golden Job, StatefulSet and Deployment the operator renders
 //! (`operator/tests/golden/`) must parse as an `ecom` command line, with its environment
 //! applied as the flags that read it, and set no variable the binary does not read.
 
@@ -13,10 +13,11 @@ use serde_json::Value;
 use crate::Cli;
 
 /// Variables the binary reads itself rather than through a flag.
-const READ_DIRECTLY: [&str; 4] = [
+const READ_DIRECTLY: [&str; 5] = [
     env::KAFKA_SASL_USERNAME,
     env::KAFKA_SASL_PASSWORD,
     env::JOB_COMPLETION_INDEX,
+    env::SHARD_INDEX,
     env::RUST_LOG,
 ];
 
@@ -35,7 +36,8 @@ fn flags_reading(cmd: &clap::Command, name: &str) -> Vec<(String, String)> {
     found
 }
 
-/// The containers of a golden object.
+/// The containers of a golden object (Jobs, StatefulSets and Deployments all have a pod
+/// template at `spec.template`).
 fn containers(object: &Value) -> Vec<&Value> {
     let spec = &object["spec"]["template"]["spec"];
     ["initContainers", "containers"]
@@ -100,9 +102,17 @@ fn every_golden_container_parses_with_the_binarys_flags() {
     // Every stage the operator runs was seen.
     assert_eq!(
         checked,
-        ["clean", "dashboard", "load", "produce", "purge", "sink"]
-            .map(String::from)
-            .into_iter()
-            .collect()
+        [
+            "clean",
+            "dashboard",
+            "load",
+            "produce",
+            "purge",
+            "sink",
+            "stream"
+        ]
+        .map(String::from)
+        .into_iter()
+        .collect()
     );
 }

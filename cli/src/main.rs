@@ -56,6 +56,9 @@ enum Command {
     Sink(stages::SinkArgs),
     /// Load clean Parquet from HDFS into HBase (fact table and aggregates).
     Load(stages::LoadArgs),
+    /// The continuous streaming stage: Kafka to raw files, clean runs and HBase in
+    /// micro-batches every few seconds, exactly once.
+    Stream(stages::StreamArgs),
     /// Print the CustomResourceDefinition of EcomPipeline (YAML) for `kubectl apply -f -`.
     Crd,
     /// Run the Kubernetes operator: reconcile EcomPipelines into stage Jobs and a dashboard.
@@ -63,11 +66,24 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Timestamps {
+pub(crate) enum Timestamps {
     /// Ascending over about 90 days.
     Spread,
     /// Every row at one instant.
     Constant,
+    /// The wall-clock time each row is made (a live feed).
+    Now,
+}
+
+impl Timestamps {
+    /// The generator's mode.
+    pub fn mode(self) -> TimestampMode {
+        match self {
+            Timestamps::Spread => TimestampMode::Spread,
+            Timestamps::Constant => TimestampMode::Constant,
+            Timestamps::Now => TimestampMode::Now,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,19 +131,33 @@ pub(crate) struct CleanArgs {
     /// OUTPUT/_manifest/ (what `ecom load` reads).
     #[arg(long = ecom_contract::command::flag::OUTPUT)]
     output: String,
+    #[command(flatten)]
+    rules: RuleArgs,
+    #[command(flatten)]
+    stage: stages::CleanStageArgs,
+}
+
+/// The cleaning rules of `ecom clean` and `ecom stream`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RuleArgs {
     /// Reproduce the seed's Spark step exactly: its null drop and typo fixes only.
     #[arg(long)]
-    seed_compat: bool,
+    pub seed_compat: bool,
     /// Switch a drop rule off (repeatable): invalid_utf8, too_few_fields,
     /// too_many_fields, missing_field, unparseable_amount, unparseable_id,
     /// nonpositive_amount, unparseable_timestamp, duplicate_order_id.
     #[arg(long = "disable-rule", value_name = "RULE")]
-    disable_rules: Vec<String>,
+    pub disable_rules: Vec<String>,
     /// Switch a fix off (repeatable): credit_card_typo, debit_card_typo, normalized_value.
     #[arg(long = "disable-fix", value_name = "FIX")]
-    disable_fixes: Vec<String>,
-    #[command(flatten)]
-    stage: stages::CleanStageArgs,
+    pub disable_fixes: Vec<String>,
+}
+
+impl RuleArgs {
+    /// The cleaner's configuration.
+    pub fn config(&self) -> Result<CleanConfig> {
+        clean_config(self.seed_compat, &self.disable_rules, &self.disable_fixes)
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -151,6 +181,7 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => stages::produce(args),
         Command::Sink(args) => stages::sink(args),
         Command::Load(args) => stages::load(args),
+        Command::Stream(args) => stages::stream(args),
         Command::Crd => print_crd(),
         Command::Operator(args) => operator_cmd::run(args),
     };
@@ -186,10 +217,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
         dirty_rate: args.dirty_rate,
         kind_rates: parse_rates(&args.rates)?,
-        timestamps: match args.timestamps {
-            Timestamps::Spread => TimestampMode::Spread,
-            Timestamps::Constant => TimestampMode::Constant,
-        },
+        timestamps: args.timestamps.mode(),
         header: !args.no_header,
     };
     let generator = Generator::new(cfg)?;
@@ -238,7 +266,7 @@ pub(crate) fn clean_config(
 }
 
 fn clean(args: CleanArgs) -> Result<()> {
-    let cfg = clean_config(args.seed_compat, &args.disable_rules, &args.disable_fixes)?;
+    let cfg = args.rules.config()?;
     stages::clean_stage(&args.input, &args.output, cfg, &args.stage)
 }
 

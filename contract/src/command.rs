@@ -19,6 +19,8 @@ pub mod subcommand {
     pub const DASHBOARD: &str = "dashboard";
     /// `ecom purge`.
     pub const PURGE: &str = "purge";
+    /// `ecom stream`.
+    pub const STREAM: &str = "stream";
 }
 
 /// Long flag names (without the leading `--`).
@@ -59,6 +61,14 @@ pub mod flag {
     pub const PORT: &str = "port";
     /// An HDFS directory purge deletes (repeatable).
     pub const PATH: &str = "path";
+    /// The raw directory of the streaming stage.
+    pub const RAW: &str = "raw";
+    /// The clean directory of the streaming stage.
+    pub const CLEAN: &str = "clean";
+    /// How long a record waits at most before its micro-batch commits.
+    pub const BATCH_INTERVAL: &str = "batch-interval";
+    /// Records one micro-batch takes at most.
+    pub const MAX_BATCH_RECORDS: &str = "max-batch-records";
 }
 
 /// Where produce takes its records from.

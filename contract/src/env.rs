@@ -35,5 +35,8 @@ pub const DASHBOARD_HOST: &str = "ECOM_DASHBOARD_HOST";
 pub const DASHBOARD_PORT: &str = "ECOM_DASHBOARD_PORT";
 /// The completion index Kubernetes gives each pod of an Indexed Job; `--shard COUNT` reads it.
 pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+/// The shard index of a pod of the streaming StatefulSet (its pod index); `--shard COUNT`
+/// reads it, before [`JOB_COMPLETION_INDEX`].
+pub const SHARD_INDEX: &str = "ECOM_SHARD_INDEX";
 /// Log filter of `tracing` (e.g. `info`).
 pub const RUST_LOG: &str = "RUST_LOG";

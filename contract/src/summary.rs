@@ -24,6 +24,8 @@ pub enum StageName {
     Load,
     /// `ecom purge`.
     Purge,
+    /// `ecom stream`.
+    Stream,
 }
 
 impl StageName {
@@ -35,6 +37,7 @@ impl StageName {
             StageName::Clean => "clean",
             StageName::Load => "load",
             StageName::Purge => "purge",
+            StageName::Stream => "stream",
         }
     }
 }
@@ -115,6 +118,32 @@ pub struct SinkDetail {
     pub resumed_from: BTreeMap<String, u64>,
     /// Records per second over the run.
     pub records_per_second: f64,
+}
+
+/// `ecom stream` (the summary of a streaming run that stopped).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct StreamDetail {
+    /// Topic.
+    pub topic: String,
+    /// The shard, `INDEX/COUNT`.
+    pub shard: String,
+    /// Partition (as text) -> the offset it resumed from.
+    pub resumed_from: BTreeMap<String, u64>,
+    /// Runs committed before a restart and loaded on start.
+    pub recovered_runs: u64,
+    /// Raw files committed before a restart and cleaned on start.
+    pub recovered_files: u64,
+    /// Micro-batches committed.
+    pub batches: u64,
+    /// Records read.
+    pub records: u64,
+    /// Clean rows loaded.
+    pub rows: u64,
+    /// Rows dropped as duplicates of an earlier micro-batch.
+    pub cross_batch_duplicates: u64,
+    /// Largest end-to-end lag of a micro-batch, milliseconds.
+    pub max_lag_ms: Option<u64>,
 }
 
 /// The data-quality report of one cleaning run. `rows_in = rows_out + Σ dropped`.
@@ -349,6 +378,14 @@ impl StageCounts {
             StageName::Purge => {
                 detail::<PurgeDetail>(text)?;
                 StageCounts::default()
+            }
+            StageName::Stream => {
+                let d: StreamDetail = detail(text)?;
+                StageCounts {
+                    records: count(d.records),
+                    rows: count(d.rows),
+                    ..StageCounts::default()
+                }
             }
         })
     }

@@ -761,6 +761,30 @@
     if (secs > 0) refreshTimer = setInterval(() => { if (document.body.dataset.busy !== "1") loadAll(); }, secs * 1000);
   }
 
+  /** Every panel's header says how late its data is and when it last changed. */
+  function showFreshness(msg) {
+    const f = msg.freshness || null;
+    const changed = f ? f.committed_at : msg.last_update;
+    for (const card of document.querySelectorAll("section.card[data-panel]")) {
+      const header = card.querySelector("header");
+      if (!header) continue;
+      let el = header.querySelector(".fresh");
+      if (!el) {
+        el = document.createElement("span");
+        el.className = "fresh";
+        el.dataset.testid = `fresh-${card.dataset.panel}`;
+        header.insertBefore(el, header.querySelector("a.csv"));
+      }
+      const parts = [];
+      if (f && f.lag_ms !== null && f.lag_ms !== undefined) parts.push(`lag ${(f.lag_ms / 1000).toFixed(1)} s`);
+      if (changed) parts.push(`changed ${changed.replace("T", " ").replace(/\.\d+Z$|Z$/, "")}`);
+      el.textContent = parts.join(" · ");
+      el.dataset.lagMs = f && f.lag_ms !== null && f.lag_ms !== undefined ? String(f.lag_ms) : "";
+      el.dataset.changed = changed || "";
+      el.title = f ? "end-to-end lag of the last micro-batch (Kafka to this page), and when data last changed" : "when data last changed";
+    }
+  }
+
   let liveVersion = null;
   function connectLive() {
     const live = $("#live");
@@ -774,6 +798,7 @@
       live.dataset.state = "open";
       live.dataset.version = String(msg.version);
       live.textContent = msg.last_update ? `live: updated ${msg.last_update.replace("T", " ")}` : "live: on";
+      showFreshness(msg);
       if (liveVersion !== null && msg.version !== liveVersion) {
         dataEndCache = null;
         document.body.dataset.liveUpdates = String(Number(document.body.dataset.liveUpdates || 0) + 1);

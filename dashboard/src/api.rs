@@ -106,6 +106,7 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, ApiError> {
 /// Health figures of a snapshot (`lag`: produced records and consumer lag).
 pub fn health(s: &Snapshot, lag: Option<(u64, u64)>) -> Health {
     let rows_loaded = s.aggregates.total.orders;
+    let fresh = s.freshness();
     let mut stages = Vec::new();
     if let Some((produced, _)) = lag {
         stages.push(StageRow {
@@ -137,6 +138,8 @@ pub fn health(s: &Snapshot, lag: Option<(u64, u64)>) -> Health {
         last_update: s.last_update.clone(),
         stages,
         consumer_lag: lag.map(|l| l.1),
+        stream_lag_ms: fresh.as_ref().and_then(|f| f.lag_ms),
+        stream_committed_at: fresh.map(|f| f.committed_at),
     }
 }
 
@@ -379,7 +382,7 @@ pub fn warm(state: &AppState) {
     if state.cache_entries == 0 {
         return;
     }
-    let version = state.updates.borrow().0;
+    let version = state.updates.borrow().version;
     for e in Endpoint::ALL {
         if e == Endpoint::Health {
             continue;
@@ -440,7 +443,7 @@ pub async fn panel(
 async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
     let endpoint = q.endpoint;
     let key = format!("{}&format={:?}", q.canonical(), q.format);
-    let version = state.updates.borrow().0;
+    let version = state.updates.borrow().version;
     let cacheable = endpoint != Endpoint::Health && state.cache_entries > 0;
     if cacheable {
         if let Some((v, a)) = state.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
@@ -491,6 +494,9 @@ pub struct Summary {
     pub fixed: BTreeMap<String, u64>,
     /// Clean files loaded.
     pub files: u64,
+    /// End-to-end lag and last commit of the streaming shards (absent when nothing streams).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<crate::read_model::Freshness>,
 }
 
 /// `GET /api/summary`.
@@ -509,6 +515,7 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<Summary>, Api
         dropped: s.dropped.clone(),
         fixed: s.fixed.clone(),
         files: s.files,
+        freshness: s.freshness(),
     }))
 }
 
@@ -537,8 +544,8 @@ pub async fn events(
             if *closing.borrow() {
                 return None;
             }
-            let (version, last_update) = rx.borrow_and_update().clone();
-            let data = json!({ "version": version, "last_update": last_update }).to_string();
+            let update = rx.borrow_and_update().clone();
+            let data = json!(update).to_string();
             let event = Event::default().event("update").data(data);
             Some((Ok(event), (rx, closing, false)))
         },

@@ -22,7 +22,7 @@ use axum::Router;
 use ecom_jobs::store::Table;
 use tokio::sync::watch;
 
-use crate::read_model::{read_delta, ReadError, Snapshot};
+use crate::read_model::{read_delta, read_stream_delta, ReadError, Snapshot};
 
 /// Errors of the dashboard server.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,29 @@ pub enum ServeError {
     Read(#[from] ReadError),
 }
 
+/// What an `update` event says: the data version, when a file was last loaded, and how
+/// fresh streamed data is.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Update {
+    /// Bumped whenever the loaded data changes.
+    pub version: u64,
+    /// Latest load time of a file (RFC 3339).
+    pub last_update: Option<String>,
+    /// End-to-end lag and last commit of the streaming shards, if any.
+    pub freshness: Option<read_model::Freshness>,
+}
+
+impl Update {
+    /// The update a snapshot announces.
+    pub fn of(s: &Snapshot) -> Update {
+        Update {
+            version: s.version,
+            last_update: s.last_update.clone(),
+            freshness: s.freshness(),
+        }
+    }
+}
+
 /// Reports the records not yet read by cleaning (consumer lag), if known.
 pub type LagProbe = Arc<dyn Fn(u64) -> Option<(u64, u64)> + Send + Sync>;
 
@@ -66,8 +89,8 @@ pub struct AppState {
     /// Answers per canonical query, valid for one snapshot version.
     /// (A read-write lock: cached answers are looked up concurrently.)
     pub cache: Arc<RwLock<AnswerCache>>,
-    /// Version and last update, for server-sent events.
-    pub updates: watch::Sender<(u64, Option<String>)>,
+    /// Version, last update and freshness, for server-sent events.
+    pub updates: watch::Sender<Update>,
     /// Given the rows read by cleaning, `(produced, lag)` from Kafka.
     pub lag: Option<LagProbe>,
     /// Serve `/api/scan-baseline/categories` (benchmarks only).
@@ -96,7 +119,7 @@ impl AppState {
             model_mib = size.bytes >> 20,
             "dashboard aggregates loaded"
         );
-        let (updates, _) = watch::channel((snap.version, snap.last_update.clone()));
+        let (updates, _) = watch::channel(Update::of(&snap));
         Ok(AppState {
             aggregates,
             fact,
@@ -119,7 +142,12 @@ impl AppState {
                 .snapshot
                 .read()
                 .map_err(|_| ReadError::Task("snapshot lock poisoned".into()))?;
-            let delta = read_delta(self.aggregates.as_ref(), Some(&current))?;
+            // Streaming shards' marks and logs say what is new; a rescan only without them.
+            let table = self.aggregates.as_ref();
+            let delta = match read_stream_delta(table, &current)? {
+                Some(d) => d,
+                None => read_delta(table, Some(&current))?,
+            };
             if !delta.changes(&current) {
                 return Ok(false);
             }
@@ -131,7 +159,7 @@ impl AppState {
             .map_err(|_| ReadError::Task("snapshot lock poisoned".into()))?;
         let changed = snap.apply(delta);
         if changed {
-            let _ = self.updates.send((snap.version, snap.last_update.clone()));
+            let _ = self.updates.send(Update::of(&snap));
             tracing::info!(
                 version = snap.version,
                 files = snap.files,

@@ -158,6 +158,8 @@ fn schema(e: Endpoint) -> Value {
                 json!({"type": "array", "items": object(&[("stage", string()), ("rows", int())])}),
             ),
             ("consumer_lag", json!({"type": ["integer", "null"]})),
+            ("stream_lag_ms", json!({"type": ["integer", "null"]})),
+            ("stream_committed_at", json!({"type": ["string", "null"]})),
         ]),
         Endpoint::Orders => object(&[
             ("page", int()),
@@ -239,7 +241,7 @@ pub fn spec() -> Value {
         );
     }
     paths.insert("/api/events".into(), json!({"get": {
-        "summary": "Server-sent events: `update` with {version, last_update} whenever the loaded data changes; keep-alive comments every 15 s",
+        "summary": "Server-sent events: `update` with {version, last_update, freshness} whenever the loaded data or a streaming shard's mark changes (freshness: {lag_ms, committed_at, batches, shards} of the streaming shards, null when nothing streams); keep-alive comments every 15 s",
         "operationId": "events",
         "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {"schema": string()}}}, "400": error.clone()}
     }}));

@@ -279,6 +279,13 @@ pub struct Health {
     pub stages: Vec<StageRow>,
     /// Records in the topic not yet read by cleaning, null without Kafka.
     pub consumer_lag: Option<u64>,
+    /// End-to-end lag of the streaming shards' last micro-batches, milliseconds (null when
+    /// nothing streams).
+    #[serde(default)]
+    pub stream_lag_ms: Option<u64>,
+    /// When a streaming shard last committed (RFC 3339), null when nothing streams.
+    #[serde(default)]
+    pub stream_committed_at: Option<String>,
 }
 
 /// A row of `/api/orders`.

@@ -137,9 +137,22 @@ pub fn auto_bucket(lo: i64, hi: i64, max_points: usize) -> Bucket {
         .unwrap_or(Bucket::Month)
 }
 
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let text = ecom_jobs::generate::format_epoch(secs).replacen(' ', "T", 1);
+    format!("{text}.{:03}Z", ms.rem_euclid(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_as_rfc3339() {
+        assert_eq!(rfc3339_ms(1_704_067_200_123), "2024-01-01T00:00:00.123Z");
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
 
     #[test]
     fn instants_hours_and_buckets() {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use ecom_jobs::aggregates::Aggregates;
 use ecom_jobs::incremental::{committed_runs, MANIFEST_DIR};
-use ecom_jobs::load::row_key;
+use ecom_jobs::load::{row_key, AGG_FAMILY, REPORT_PREFIX};
+use ecom_jobs::store::table::scan_prefix;
 use ecom_jobs::store::{FileStore, TableStore};
 use polars::prelude::*;
 
@@ -408,6 +409,137 @@ fn unreachable_services_fail_clearly_within_the_deadline() {
             "{args:?}: error does not name {address}: {error}\n{stderr}"
         );
         eprintln!("{} failed after {took:?}: {error}", args[0]);
+    }
+    run.cleanup();
+}
+
+/// The streaming stage's arguments for `run`: 500 ms micro-batches.
+fn stream_args(run: &Run) -> Vec<String> {
+    [
+        "stream",
+        "--topic",
+        &run.topic,
+        "--raw",
+        &run.raw_url(),
+        "--clean",
+        &run.clean_url(),
+        "--table",
+        &run.table,
+        "--batch-interval",
+        "500ms",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The streaming shard's mark, once it has one.
+fn stream_mark(run: &Run) -> Option<ecom_jobs::stream::StreamMark> {
+    let cfg = ecom_jobs::load::LoadConfig {
+        table: run.table.clone(),
+        ..Default::default()
+    };
+    ecom_jobs::stream::StreamMark::read(&run.hbase(), &cfg, Default::default()).ok()?
+}
+
+// One scenario (about a minute): the stage is killed with SIGKILL three times while the
+// producer sends, then runs to the end; every count is checked against the truth.
+#[test]
+fn streaming_stage_killed_mid_batch_loads_every_clean_row_exactly_once() {
+    let run = Run::new("stream");
+    let rows = 60_000u64;
+    let (input, truth) = run.generate(&["--rows", "60000", "--dirty-rate", "0.2", "--seed", "5"]);
+    // Paced: the stage's restarts meet records still arriving.
+    let producer = spawn_ecom(&[&run.produce_args(&input)[..], &["--rate", "8000"]].concat());
+    let args = stream_args(&run);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut rng = 0x9e37_79b9_u64;
+    for kill in 0..3 {
+        let mut child = ecom_cmd(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn stream");
+        // Some committed micro-batches first, then a moment within the next batch.
+        let before = stream_mark(&run).map_or(0, |m| m.batches);
+        let started = Instant::now();
+        while stream_mark(&run).is_none_or(|m| m.batches < before + 2)
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(rng % 700));
+        child.kill().expect("SIGKILL stream");
+        let _ = child.wait();
+        eprintln!("stream killed ({kill}) after {:?}", started.elapsed());
+    }
+    let (produced, _) = wait_ecom(producer);
+    assert_eq!(produced["delivered"], rows, "{produced}");
+    // The last run catches up; SIGTERM once its own mark (written at its start, then after
+    // each micro-batch) covers every record.
+    let before = stream_mark(&run).map_or(0, |m| m.committed_at_ms);
+    let child = spawn_ecom(&args);
+    let started = Instant::now();
+    while stream_mark(&run)
+        .is_none_or(|m| m.committed_at_ms <= before || m.offsets.values().sum::<u64>() < rows)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the stream did not catch up: {:?}",
+            stream_mark(&run)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let (summary, _) = wait_ecom(child);
+    eprintln!("last run: {summary}");
+
+    // Every record in exactly one committed raw file: per partition, contiguous ranges from 0.
+    let raw = run.raw_files();
+    assert_eq!(line_count(&raw), rows as usize);
+    let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+    for (name, _) in &raw {
+        let f = ecom_jobs::sink::RawFileName::parse(name).expect("raw file name");
+        let n = next.entry(f.partition).or_default();
+        assert_eq!(f.first, *n, "{name} overlaps or leaves a gap");
+        *n = f.last + 1;
+    }
+    // No leftovers: staging directories of killed attempts are swept, no temporary raw file.
+    let store = run.hdfs_store();
+    let staging = format!("{}/clean/{}", run.base, ecom_jobs::incremental::STAGING_DIR);
+    assert!(store.list_dirs(&staging).unwrap_or_default().is_empty());
+    let raw_dir = format!("{}/raw", run.base);
+    assert_eq!(store.list_hidden(&raw_dir).expect("list raw"), vec![]);
+    // The table and the aggregates hold the clean rows once.
+    assert_eq!(run.fact_row_count(), truth.full.rows_out);
+    let agg = run.stored_aggregates();
+    assert_eq!(agg.total.orders, truth.full.rows_out);
+    assert_eq!(agg.total.revenue_cents, truth.clean_revenue_cents);
+    // The quality reports add up to the truth: every record cleaned once.
+    let agg_table = run
+        .hbase()
+        .table(&format!("{}_agg", run.table))
+        .expect("agg table");
+    let (mut rows_in, mut rows_out) = (0, 0);
+    let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+    for r in scan_prefix(&*agg_table, REPORT_PREFIX.as_bytes(), 100_000).expect("reports") {
+        let report: ecom_jobs::clean::QualityReport =
+            serde_json::from_slice(&r.cells[&format!("{AGG_FAMILY}:json")]).expect("report");
+        rows_in += report.rows_in;
+        rows_out += report.rows_out;
+        for (rule, n) in report.dropped {
+            *dropped.entry(rule).or_default() += n;
+        }
+    }
+    assert_eq!((rows_in, rows_out), (rows, truth.full.rows_out));
+    for (rule, n) in &truth.full.dropped {
+        assert_eq!(dropped.get(rule).copied().unwrap_or(0), *n, "rule {rule}");
     }
     run.cleanup();
 }

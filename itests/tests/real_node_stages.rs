@@ -1,8 +1,9 @@
 //! Stage behaviours on the real one-node cluster that once ran on the kubelet stand-in of
 //! `common::kube`: Kafka credentials from a Secret resolved by the kubelet (the harness's
 //! SASL broker), a wrong password failing with the broker's words, and streaming mode's
-//! long-running producer and sink beside clean and load Jobs repeated every cycle. The
-//! pipelines use the harness's servers at the node address; the operator is the chart's pod.
+//! producer Job beside the stream StatefulSet, resharded without two shard counts running at
+//! once. The pipelines use the harness's servers at the node address; the operator is the
+//! chart's pod.
 //!
 //! Run by `make node-test` with the other `real_node*` tests, one at a time.
 
@@ -11,6 +12,10 @@ mod node_support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
 
 use common::kube::*;
 use common::service_env;
@@ -174,25 +179,72 @@ async fn real_node_wrong_kafka_password_fails_naming_the_broker_and_authenticati
     delete_namespace(&client, &ns).await;
 }
 
-/// Streaming mode with real pods: the dashboard starts before any data, the producer and the
-/// sink keep running (the sink rolls files by time, not "until caught up"), and clean and load
-/// Jobs of successive cycles load a growing number of rows, up to exactly the clean rows of the
-/// generated data, which is what the fact table then holds.
+/// The rows of fact table `table` on the harness's HBase (0 while it does not exist).
+fn fact_rows(tables: &HbaseTables, table: &str) -> i64 {
+    tokio::task::block_in_place(|| {
+        tables
+            .table(table)
+            .and_then(|t| t.scan(b"", b"", usize::MAX))
+            .map_or(0, |rows| rows.len() as i64)
+    })
+}
+
+/// The `--shard` value in the args of a stream pod.
+fn shard_arg(pod: &Pod) -> String {
+    let args = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.args.clone())
+        .unwrap_or_default();
+    args.iter()
+        .position(|a| a == "--shard")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_default()
+}
+
+/// The `--shard` values of the stream pods of `instance` that exist (terminating included).
+async fn running_shard_counts(client: &Client, ns: &str, instance: &str) -> BTreeSet<String> {
+    let selector =
+        format!("app.kubernetes.io/instance={instance},app.kubernetes.io/component=stream");
+    pods_with(client, ns, &selector)
+        .await
+        .iter()
+        .map(shard_arg)
+        .collect()
+}
+
+/// Only the producer runs as a Job in streaming mode: no sink, clean or load Job exists.
+async fn assert_only_the_producer_job(client: &Client, ns: &str) {
+    let components: BTreeSet<String> = jobs(client, ns).await.values().map(component).collect();
+    assert!(
+        components.iter().all(|c| c == "produce"),
+        "only the producer runs as a Job in streaming mode: {components:?}"
+    );
+}
+
+/// Streaming mode with real pods: the producer Job, the stream StatefulSet (two shards, each
+/// its pod index) and the dashboard start at once, and no sink, clean or load Job ever
+/// exists; the shards become ready and the pipeline Ready while the producer still runs; the
+/// fact table's row count grows with the micro-batches and ends at exactly the clean rows of
+/// the generated data. Then two shards become one: the old pods stop before the new one
+/// starts (never two shard counts at once), and the count stays exact.
+// One scenario on purpose: the resharding needs the loaded pipeline before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
+async fn real_node_streaming_statefulset_is_ready_and_loads_exactly_the_truth_while_resharding() {
     let client = client().await;
     let ns = node_namespace(&client, "node-stream").await;
     let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
-    // 3000 rows at 100 rows/s: the producer runs for about 30 s, over several 10 s cycles.
-    let (rows, seed, dirty, rate) = (3000u64, 29u64, 0.1f64, 100.0f64);
+    // 6000 rows at 100 rows/s: the producer runs for about a minute, over many 500 ms
+    // batches, long enough for the shards and the dashboard to be ready meanwhile.
+    let (rows, seed, dirty, rate) = (6000u64, 29u64, 0.1f64, 100.0f64);
     let manifest = node_pipeline(
         "live",
         json!({
             "mode": "streaming",
-            "streaming": {"intervalSeconds": 10},
-            "kafka": {"partitions": 2},
-            "source": {"generated": {"rows": rows, "seed": seed, "dirtyRate": dirty, "ratePerSecond": rate}},
-            "stages": {"clean": {"parallelism": 2}, "load": {"parallelism": 1}}
+            "streaming": {"batchIntervalMs": 500, "shards": 2},
+            "kafka": {"partitions": 4},
+            "source": {"generated": {"rows": rows, "seed": seed, "dirtyRate": dirty, "ratePerSecond": rate}}
         }),
     );
     let table = manifest["spec"]["hbase"]["table"]
@@ -203,8 +255,9 @@ async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
     let expected = ground_truth(rows, seed, dirty)["full"]["rows_out"]
         .as_i64()
         .expect("rows_out");
+    let tables = HbaseTables::new(HbaseConfig::new(service_env("HBASE_THRIFT")));
 
-    // The dashboard exists from the start, before any stage succeeded.
+    // The dashboard and the StatefulSet exist from the start, before any data.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     wait_long(
         "the dashboard Deployment",
@@ -212,31 +265,39 @@ async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
         || async { deployments.get_opt("live-dashboard").await.ok()? },
     )
     .await;
-    // The operator writes the status after it applies the objects: wait for the first one.
-    let early = wait_long("the first status", Duration::from_secs(60), || {
-        status_of(&api, "live")
-    })
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let sts = wait_long(
+        "the stream StatefulSet",
+        Duration::from_secs(60),
+        || async { statefulsets.get_opt("live-stream").await.ok()? },
+    )
     .await;
-    assert!(
-        early
-            .stages
-            .values()
-            .all(|s| s.state.as_str() != "Succeeded"),
-        "the dashboard should not wait for data: {:?}",
-        early.stages
-    );
-    let sink = job_of(&client, &ns, "live", "sink").await;
+    let spec = sts.spec.clone().expect("spec");
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    let c = spec
+        .template
+        .spec
+        .as_ref()
+        .map(|s| s.containers[0].clone())
+        .expect("container");
+    let args = c.args.clone().unwrap_or_default().join(" ");
+    assert!(args.starts_with("stream "), "{args}");
+    assert!(args.contains("--batch-interval 500ms"), "{args}");
+    assert!(args.contains("--shard 2"), "{args}");
+    let produce = job_of(&client, &ns, "live", "produce").await;
     assert_eq!(
-        sink.spec.as_ref().and_then(|s| s.suspend),
-        Some(false),
-        "the streaming sink is not gated on the producer"
+        produce
+            .spec
+            .as_ref()
+            .and_then(|s| s.active_deadline_seconds),
+        None,
+        "a paced streaming producer has no deadline"
     );
-    let sink_args = container_of(&sink).args.unwrap_or_default().join(" ");
-    assert!(!sink_args.contains("--until-caught-up"), "{sink_args}");
-    assert!(sink_args.contains("--roll-interval"), "{sink_args}");
 
-    // Follow the status: the loaded count of each cycle's load Job.
-    let mut loads: Vec<(String, i64)> = Vec::new();
+    // Follow the fact table while the producer runs; the pipeline becomes Ready meanwhile.
+    let mut counts: Vec<i64> = Vec::new();
+    let mut ready_while_producing = false;
     let deadline = Instant::now() + Duration::from_secs(480);
     let status = loop {
         let s = status_of(&api, "live").await.expect("status");
@@ -246,66 +307,143 @@ async fn real_node_streaming_cycles_load_a_growing_count_up_to_the_truth() {
             "{:?}",
             s.stages
         );
-        if let (Some(load), Some(loaded)) = (
-            s.stages.get("load"),
-            s.counts.as_ref().and_then(|c| c.loaded),
-        ) {
-            let job = load.job.clone().unwrap_or_default();
-            if load.state.as_str() == "Succeeded" && loads.last().map(|l| &l.0) != Some(&job) {
-                loads.push((job, loaded));
-            }
+        let producing = s
+            .stages
+            .get("produce")
+            .is_some_and(|p| p.state.as_str() == "Running");
+        if producing && condition(&s, "Ready").map(|c| c.0).as_deref() == Some("True") {
+            ready_while_producing = true;
+        }
+        let n = fact_rows(&tables, &table);
+        if counts.last() != Some(&n) {
+            counts.push(n);
         }
         let produced = s
             .stages
             .get("produce")
             .is_some_and(|p| p.state.as_str() == "Succeeded");
-        if produced && loads.last().is_some_and(|l| l.1 == expected) {
+        if produced
+            && n == expected
+            && condition(&s, "Ready").map(|c| c.0).as_deref() == Some("True")
+        {
             break s;
         }
         assert!(
+            n <= expected,
+            "more rows than the clean truth ({expected}): {counts:?}"
+        );
+        assert!(
             Instant::now() < deadline,
-            "not all {expected} rows loaded within 480 s; loads {loads:?}; status {s:?}\n{}",
+            "not all {expected} rows loaded within 480 s; rows seen {counts:?}; status {s:?}\n{}",
             describe(&ns)
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    eprintln!("rows loaded per cycle: {loads:?} (expected in the end: {expected})");
-    let counts: Vec<i64> = loads.iter().map(|l| l.1).collect();
+    assert_only_the_producer_job(&client, &ns).await;
+    eprintln!("fact table rows while streaming: {counts:?} (expected in the end: {expected})");
     assert!(
         counts.windows(2).all(|w| w[0] <= w[1]),
-        "loaded rows went down: {loads:?}"
+        "loaded rows went down: {counts:?}"
     );
-    let distinct: BTreeSet<i64> = counts.iter().copied().filter(|&n| n > 0).collect();
+    let distinct: BTreeSet<i64> = counts
+        .iter()
+        .copied()
+        .filter(|&n| n > 0 && n < expected)
+        .collect();
     assert!(
         distinct.len() >= 2,
-        "loaded rows did not grow over two cycles: {loads:?}"
+        "the row count did not grow in steps while the producer ran: {counts:?}"
     );
     assert!(
-        loads.iter().all(|l| l.0.contains("-c")),
-        "cycle Jobs: {loads:?}"
+        ready_while_producing,
+        "Ready while the producer still sent: {:?}",
+        status.conditions
     );
+    assert_eq!(
+        status.stages.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["produce", "stream"]
+    );
+    let stream = &status.stages["stream"];
+    assert_eq!(
+        stream.message.as_deref(),
+        Some("2/2 shards streaming"),
+        "{stream:?}"
+    );
+    assert_eq!((stream.ready, stream.completions), (Some(2), 2));
+    assert_eq!(status.cycle, None);
     let c = status.counts.clone().expect("counts");
     assert_eq!(c.produced, Some(rows as i64), "{c:?}");
-    assert_eq!(
-        status.phase.map(|p| p.as_str()),
-        Some("Ready"),
-        "{status:?}"
-    );
-    assert_eq!(
-        condition(&status, "Ingested").map(|c| c.0).as_deref(),
-        Some("True")
-    );
-    assert_eq!(
-        condition(&status, "DashboardAvailable")
-            .map(|c| c.0)
-            .as_deref(),
-        Some("True")
-    );
+    for cond in ["Ingested", "Cleaned", "Loaded", "DashboardAvailable"] {
+        assert_eq!(
+            condition(&status, cond).map(|c| c.0).as_deref(),
+            Some("True"),
+            "{cond}: {:?}",
+            status.conditions
+        );
+    }
+    // Each shard is its pod index.
+    let pods = pods_with(
+        &client,
+        &ns,
+        "app.kubernetes.io/instance=live,app.kubernetes.io/component=stream",
+    )
+    .await;
+    let indexes: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.labels().get("apps.kubernetes.io/pod-index").cloned())
+        .collect();
+    assert_eq!(indexes, BTreeSet::from(["0".to_string(), "1".to_string()]));
 
-    // HBase holds exactly those rows.
-    let tables = HbaseTables::new(HbaseConfig::new(service_env("HBASE_THRIFT")));
-    let fact = tables.table(&table).expect("fact table");
-    let stored = fact.scan(b"", b"", usize::MAX).expect("scan").len() as i64;
-    assert_eq!(stored, expected);
+    // Two shards become one: never both counts at once, and no row lost or doubled.
+    api.patch(
+        "live",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"streaming": {"shards": 1}}})),
+    )
+    .await
+    .expect("patch shards");
+    let mut seen_messages = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let shard_counts = running_shard_counts(&client, &ns, "live").await;
+        assert!(
+            shard_counts.len() <= 1,
+            "stream pods of two shard counts at once: {shard_counts:?}\n{}",
+            describe(&ns)
+        );
+        let s = status_of(&api, "live").await.expect("status");
+        if let Some(m) = s.stages.get("stream").and_then(|st| st.message.clone()) {
+            seen_messages.insert(m);
+        }
+        let sts = statefulsets.get("live-stream").await.expect("StatefulSet");
+        let ready = sts.status.as_ref().and_then(|st| st.ready_replicas) == Some(1);
+        let one = sts
+            .annotations()
+            .get("pipelines.ecom-pipeline.io/shards")
+            .map(String::as_str)
+            == Some("1");
+        if one && ready && condition(&s, "Ready").map(|c| c.0).as_deref() == Some("True") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not resharded to 1 within 300 s; messages {seen_messages:?}; status {s:?}\n{}",
+            describe(&ns)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("stream stage messages while resharding: {seen_messages:?}");
+    assert!(
+        seen_messages
+            .iter()
+            .any(|m| m.starts_with("resharding from 2 to 1")),
+        "{seen_messages:?}"
+    );
+    let after = running_shard_counts(&client, &ns, "live").await;
+    assert_eq!(after, BTreeSet::from(["1".to_string()]));
+    // The new shard resumes where the old ones committed: nothing more, nothing less.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(fact_rows(&tables, &table), expected);
+    assert_only_the_producer_job(&client, &ns).await;
     delete_namespace(&client, &ns).await;
 }

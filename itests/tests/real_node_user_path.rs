@@ -23,7 +23,7 @@ use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
 use ecom_jobs::store::{FileStore, TableStore};
 use ecom_operator::crd::EcomPipeline;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -396,6 +396,31 @@ async fn real_node_user_path_install_apply_browse_stream_uninstall() {
     })
     .await;
     eprintln!("live dashboard: {first} orders, then {grown}");
+    // What streams is the StatefulSet live-stream, its one shard ready; no sink, clean or load Job.
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), NS)
+        .get("live-stream")
+        .await
+        .expect("StatefulSet live-stream");
+    assert_eq!(
+        sts.status.as_ref().and_then(|s| s.ready_replicas),
+        Some(1),
+        "{}",
+        describe(NS)
+    );
+    let live_jobs = Api::<Job>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=live"))
+        .await
+        .expect("list Jobs");
+    let components: BTreeSet<String> = live_jobs
+        .items
+        .iter()
+        .filter_map(|j| j.labels().get("app.kubernetes.io/component").cloned())
+        .collect();
+    assert_eq!(
+        components,
+        BTreeSet::from(["produce".to_string()]),
+        "streaming runs only the producer as a Job"
+    );
     let live_panels = browse(&live, "live-dashboard");
     assert!(
         live_panels["kpis"]["orders"].as_i64() >= Some(grown),

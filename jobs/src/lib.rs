@@ -14,3 +14,4 @@ pub mod rules;
 pub mod runtime;
 pub mod sink;
 pub mod store;
+pub mod stream;

@@ -24,6 +24,7 @@ use crate::sink::SinkError;
 use crate::store::hdfs::HdfsFailure;
 use crate::store::kafka::KafkaLogError;
 use crate::store::{FileStoreError, LogError, TableError};
+use crate::stream::StreamError;
 
 /// Whether another attempt can succeed where this one failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,7 @@ pub fn class_of(e: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         LoadError,
         ProduceError,
         SinkError,
+        StreamError,
         GenerateError
     );
     None
@@ -159,6 +161,7 @@ impl IncrementalError {
         match self {
             IncrementalError::Files(e) => e.class(),
             IncrementalError::Clean(e) => e.class(),
+            IncrementalError::Table(e) => e.class(),
             IncrementalError::Parquet { source, .. } => Some(polars_class(source)),
             IncrementalError::Json { .. } | IncrementalError::BadShard(_) => {
                 Some(ErrorClass::Permanent)
@@ -198,6 +201,21 @@ impl SinkError {
         match self {
             SinkError::Log { source, .. } => source.class(),
             SinkError::Files(e) => e.class(),
+        }
+    }
+}
+
+impl StreamError {
+    /// By the error it holds; an undecodable report or mark never heals.
+    pub fn class(&self) -> Option<ErrorClass> {
+        match self {
+            StreamError::Log { source, .. } => source.class(),
+            StreamError::Files(e) => e.class(),
+            StreamError::Sink(e) => e.class(),
+            StreamError::Clean(e) => e.class(),
+            StreamError::Load(e) => e.class(),
+            StreamError::Table(e) => e.class(),
+            StreamError::Json { .. } => Some(ErrorClass::Permanent),
         }
     }
 }

@@ -171,10 +171,10 @@ const OUTBOX_FILES: usize = 8;
 const OUTBOX_BYTES: usize = 256 << 20;
 
 /// A full file, not yet written.
-struct Sealed {
-    name: RawFileName,
-    records: usize,
-    data: Vec<u8>,
+pub(crate) struct Sealed {
+    pub(crate) name: RawFileName,
+    pub(crate) records: usize,
+    pub(crate) data: Vec<u8>,
 }
 
 /// Full files waiting to be written, in the order they were sealed.
@@ -199,7 +199,7 @@ impl Outbox {
 /// into place in rounds: round k takes the k-th file of each partition, so a
 /// partition's files appear in offset order. Returns each file's name and
 /// record count.
-fn write_held(
+pub(crate) fn write_held(
     files: &dyn FileStore,
     cfg: &SinkConfig,
     held: Vec<Sealed>,

@@ -1,6 +1,7 @@
 //! Builders: pure functions from a validated [`Pipeline`] to the objects the operator applies
-//! (a Job per stage, the dashboard Deployment and Service, the cleanup Job). They only read
-//! their arguments, so golden tests can pin every field.
+//! (a Job per stage, the stream StatefulSet of streaming mode in [`stream`], the dashboard
+//! Deployment and Service, the cleanup Job). They only read their arguments, so golden tests
+//! can pin every field.
 //!
 //! The stage containers' arguments are rendered from the typed commands of
 //! [`ecom_contract::command`] and their environment uses the names of [`ecom_contract::env`]:
@@ -31,7 +32,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ecom_contract::command::{self, Command, ProduceSource, SinkEnd};
 use ecom_contract::env as names;
 
-use crate::crd::{CleanStageSpec, Mode, ResourceAmounts, Resources, MIN_MAX_RUN_BYTES};
+use crate::crd::{CleanStageSpec, ResourceAmounts, Resources, MIN_MAX_RUN_BYTES};
 use crate::meta::{Stage, ANNOTATION_EXEC_HASH, LABEL_COMPONENT, LABEL_STAGE_KEY};
 use crate::validate::Pipeline;
 
@@ -46,22 +47,19 @@ const RUN_AS: i64 = 65532;
 /// Annotation: the generation a Job was built for.
 pub const ANNOTATION_GENERATION: &str = "pipelines.ecom-pipeline.io/generation";
 
+pub mod stream;
+
 /// Per-Job choices the plan makes (not in the spec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct JobOptions {
     /// Create or keep the Job suspended (`spec.suspend`).
     pub suspend: bool,
-    /// Streaming mode: the clean+load cycle this Job belongs to.
-    pub cycle: Option<i64>,
 }
 
-/// Name of a stage's Job: `<pipeline>-<stage>-<stage key>[-c<cycle>]`.
-pub fn job_name(p: &Pipeline, stage: Stage, cycle: Option<i64>) -> String {
-    let mut suffix = format!("{stage}-{}", p.stage_key(stage));
-    if let Some(c) = cycle {
-        suffix.push_str(&format!("-c{c}"));
-    }
-    p.owner.child_name(&suffix)
+/// Name of a stage's Job: `<pipeline>-<stage>-<stage key>`.
+pub fn job_name(p: &Pipeline, stage: Stage) -> String {
+    p.owner
+        .child_name(&format!("{stage}-{}", p.stage_key(stage)))
 }
 
 /// Name of the dashboard Deployment and Service.
@@ -331,25 +329,14 @@ pub fn clean_max_run_bytes(clean: &CleanStageSpec) -> Option<u64> {
     Some((above_base / 5).max(floor))
 }
 
-/// Streaming mode: seconds after which the sink commits a raw file even if it is not full,
-/// half the clean+load interval (5 to 60 s), so a cycle never waits long for recent records.
-pub fn streaming_roll_seconds(p: &Pipeline) -> i32 {
-    let interval = p
-        .spec
-        .streaming
-        .as_ref()
-        .map_or(300, |s| s.interval_seconds);
-    (interval / 2).clamp(5, 60)
-}
-
 fn s(v: impl ToString) -> String {
     v.to_string()
 }
 
-/// The Job of `stage`.
+/// The Job of `stage` (one of [`Stage::ALL`]; the stream stage is [`stream::statefulset`]).
 pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
     let spec = &p.spec;
-    let streaming = spec.mode == Mode::Streaming;
+    let streaming = p.is_streaming();
     let mut volumes = vec![empty_dir("work"), empty_dir("tmp")];
     let mut env = common_env();
     let mut extra_mounts = Vec::new();
@@ -372,7 +359,8 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
             spec.stages.clean.active_deadline_seconds,
             spec.stages.clean.parallelism,
         ),
-        Stage::Load => (
+        // Not a Job: built as the load would be if asked (the plan never does).
+        Stage::Load | Stage::Stream => (
             &spec.stages.load.resources,
             spec.stages.load.backoff_limit,
             spec.stages.load.active_deadline_seconds,
@@ -418,14 +406,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
             Command::Sink(command::Sink {
                 topic: spec.kafka.topic.clone(),
                 output: p.raw_url.clone(),
-                end: if streaming {
-                    // Commit raw files by time too, so every clean cycle sees recent records.
-                    SinkEnd::Continuous {
-                        roll_interval_secs: unsigned(streaming_roll_seconds(p)),
-                    }
-                } else {
-                    SinkEnd::UntilCaughtUp
-                },
+                end: SinkEnd::UntilCaughtUp,
                 kafka_properties: kafka_properties(p),
             })
         }
@@ -439,7 +420,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
                 shards,
             })
         }
-        Stage::Load => {
+        Stage::Load | Stage::Stream => {
             env.extend(hbase_env(p));
             Command::Load(command::Load {
                 input: p.clean_url.clone(),
@@ -475,9 +456,8 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
     if let Some(mounts) = container.volume_mounts.as_mut() {
         mounts.extend(extra_mounts);
     }
-    // Long-running streaming producer and sink have no deadline.
-    let deadline =
-        (!(streaming && matches!(stage, Stage::Produce | Stage::Sink))).then_some(deadline);
+    // The producer of a streaming pipeline may run for long (paced): it has no deadline.
+    let deadline = (!(streaming && stage == Stage::Produce)).then_some(deadline);
     if let Some(d) = deadline {
         // The stage gives up with a clear message shortly before Kubernetes would kill it.
         let own = (d - d / 20).max(1);
@@ -486,7 +466,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         }
     }
 
-    let name = job_name(p, stage, opts.cycle);
+    let name = job_name(p, stage);
     let mut meta = p.owner.child_meta(name, stage.as_str());
     let mut labels = meta.labels.take().unwrap_or_default();
     labels.insert(LABEL_STAGE_KEY.to_string(), p.stage_key(stage).to_string());

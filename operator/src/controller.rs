@@ -1,6 +1,7 @@
-//! The controller: watches `EcomPipeline`s and the Jobs, Deployments and Services they own,
-//! and reconciles each resource in phases (read, validate, plan/build, apply, status), with a
-//! finalizer that runs the cleanup policy, Events on failures and backoff on errors.
+//! The controller: watches `EcomPipeline`s and the Jobs, StatefulSets, Deployments and
+//! Services they own, and reconciles each resource in phases (read, validate, plan/build,
+//! apply, status), with a finalizer that runs the cleanup policy, Events on failures and
+//! backoff on errors.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
@@ -27,7 +28,7 @@ use crate::leader::{self, Elector, Held, LeaseConfig};
 use crate::meta::{Stage, FINALIZER, LABEL_COMPONENT, LABEL_INSTANCE};
 use crate::metrics::{self, Metrics};
 use crate::observe::{self, JobState};
-use crate::plan::{self, state, DashboardAction, Observed};
+use crate::plan::{self, state, DashboardAction, Observed, StreamAction};
 use crate::reach;
 use crate::status;
 use crate::validate;
@@ -257,7 +258,6 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         source,
     };
     let previous = obj.status.as_ref();
-    let now = Timestamp::now();
     let p = match validate::validate(obj) {
         Ok(p) => p,
         Err(e) => {
@@ -312,9 +312,19 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         .get_opt(&build::dashboard_name(&p))
         .await
         .map_err(read_err("the dashboard Deployment"))?;
+    // The stream StatefulSet by name, owned or not (the plan touches only an owned one).
+    let stream_name = build::stream::statefulset_name(&p);
+    let mut stream = Api::<StatefulSet>::namespaced(client.clone(), &ns)
+        .get_opt(&stream_name)
+        .await
+        .map_err(read_err("the stream StatefulSet"))?
+        .map(|s| observe::stream_run(&s, &pods, &uid));
     let mut runs: Vec<_> = jobs.iter().map(|j| observe::job_run(j, &pods)).collect();
     if ctx.probe_services {
         say_what_running_stages_wait_for(&p, &jobs, &mut runs).await;
+        if let Some(run) = stream.as_mut().filter(|_| p.is_streaming()) {
+            say_what_the_stream_waits_for(&p, run).await;
+        }
     }
 
     // Plan and apply.
@@ -322,8 +332,9 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         &p,
         &Observed {
             jobs: &runs,
+            stream: stream.as_ref(),
+            active: observe::active_pods(&pods),
             previous,
-            now,
         },
     );
     for job in &plan.create {
@@ -346,6 +357,25 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
             .await
             .map_err(apply_err)?;
         tracing::info!(resource = %resource, job = %job, "deleted Job");
+    }
+    match plan.stream.action {
+        StreamAction::Apply(shape) => {
+            apply::apply(client, &build::stream::statefulset(&p, shape))
+                .await
+                .map_err(apply_err)?;
+        }
+        StreamAction::Delete => {
+            apply::delete::<StatefulSet>(client, &ns, &stream_name)
+                .await
+                .map_err(apply_err)?;
+            tracing::info!(resource = %resource, statefulset = %stream_name, "deleted StatefulSet");
+        }
+        StreamAction::Keep => {}
+    }
+    if let Some((reason, note)) = &plan.stream.event {
+        tracing::info!(resource = %resource, statefulset = %stream_name, "{note}");
+        ctx.event(obj, EventType::Normal, reason, note.clone())
+            .await;
     }
     let dashboard_name = build::dashboard_name(&p);
     let mut dashboard_ready = deployment.as_ref().map(|d| {
@@ -401,8 +431,13 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
             .map_err(apply_err)?;
     }
     if became_ready {
+        let what = if p.is_streaming() {
+            "streaming"
+        } else {
+            "data loaded"
+        };
         let note = format!(
-            "data loaded; dashboard: {}",
+            "{what}; dashboard: {}",
             st.dashboard
                 .as_ref()
                 .map(|d| d.port_forward.clone())
@@ -436,6 +471,21 @@ async fn say_what_running_stages_wait_for(
         if let Some(u) = prober.first_unreachable(&reach::endpoints(p, stage)).await {
             run.waiting = Some(format!("waiting for {u}"));
         }
+    }
+}
+
+/// A stream StatefulSet whose pods are not stuck but one of whose services is unreachable
+/// waits for it (its pods retry, bounded by their failure streak): its status says so.
+async fn say_what_the_stream_waits_for(p: &validate::Pipeline, run: &mut observe::StreamRun) {
+    if run.waiting.is_some() || run.replicas == 0 || !run.owned {
+        return;
+    }
+    let mut prober = reach::Prober::default();
+    if let Some(u) = prober
+        .first_unreachable(&reach::endpoints(p, Stage::Stream))
+        .await
+    {
+        run.waiting = Some(format!("waiting for {u}"));
     }
 }
 
@@ -600,13 +650,15 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         failures: Mutex::new(HashMap::new()),
         probe_services: cfg.probe_services,
     });
-    let (jobs, deployments, services) = match &cfg.namespace {
+    let (jobs, statefulsets, deployments, services) = match &cfg.namespace {
         Some(ns) => (
             Api::<Job>::namespaced(client.clone(), ns),
+            Api::<StatefulSet>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -617,6 +669,8 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let mut lost_for_ctrl = lost_rx.clone();
     Controller::new(pipelines, watcher::Config::default())
         .owns(jobs, owned.clone())
+        // A stream pod becoming ready (or not) changes its StatefulSet's status.
+        .owns(statefulsets, owned.clone())
         .owns(deployments, owned.clone())
         .owns(services, owned)
         .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))

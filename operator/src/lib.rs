@@ -1,10 +1,11 @@
 //! The Kubernetes operator of ecom-pipeline: the `EcomPipeline` custom resource and the
-//! controller that reconciles it into ordered stage Jobs and a dashboard.
+//! controller that reconciles it into ordered stage Jobs (batch mode) or a producer Job and a
+//! stream StatefulSet (streaming mode), and a dashboard.
 //!
 //! Reconcile runs in phases, each in its own module: [`validate`] (spec to a typed value),
 //! [`plan`] and [`build`] (pure functions returning every desired object), [`apply`]
 //! (server-side apply with one field manager) and [`status`] (conditions and counts from the
-//! observed Jobs and pods).
+//! observed Jobs, StatefulSet and pods).
 
 pub mod apply;
 pub mod build;

@@ -14,17 +14,21 @@ pub const FIELD_MANAGER: &str = "ecom-operator";
 pub const FINALIZER: &str = "pipelines.ecom-pipeline.io/cleanup";
 /// Label: the `EcomPipeline` an object belongs to.
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
-/// Label: the part of the pipeline (a stage, `dashboard` or `cleanup`).
+/// Label: the part of the pipeline (a stage, `stream`, `dashboard` or `cleanup`).
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
-/// Label: the stage key of a Job.
+/// Label: the stage key of a Job or of the stream StatefulSet.
 pub const LABEL_STAGE_KEY: &str = "pipelines.ecom-pipeline.io/stage-key";
-/// Annotation: hash of a Job's execution settings (image, resources, limits); a failed Job
-/// whose settings changed is replaced.
+/// Annotation: hash of a workload's execution settings (image, resources, limits); a failed
+/// Job whose settings changed is replaced.
 pub const ANNOTATION_EXEC_HASH: &str = "pipelines.ecom-pipeline.io/exec-hash";
+/// Annotation of the stream StatefulSet: the shard count (`--shard COUNT`) its pods run
+/// with. When it differs from the desired count, the StatefulSet is scaled to zero before
+/// the new count starts, so no two pods ever own the same partition.
+pub const ANNOTATION_SHARDS: &str = "pipelines.ecom-pipeline.io/shards";
 /// Longest name of an `EcomPipeline` whose child names need no shortening.
 const MAX_BASE: usize = 40;
 
-/// A stage of the pipeline, in run order.
+/// A stage of the pipeline: the four Jobs in run order, then the streaming stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
     /// Source to Kafka.
@@ -35,10 +39,14 @@ pub enum Stage {
     Clean,
     /// Clean Parquet to HBase.
     Load,
+    /// Streaming mode: Kafka to raw files, clean runs and HBase in micro-batches, one
+    /// long-running pod per shard (a StatefulSet, not a Job).
+    Stream,
 }
 
 impl Stage {
-    /// Every stage in run order.
+    /// The stages run as Jobs, in run order (batch mode runs all four; streaming mode only
+    /// produce, beside the [`Stage::Stream`] StatefulSet).
     pub const ALL: [Stage; 4] = [Stage::Produce, Stage::Sink, Stage::Clean, Stage::Load];
 
     /// Lower-case name: the `ecom` subcommand, the status key and the label value.
@@ -48,12 +56,16 @@ impl Stage {
             Stage::Sink => "sink",
             Stage::Clean => "clean",
             Stage::Load => "load",
+            Stage::Stream => "stream",
         }
     }
 
     /// The stage named `s`.
     pub fn from_name(s: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|st| st.as_str() == s)
+        Stage::ALL
+            .into_iter()
+            .chain([Stage::Stream])
+            .find(|st| st.as_str() == s)
     }
 
     /// The stage as its summaries name it.
@@ -64,6 +76,7 @@ impl Stage {
             Stage::Sink => StageName::Sink,
             Stage::Clean => StageName::Clean,
             Stage::Load => StageName::Load,
+            Stage::Stream => StageName::Stream,
         }
     }
 }

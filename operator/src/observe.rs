@@ -1,15 +1,16 @@
-//! Observation: what the stage Jobs and their pods say, as plain values. Pure: counts come
-//! from the typed stage summaries ([`ecom_contract::summary`]) in the pods' termination
-//! messages, one per completion index, summed over the shards.
+//! Observation: what the stage Jobs, the stream StatefulSet and their pods say, as plain
+//! values. Pure: counts come from the typed stage summaries ([`ecom_contract::summary`]) in
+//! the pods' termination messages, one per completion index, summed over the shards.
 
 use std::collections::BTreeMap;
 
 use ecom_contract::summary::StageCounts;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::meta::{Stage, ANNOTATION_EXEC_HASH, LABEL_COMPONENT};
+use crate::meta::{Stage, ANNOTATION_EXEC_HASH, ANNOTATION_SHARDS, LABEL_COMPONENT};
 
 /// Pod label naming the Job (set by the Job controller).
 pub const POD_JOB_LABEL: &str = "batch.kubernetes.io/job-name";
@@ -138,11 +139,18 @@ const MAX_QUOTED_MESSAGE: usize = 1024;
 /// the kubelet's (`Error`, `OOMKilled`, ...); the message is the container's termination
 /// message (its last log lines under `FallbackToLogsOnError`), its last 1 KiB.
 pub fn last_pod_failure(job: &str, pods: &[Pod]) -> Option<String> {
+    last_failure_in(pods.iter().filter(|p| of_job(p, job)))
+}
+
+/// Whether `pod` belongs to Job `job`.
+fn of_job(pod: &Pod, job: &str) -> bool {
+    pod.labels().get(POD_JOB_LABEL).map(String::as_str) == Some(job)
+}
+
+/// [`last_pod_failure`] over `pods`.
+fn last_failure_in<'a>(pods: impl Iterator<Item = &'a Pod>) -> Option<String> {
     let mut failures: Vec<(String, &str, _)> = Vec::new();
     for pod in pods {
-        if pod.labels().get(POD_JOB_LABEL).map(String::as_str) != Some(job) {
-            continue;
-        }
         let statuses = pod
             .status
             .as_ref()
@@ -194,10 +202,12 @@ const STUCK_REASONS: [&str; 8] = [
 /// reason of [`STUCK_REASONS`], or the pod's `PodScheduled` condition being false. `None`
 /// while every pod is merely starting or running.
 pub fn pod_waiting(job: &str, pods: &[Pod]) -> Option<String> {
+    waiting_in(pods.iter().filter(|p| of_job(p, job)))
+}
+
+/// [`pod_waiting`] over `pods`.
+fn waiting_in<'a>(pods: impl Iterator<Item = &'a Pod>) -> Option<String> {
     for pod in pods {
-        if pod.labels().get(POD_JOB_LABEL).map(String::as_str) != Some(job) {
-            continue;
-        }
         let Some(status) = pod.status.as_ref() else {
             continue;
         };
@@ -274,6 +284,120 @@ pub fn job_run(job: &Job, pods: &[Pod]) -> JobRun {
         suspend: spec.suspend.unwrap_or(false),
         name,
     }
+}
+
+/// The stream StatefulSet and its pods, as the plan needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamRun {
+    /// Name of the StatefulSet.
+    pub name: String,
+    /// Whether the pipeline owns it (a controller owner reference with the pipeline's uid):
+    /// the operator applies and deletes only what it owns.
+    pub owned: bool,
+    /// Whether it is being deleted (`metadata.deletionTimestamp` set).
+    pub deleting: bool,
+    /// The shard count its pods run with ([`ANNOTATION_SHARDS`]), when readable.
+    pub shards: Option<i32>,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// Whether the status describes the current spec (`status.observedGeneration` has
+    /// reached `metadata.generation`).
+    pub observed: bool,
+    /// `status.replicas`: pods the controller has created and not yet seen gone.
+    pub status_replicas: i32,
+    /// `status.currentReplicas`.
+    pub current_replicas: i32,
+    /// `status.readyReplicas`.
+    pub ready_replicas: i32,
+    /// `status.updatedReplicas`.
+    pub updated_replicas: i32,
+    /// `status.currentRevision`.
+    pub current_revision: Option<String>,
+    /// `status.updateRevision`.
+    pub update_revision: Option<String>,
+    /// Why one of its pods cannot run ([`pod_waiting`]), with the last failed container's
+    /// end ([`last_pod_failure`]) when it crash-loops.
+    pub waiting: Option<String>,
+}
+
+impl StreamRun {
+    /// Whether a rollout of a new pod template is under way.
+    pub fn rolling(&self) -> bool {
+        self.update_revision.is_some() && self.update_revision != self.current_revision
+    }
+}
+
+/// Whether `pod` is controlled by StatefulSet `name`.
+fn of_statefulset(pod: &Pod, name: &str) -> bool {
+    pod.owner_references()
+        .iter()
+        .any(|o| o.kind == "StatefulSet" && o.name == name && o.controller == Some(true))
+}
+
+/// `sts` and its pods (among `pods`) as a [`StreamRun`]; owned when its controller owner
+/// reference has uid `owner_uid`.
+pub fn stream_run(sts: &StatefulSet, pods: &[Pod], owner_uid: &str) -> StreamRun {
+    let name = sts.name_any();
+    let status = sts.status.clone().unwrap_or_default();
+    let owned = sts
+        .owner_references()
+        .iter()
+        .any(|o| o.uid == owner_uid && o.controller == Some(true));
+    let mine = || pods.iter().filter(|p| of_statefulset(p, &name));
+    let waiting = waiting_in(mine()).map(|w| match last_failure_in(mine()) {
+        Some(last) if w.contains("CrashLoopBackOff") => format!("{w}; last exit: {last}"),
+        _ => w,
+    });
+    StreamRun {
+        owned,
+        deleting: sts.metadata.deletion_timestamp.is_some(),
+        shards: sts
+            .annotations()
+            .get(ANNOTATION_SHARDS)
+            .and_then(|v| v.parse().ok()),
+        replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        observed: status.observed_generation >= sts.metadata.generation,
+        status_replicas: status.replicas,
+        current_replicas: status.current_replicas.unwrap_or(0),
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        updated_replicas: status.updated_replicas.unwrap_or(0),
+        current_revision: status.current_revision,
+        update_revision: status.update_revision,
+        waiting,
+        name,
+    }
+}
+
+/// Pods of a pipeline that have not finished, by what they write: two of them must never
+/// own the same Kafka partition or raw file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivePods {
+    /// Stream pods (of any StatefulSet, also one being deleted).
+    pub stream: usize,
+    /// Pods of the sink, clean and load Jobs of batch mode.
+    pub batch: usize,
+}
+
+/// The [`ActivePods`] among `pods` (those of one pipeline): pods not Succeeded or Failed,
+/// terminating ones included.
+pub fn active_pods(pods: &[Pod]) -> ActivePods {
+    let mut active = ActivePods::default();
+    for pod in pods {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        match pod
+            .labels()
+            .get(LABEL_COMPONENT)
+            .and_then(|c| Stage::from_name(c))
+        {
+            Some(Stage::Stream) => active.stream += 1,
+            Some(Stage::Sink | Stage::Clean | Stage::Load) => active.batch += 1,
+            _ => {}
+        }
+    }
+    active
 }
 
 #[cfg(test)]
@@ -418,6 +542,78 @@ mod tests {
             JobState::Failed {
                 reason: "DeadlineExceeded".into(),
                 message: "too slow".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_stream_statefulset_says_its_shards_and_why_a_pod_crash_loops() {
+        let sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "demo-stream", "generation": 4,
+                "annotations": {ANNOTATION_SHARDS: "2"},
+                "ownerReferences": [{"apiVersion": "v", "kind": "EcomPipeline", "name": "demo",
+                    "uid": "u1", "controller": true}]},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 4, "replicas": 2, "currentReplicas": 2,
+                "readyReplicas": 1, "updatedReplicas": 2, "currentRevision": "demo-stream-a",
+                "updateRevision": "demo-stream-a"}
+        }))
+        .expect("sts");
+        let stream_pod = |name: &str, sts: &str, state: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {LABEL_COMPONENT: "stream"},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "name": sts, "uid": "s", "controller": true}]},
+                "status": {"phase": "Running", "containerStatuses": [state]}
+            }))
+            .expect("pod")
+        };
+        let looping = json!({"name": "stream", "image": "i", "imageID": "", "ready": false,
+            "restartCount": 3,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                "message": "HBase unreachable", "finishedAt": "2026-01-01T00:00:00Z"}}});
+        let running = json!({"name": "stream", "image": "i", "imageID": "", "ready": true,
+            "restartCount": 0, "state": {"running": {}}});
+        let pods = [
+            stream_pod("demo-stream-0", "demo-stream", running.clone()),
+            stream_pod("demo-stream-1", "demo-stream", looping.clone()),
+            stream_pod("other-stream-0", "other-stream", looping),
+        ];
+        let run = stream_run(&sts, &pods, "u1");
+        assert!(run.owned && run.observed && !run.rolling());
+        assert_eq!(run.shards, Some(2));
+        assert_eq!(
+            (run.replicas, run.status_replicas, run.ready_replicas),
+            (2, 2, 1)
+        );
+        assert_eq!(
+            run.waiting.as_deref(),
+            Some("pod demo-stream-1: CrashLoopBackOff: back-off 40s; last exit: pod demo-stream-1: Error (exit code 1): HBase unreachable")
+        );
+        assert!(!stream_run(&sts, &pods[..1], "other-uid").owned);
+        assert_eq!(stream_run(&sts, &pods[..1], "u1").waiting, None);
+
+        // Pods that have not finished, by what they write.
+        let job_pod = |component: &str, phase: &str| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": component, "labels": {LABEL_COMPONENT: component}},
+                "status": {"phase": phase}
+            }))
+            .expect("pod")
+        };
+        let all = [
+            stream_pod("demo-stream-0", "demo-stream", running),
+            job_pod("sink", "Running"),
+            job_pod("clean", "Succeeded"),
+            job_pod("load", "Pending"),
+            job_pod("produce", "Running"),
+        ];
+        assert_eq!(
+            active_pods(&all),
+            ActivePods {
+                stream: 1,
+                batch: 2
             }
         );
     }

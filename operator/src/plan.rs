@@ -1,23 +1,28 @@
-//! Planning: from the validated pipeline, the observed Jobs and the previous status, decide
-//! which Jobs to create, suspend, resume or delete, and whether the dashboard runs. Pure.
+//! Planning: from the validated pipeline, the observed Jobs, the stream StatefulSet and the
+//! previous status, decide which Jobs to create, suspend, resume or delete, what to do with
+//! the stream StatefulSet ([`stream`]) and whether the dashboard runs. Pure.
 //!
-//! Order: produce and sink first (in batch mode the sink is created suspended and resumed
-//! when the producer succeeded, so `--until-caught-up` sees every record), then clean, then
-//! load, then the dashboard (immediately in streaming mode). A stage whose Job succeeded for
-//! the current stage key is never re-run: the success is remembered in the status, so a
-//! TTL-deleted Job or an operator restart changes nothing.
+//! Batch mode: produce and sink first (the sink is created suspended and resumed when the
+//! producer succeeded, so `--until-caught-up` sees every record), then clean, then load, then
+//! the dashboard. A stage whose Job succeeded for the current stage key is never re-run: the
+//! success is remembered in the status, so a TTL-deleted Job or an operator restart changes
+//! nothing. Streaming mode: the produce Job, the stream StatefulSet and the dashboard at once;
+//! no sink, clean or load Job. Sink, clean and load Jobs never run beside a stream pod.
+
+pub mod stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::jiff::Timestamp;
 
 use crate::build::{self, JobOptions};
-use crate::crd::{EcomPipelineStatus, Mode, StageStatus};
+use crate::crd::{EcomPipelineStatus, StageStatus};
 use crate::meta::Stage;
-use crate::observe::{JobRun, JobState};
+use crate::observe::{ActivePods, JobRun, JobState, StreamRun};
 use crate::validate::Pipeline;
+
+pub use stream::{StreamAction, StreamPlan};
 
 /// Stage states as written to the status.
 pub mod state {
@@ -53,10 +58,12 @@ pub enum DashboardAction {
 pub struct Observed<'a> {
     /// The Jobs of this pipeline.
     pub jobs: &'a [JobRun],
+    /// The StatefulSet with the stream stage's name, if one exists (owned or not).
+    pub stream: Option<&'a StreamRun>,
+    /// The pipeline's pods that have not finished.
+    pub active: ActivePods,
     /// The status before this reconcile.
     pub previous: Option<&'a EcomPipelineStatus>,
-    /// Now.
-    pub now: Timestamp,
 }
 
 /// The decisions of one reconcile.
@@ -71,73 +78,32 @@ pub struct Plan {
     pub delete: Vec<String>,
     /// The dashboard.
     pub dashboard: DashboardAction,
+    /// The stream StatefulSet.
+    pub stream: StreamPlan,
     /// Stage states to write to the status.
     pub stages: BTreeMap<String, StageStatus>,
-    /// Streaming mode: the current clean+load cycle.
-    pub cycle: Option<i64>,
-    /// Reconcile again after this long even without a change (next streaming cycle).
+    /// Reconcile again after this long even without a change.
     pub requeue_after: Option<Duration>,
-}
-
-fn secs(t: &str) -> Option<i64> {
-    t.parse::<Timestamp>().ok().map(|t| t.as_second())
-}
-
-/// The streaming cycle to run now, and how long until the next one is due.
-fn streaming_cycle(p: &Pipeline, obs: &Observed) -> (i64, Option<Duration>) {
-    let prev = obs.previous;
-    let cycle = prev.and_then(|s| s.cycle).unwrap_or(1).max(1);
-    let interval = i64::from(
-        p.spec
-            .streaming
-            .as_ref()
-            .map_or(300, |s| s.interval_seconds),
-    );
-    let load = prev.and_then(|s| s.stages.get(Stage::Load.as_str()));
-    let done_at = load
-        .filter(|l| {
-            l.state == state::SUCCEEDED
-                && l.job.as_deref() == Some(&build::job_name(p, Stage::Load, Some(cycle)))
-        })
-        .and_then(|l| l.completion_time.as_deref().and_then(secs));
-    match done_at {
-        Some(t) => {
-            let due = t + interval;
-            let now = obs.now.as_second();
-            if now >= due {
-                (cycle + 1, None)
-            } else {
-                let wait = u64::try_from(due - now).unwrap_or(1);
-                (cycle, Some(Duration::from_secs(wait)))
-            }
-        }
-        None => (cycle, None),
-    }
 }
 
 /// Plans one reconcile of `p`.
 pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
-    let streaming = p.spec.mode == Mode::Streaming;
-    let (cycle, requeue_after) = if streaming {
-        let (c, r) = streaming_cycle(p, obs);
-        (Some(c), r)
+    let streaming = p.is_streaming();
+    // Streaming mode runs only the producer as a Job; the stream StatefulSet does the rest.
+    let job_stages: &[Stage] = if streaming {
+        &[Stage::Produce]
     } else {
-        (None, None)
+        &Stage::ALL
     };
-    let cycle_of = |s: Stage| match s {
-        Stage::Clean | Stage::Load => cycle,
-        _ => None,
-    };
-    let names: BTreeMap<Stage, String> = Stage::ALL
-        .into_iter()
-        .map(|s| (s, build::job_name(p, s, cycle_of(s))))
+    let names: BTreeMap<Stage, String> = job_stages
+        .iter()
+        .map(|&s| (s, build::job_name(p, s)))
         .collect();
     let by_name: BTreeMap<&str, &JobRun> = obs.jobs.iter().map(|j| (j.name.as_str(), j)).collect();
 
     // Current state of every stage, from its Job or from the remembered status.
     let mut stages: BTreeMap<Stage, StageStatus> = BTreeMap::new();
-    for s in Stage::ALL {
-        let name = &names[&s];
+    for (&s, name) in &names {
         let remembered = obs
             .previous
             .and_then(|st| st.stages.get(s.as_str()))
@@ -164,6 +130,7 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
                         .summary
                         .clone()
                         .or_else(|| remembered.and_then(|r| r.summary.clone())),
+                    ..StageStatus::default()
                 }
             }
             None => match remembered.filter(|r| r.state == state::SUCCEEDED) {
@@ -184,26 +151,29 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
             .get(&s)
             .is_some_and(|st| st.state == state::SUCCEEDED)
     };
-    let exists = |s: Stage| by_name.contains_key(names[&s].as_str());
     let mut out = Plan {
         create: Vec::new(),
         set_suspend: Vec::new(),
         delete: Vec::new(),
         dashboard: DashboardAction::Keep,
+        stream: stream::plan_stream(p, obs),
         stages: BTreeMap::new(),
-        cycle,
-        requeue_after,
+        requeue_after: None,
     };
-    for s in Stage::ALL {
+    // Batch stages that write raw or clean files wait until no stream pod runs (after a
+    // switch from streaming mode): two writers must never own the same partition.
+    let stream_pods = obs.active.stream;
+    for (&s, name) in &names {
+        let writes = matches!(s, Stage::Sink | Stage::Clean | Stage::Load);
         let ready = match s {
             Stage::Produce | Stage::Sink => true,
-            Stage::Clean if streaming => exists(Stage::Sink) || done(&stages, Stage::Sink),
             Stage::Clean => done(&stages, Stage::Produce) && done(&stages, Stage::Sink),
-            Stage::Load => done(&stages, Stage::Clean),
+            Stage::Load | Stage::Stream => done(&stages, Stage::Clean),
         };
+        let blocked = writes && stream_pods > 0;
         let gated = !streaming && s == Stage::Sink && !done(&stages, Stage::Produce);
         let want_suspend = p.spec.suspend || gated;
-        let name = names[&s].clone();
+        let name = name.clone();
         let Some(st) = stages.get_mut(&s) else {
             continue;
         };
@@ -233,10 +203,13 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
                 }
             },
             None if st.state == state::SUCCEEDED => {}
+            None if ready && blocked && !p.spec.suspend => {
+                st.message = Some(format!("waiting for {stream_pods} stream pod(s) to stop"));
+                out.requeue_after = Some(RUNNING_RECHECK);
+            }
             None if ready && !p.spec.suspend => {
                 let opts = JobOptions {
                     suspend: want_suspend,
-                    cycle: cycle_of(s),
                 };
                 out.create.push(build::stage_job(p, s, opts));
                 st.state = if gated {
@@ -256,7 +229,8 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
         }
     }
 
-    // Unfinished Jobs of an outdated stage key or cycle stop.
+    // Unfinished Jobs of an outdated stage key stop, and in streaming mode every unfinished
+    // sink, clean or load Job.
     let current: BTreeSet<&str> = names.values().map(String::as_str).collect();
     for run in obs.jobs {
         if !current.contains(run.name.as_str())
@@ -274,6 +248,9 @@ pub fn plan(p: &Pipeline, obs: &Observed) -> Plan {
     } else {
         DashboardAction::Keep
     };
+    if let Some(st) = out.stream.status.clone() {
+        stages.insert(Stage::Stream, st);
+    }
     out.stages = stages
         .into_iter()
         .map(|(s, st)| (s.as_str().to_string(), st))
@@ -295,13 +272,14 @@ pub const RUNNING_RECHECK: Duration = Duration::from_secs(15);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::Mode;
     use crate::test_support::example;
     use crate::validate::validate;
     use kube::ResourceExt;
 
     fn run(p: &Pipeline, s: Stage, state: JobState, suspend: bool) -> JobRun {
         JobRun {
-            name: build::job_name(p, s, None),
+            name: build::job_name(p, s),
             state,
             succeeded: 1,
             completions: 1,
@@ -316,8 +294,14 @@ mod tests {
         }
     }
 
-    fn now() -> Timestamp {
-        "2026-01-01T00:10:00Z".parse().expect("time")
+    /// What a reconcile sees: `jobs`, no StatefulSet, no pod running.
+    fn seen<'a>(jobs: &'a [JobRun], previous: Option<&'a EcomPipelineStatus>) -> Observed<'a> {
+        Observed {
+            jobs,
+            stream: None,
+            active: ActivePods::default(),
+            previous,
+        }
     }
 
     fn created(plan: &Plan) -> Vec<String> {
@@ -330,11 +314,7 @@ mod tests {
     #[test]
     fn first_reconcile_creates_produce_and_a_gated_sink() {
         let p = validate(&example()).expect("valid");
-        let obs = Observed {
-            jobs: &[],
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&[], None);
         let plan = plan(&p, &obs);
         assert_eq!(created(&plan), ["produce", "sink"]);
         let sink = &plan.create[1];
@@ -351,11 +331,7 @@ mod tests {
             run(&p, Stage::Produce, JobState::Succeeded, false),
             run(&p, Stage::Sink, JobState::Suspended, true),
         ];
-        let obs = Observed {
-            jobs: &jobs,
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&jobs, None);
         let plan1 = plan(&p, &obs);
         assert!(plan1.create.is_empty());
         assert_eq!(plan1.set_suspend, [(jobs[1].name.clone(), false)]);
@@ -363,11 +339,7 @@ mod tests {
             run(&p, Stage::Produce, JobState::Succeeded, false),
             run(&p, Stage::Sink, JobState::Succeeded, false),
         ];
-        let obs = Observed {
-            jobs: &jobs,
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&jobs, None);
         assert_eq!(created(&plan(&p, &obs)), ["clean"]);
     }
 
@@ -378,11 +350,7 @@ mod tests {
             .into_iter()
             .map(|s| run(&p, s, JobState::Succeeded, false))
             .collect();
-        let obs = Observed {
-            jobs: &jobs,
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&jobs, None);
         let first = plan(&p, &obs);
         assert_eq!(first.dashboard, DashboardAction::Apply);
         let status = EcomPipelineStatus {
@@ -390,11 +358,7 @@ mod tests {
             ..EcomPipelineStatus::default()
         };
         // Every Job TTL-deleted: nothing is created again.
-        let obs = Observed {
-            jobs: &[],
-            previous: Some(&status),
-            now: now(),
-        };
+        let obs = seen(&[], Some(&status));
         let second = plan(&p, &obs);
         assert!(second.create.is_empty(), "{:?}", created(&second));
         assert_eq!(second.stages, first.stages);
@@ -405,18 +369,10 @@ mod tests {
         let mut obj = example();
         obj.spec.suspend = true;
         let p = validate(&obj).expect("valid");
-        let obs = Observed {
-            jobs: &[],
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&[], None);
         assert!(plan(&p, &obs).create.is_empty());
         let jobs = [run(&p, Stage::Produce, JobState::Running, false)];
-        let obs = Observed {
-            jobs: &jobs,
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&jobs, None);
         let plan = plan(&p, &obs);
         assert_eq!(plan.set_suspend, [(jobs[0].name.clone(), true)]);
         assert_eq!(plan.stages["produce"].state, state::SUSPENDED);
@@ -430,11 +386,7 @@ mod tests {
             message: "x".into(),
         };
         let jobs = [run(&p, Stage::Produce, failed, false)];
-        let obs = Observed {
-            jobs: &jobs,
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&jobs, None);
         let same = plan(&p, &obs);
         assert!(same.delete.is_empty() && same.create.iter().all(|j| j.name_any() != jobs[0].name));
         assert_eq!(same.stages["produce"].state, state::FAILED);
@@ -444,56 +396,99 @@ mod tests {
         assert_eq!(plan(&fixed, &obs).delete, [jobs[0].name.clone()]);
     }
 
-    #[test]
-    fn streaming_starts_the_dashboard_and_repeats_clean_and_load() {
-        let mut obj = example();
+    fn streaming(obj: &mut crate::crd::EcomPipeline) -> Pipeline {
         obj.spec.mode = Mode::Streaming;
         obj.spec.streaming = Some(crate::crd::StreamingSpec {
-            interval_seconds: 60,
+            shards: 2,
+            ..crate::crd::StreamingSpec::default()
         });
-        let p = validate(&obj).expect("valid");
-        let obs = Observed {
-            jobs: &[],
-            previous: None,
-            now: now(),
-        };
-        let first = plan(&p, &obs);
-        assert_eq!(created(&first), ["produce", "sink"]);
+        validate(obj).expect("valid")
+    }
+
+    #[test]
+    fn streaming_creates_the_producer_the_stream_and_the_dashboard_and_no_batch_job() {
+        let p = streaming(&mut example());
+        let first = plan(&p, &seen(&[], None));
+        assert_eq!(created(&first), ["produce"]);
         assert_eq!(
-            first.create[1].spec.as_ref().and_then(|s| s.suspend),
-            Some(false)
+            first.stream.action,
+            StreamAction::Apply(build::stream::StreamShape {
+                shards: 2,
+                replicas: 2
+            })
         );
         assert_eq!(first.dashboard, DashboardAction::Apply);
-        assert_eq!(first.cycle, Some(1));
-        // Cycle 1 loaded at 00:09:30; the next cycle is due at 00:10:30.
-        let mut status = EcomPipelineStatus {
-            cycle: Some(1),
-            stages: first.stages.clone(),
-            ..EcomPipelineStatus::default()
+        assert_eq!(
+            first.stages.keys().collect::<Vec<_>>(),
+            ["produce", "stream"]
+        );
+        assert_eq!(first.stages["stream"].state, state::RUNNING);
+        // Running: looked at again soon, so pod problems show.
+        assert_eq!(first.requeue_after, Some(RUNNING_RECHECK));
+        // A sink, clean or load Job left from before (batch mode, an older operator) stops.
+        let batch = validate(&example()).expect("valid");
+        let old: Vec<JobRun> = [Stage::Sink, Stage::Clean, Stage::Load]
+            .into_iter()
+            .map(|s| run(&batch, s, JobState::Running, false))
+            .collect();
+        let produce = run(&p, Stage::Produce, JobState::Running, false);
+        let jobs: Vec<JobRun> = old.iter().cloned().chain([produce]).collect();
+        let later = plan(&p, &seen(&jobs, None));
+        assert!(later.create.is_empty());
+        assert_eq!(
+            later.delete,
+            old.iter().map(|j| j.name.clone()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn streaming_suspended_scales_the_stream_to_zero() {
+        let mut obj = example();
+        obj.spec.suspend = true;
+        let p = streaming(&mut obj);
+        let planned = plan(&p, &seen(&[], None));
+        assert!(planned.create.is_empty());
+        assert_eq!(
+            planned.stream.action,
+            StreamAction::Apply(build::stream::StreamShape {
+                shards: 2,
+                replicas: 0
+            })
+        );
+        assert_eq!(planned.stages["stream"].state, state::SUSPENDED);
+    }
+
+    #[test]
+    fn batch_mode_deletes_the_stream_and_waits_for_its_pods() {
+        let p = validate(&example()).expect("valid");
+        let sts = StreamRun {
+            name: build::stream::statefulset_name(&p),
+            owned: true,
+            shards: Some(2),
+            replicas: 2,
+            ..StreamRun::default()
         };
-        let load = status.stages.get_mut("load").expect("load");
-        load.state = state::SUCCEEDED;
-        load.job = Some(build::job_name(&p, Stage::Load, Some(1)));
-        load.completion_time = Some("2026-01-01T00:09:30Z".into());
+        let jobs = [run(&p, Stage::Produce, JobState::Succeeded, false)];
         let obs = Observed {
-            jobs: &[],
-            previous: Some(&status),
-            now: now(),
+            stream: Some(&sts),
+            active: ActivePods {
+                stream: 2,
+                batch: 0,
+            },
+            ..seen(&jobs, None)
         };
-        let waiting = plan(&p, &obs);
-        assert_eq!(waiting.cycle, Some(1));
-        // The next cycle is due in 30 s; the running sink brings the recheck closer.
-        assert_eq!(waiting.requeue_after, Some(RUNNING_RECHECK));
-        let later = Observed {
-            now: "2026-01-01T00:11:00Z".parse().expect("time"),
-            ..obs
-        };
-        let next = plan(&p, &later);
-        assert_eq!(next.cycle, Some(2));
-        assert!(next.stages["clean"]
-            .job
-            .as_deref()
-            .is_some_and(|j| j.ends_with("-c2")));
+        let planned = plan(&p, &obs);
+        assert_eq!(planned.stream.action, StreamAction::Delete);
+        assert!(!planned.stages.contains_key("stream"));
+        // No sink while a stream pod still owns partitions.
+        assert!(planned.create.is_empty(), "{:?}", created(&planned));
+        assert_eq!(
+            planned.stages["sink"].message.as_deref(),
+            Some("waiting for 2 stream pod(s) to stop")
+        );
+        assert_eq!(planned.requeue_after, Some(RUNNING_RECHECK));
+        // Once they stopped (and the StatefulSet is gone), the sink starts.
+        assert_eq!(created(&plan(&p, &seen(&jobs, None))), ["sink"]);
     }
 
     #[test]
@@ -502,11 +497,7 @@ mod tests {
         let mut old = run(&p, Stage::Produce, JobState::Running, false);
         old.name = "demo-produce-00000000".into();
         let jobs = [old];
-        let obs = Observed {
-            jobs: &jobs,
-            previous: None,
-            now: now(),
-        };
+        let obs = seen(&jobs, None);
         assert_eq!(plan(&p, &obs).delete, ["demo-produce-00000000"]);
     }
 }

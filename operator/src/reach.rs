@@ -103,6 +103,8 @@ pub fn endpoints(p: &Pipeline, stage: Stage) -> Vec<Endpoint> {
         Stage::Sink => kafka().into_iter().chain(hdfs()).collect(),
         Stage::Clean => hdfs().collect(),
         Stage::Load => hdfs().chain(thrift()).collect(),
+        // Kafka is where a stream pod starts; every micro-batch then writes HDFS and HBase.
+        Stage::Stream => kafka().into_iter().chain(hdfs()).chain(thrift()).collect(),
     }
 }
 
@@ -231,6 +233,10 @@ mod tests {
         assert_eq!(
             services(Stage::Load),
             vec![Service::Hdfs, Service::HbaseThrift]
+        );
+        assert_eq!(
+            services(Stage::Stream),
+            vec![Service::Kafka, Service::Hdfs, Service::HbaseThrift]
         );
     }
 

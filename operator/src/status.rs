@@ -1,12 +1,16 @@
 //! Status: conditions, phase and counts computed from the planned stage states (which come
-//! from the observed Jobs) and the dashboard Deployment. Pure.
+//! from the observed Jobs and the stream StatefulSet) and the dashboard Deployment. Pure.
+//!
+//! Streaming mode keeps the condition types: Ingested holds while the producer runs (or
+//! has succeeded) and every stream shard is ready, Cleaned and Loaded while every shard is
+//! ready (each micro-batch is cleaned and loaded as it commits), Ready when those and the
+//! dashboard hold.
 
 use std::collections::BTreeMap;
 
 use crate::build;
 use crate::crd::{
-    Condition, ConditionStatus, Counts, DashboardStatus, EcomPipelineStatus, Mode, Phase,
-    StageStatus,
+    Condition, ConditionStatus, Counts, DashboardStatus, EcomPipelineStatus, Phase, StageStatus,
 };
 use crate::meta::Stage;
 use crate::plan::{state, Plan};
@@ -99,25 +103,16 @@ pub fn compute(
     now: &str,
 ) -> EcomPipelineStatus {
     let stages = &plan.stages;
-    let streaming = p.spec.mode == Mode::Streaming;
-    let ingested = if streaming {
-        let mut c = stage_cond("Ingested", stages, &["produce", "sink"]);
-        let running = ["sink"].iter().all(|n| {
-            stages
-                .get(*n)
-                .is_some_and(|s| s.state == state::RUNNING || s.state == state::SUCCEEDED)
-        });
-        if running && c.reason != "StageFailed" {
-            c.status = true;
-            c.reason = "Streaming".into();
-            c.message = "the sink is consuming the topic".into();
-        }
-        c
+    let streaming = p.is_streaming();
+    let (ingested, cleaned, loaded) = if streaming {
+        streaming_conds(stages, plan.stream.ready)
     } else {
-        stage_cond("Ingested", stages, &["produce", "sink"])
+        (
+            stage_cond("Ingested", stages, &["produce", "sink"]),
+            stage_cond("Cleaned", stages, &["clean"]),
+            stage_cond("Loaded", stages, &["load"]),
+        )
     };
-    let cleaned = stage_cond("Cleaned", stages, &["clean"]);
-    let loaded = stage_cond("Loaded", stages, &["load"]);
     let d = &p.spec.dashboard;
     let dashboard = if !d.enabled {
         Cond {
@@ -160,10 +155,16 @@ pub fn compute(
         .filter(|(_, s)| s.state == state::FAILED)
         .map(|(n, s)| format!("{n}: {}", s.message.clone().unwrap_or_default()))
         .collect();
+    // Streaming: Ingested holds only with every shard ready, so it says it all.
     let data_ok = if streaming {
         ingested.status
     } else {
         loaded.status
+    };
+    let ready_message = if streaming {
+        "streaming: every shard commits micro-batches and the dashboard is available"
+    } else {
+        "data loaded and dashboard available"
     };
     let ready = Cond {
         type_: "Ready",
@@ -182,7 +183,7 @@ pub fn compute(
         message: if !failed.is_empty() {
             failed.join("; ")
         } else if data_ok && dashboard_ok {
-            "data loaded and dashboard available".into()
+            ready_message.into()
         } else if data_ok {
             dashboard.message.clone()
         } else {
@@ -226,7 +227,7 @@ pub fn compute(
         conditions: settle(conds, p.generation, previous, now),
         counts: Some(counts(stages)),
         stages: stages.clone(),
-        cycle: plan.cycle,
+        cycle: None,
         dashboard: d.enabled.then(|| DashboardStatus {
             service: build::dashboard_name(p),
             port: d.port,
@@ -234,6 +235,47 @@ pub fn compute(
             ready_replicas: dashboard_ready.unwrap_or(0),
         }),
     }
+}
+
+/// Ingested, Cleaned and Loaded of streaming mode: true while the producer runs or has
+/// succeeded and every stream shard is ready (`stream_ready`), else what the producer or
+/// the stream stage says.
+fn streaming_conds(
+    stages: &BTreeMap<String, StageStatus>,
+    stream_ready: bool,
+) -> (Cond, Cond, Cond) {
+    let producing = stages
+        .get(Stage::Produce.as_str())
+        .is_some_and(|s| s.state == state::RUNNING || s.state == state::SUCCEEDED);
+    let shards = stages
+        .get(Stage::Stream.as_str())
+        .map_or(0, |s| s.completions);
+    // The stream first: while it is not ready, it is what the pipeline waits for.
+    let mut ingested = stage_cond("Ingested", stages, &["stream", "produce"]);
+    let mut cleaned = stage_cond("Cleaned", stages, &["stream"]);
+    let mut loaded = stage_cond("Loaded", stages, &["stream"]);
+    if stream_ready {
+        let holds = |c: &mut Cond, message: String| {
+            c.status = true;
+            c.reason = "Streaming".into();
+            c.message = message;
+        };
+        if producing && ingested.reason != "StageFailed" {
+            holds(
+                &mut ingested,
+                format!("{shards} stream shard(s) consume the topic"),
+            );
+        }
+        holds(
+            &mut cleaned,
+            "every micro-batch is cleaned as it commits".into(),
+        );
+        holds(
+            &mut loaded,
+            "every micro-batch is loaded as it commits".into(),
+        );
+    }
+    (ingested, cleaned, loaded)
 }
 
 fn degraded_is(conds: &[Cond]) -> bool {
@@ -303,7 +345,7 @@ pub fn invalid(
 mod tests {
     use super::*;
     use crate::crd::StageCounts;
-    use crate::observe::{JobRun, JobState};
+    use crate::observe::{ActivePods, JobRun, JobState, StreamRun};
     use crate::plan::{plan, Observed};
     use crate::test_support::example;
     use crate::validate::validate;
@@ -347,7 +389,7 @@ mod tests {
     /// The Job of `stage` in `state`, done when succeeded.
     fn run(p: &Pipeline, stage: Stage, state: JobState) -> JobRun {
         JobRun {
-            name: build::job_name(p, stage, None),
+            name: build::job_name(p, stage),
             succeeded: i32::from(state == JobState::Succeeded),
             state,
             completions: 1,
@@ -366,17 +408,22 @@ mod tests {
             .expect("Ready condition")
     }
 
-    /// The plan of `p` with `jobs`, at a fixed time.
-    fn planned(p: &Pipeline, jobs: &[JobRun]) -> Plan {
-        let now: k8s_openapi::jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("t");
+    /// The plan of `p` with `jobs` and the stream StatefulSet `stream`.
+    fn planned_with(p: &Pipeline, jobs: &[JobRun], stream: Option<&StreamRun>) -> Plan {
         plan(
             p,
             &Observed {
                 jobs,
+                stream,
+                active: ActivePods::default(),
                 previous: None,
-                now,
             },
         )
+    }
+
+    /// The plan of `p` with `jobs`.
+    fn planned(p: &Pipeline, jobs: &[JobRun]) -> Plan {
+        planned_with(p, jobs, None)
     }
 
     #[test]
@@ -431,5 +478,51 @@ mod tests {
             ready.message,
             "produce is running: waiting for Kafka at kafka:9092: connection refused"
         );
+    }
+
+    #[test]
+    fn streaming_is_ready_when_every_shard_and_the_dashboard_are() {
+        let mut obj = example();
+        obj.spec.mode = crate::crd::Mode::Streaming;
+        let p = validate(&obj).expect("valid");
+        let produce = run(&p, Stage::Produce, JobState::Running);
+        let mut sts = StreamRun {
+            name: build::stream::statefulset_name(&p),
+            owned: true,
+            shards: Some(1),
+            replicas: 1,
+            observed: true,
+            status_replicas: 1,
+            current_replicas: 1,
+            ..StreamRun::default()
+        };
+        let starting = planned_with(&p, std::slice::from_ref(&produce), Some(&sts));
+        let s = compute(&p, &starting, Some(1), None, "2026-01-01T00:00:00Z");
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(ready_of(&s).message, "stream is running: 0/1 shards ready");
+        assert_eq!(s.cycle, None);
+        sts.ready_replicas = 1;
+        let up = planned_with(&p, std::slice::from_ref(&produce), Some(&sts));
+        let s = compute(&p, &up, Some(1), None, "2026-01-01T00:00:00Z");
+        assert_eq!(s.phase, Some(Phase::Ready), "{:?}", s.conditions);
+        for c in ["Ingested", "Cleaned", "Loaded"] {
+            let cond = s.conditions.iter().find(|x| x.type_ == c).expect(c);
+            assert_eq!(
+                (cond.status, cond.reason.as_str()),
+                (ConditionStatus::True, "Streaming")
+            );
+        }
+        assert_eq!(
+            s.stages.keys().collect::<Vec<_>>(),
+            ["produce", "stream"],
+            "no sink, clean or load stage in streaming mode"
+        );
+        assert_eq!(
+            s.stages["stream"].message.as_deref(),
+            Some("1/1 shards streaming")
+        );
+        // Without the dashboard it is not Ready yet.
+        let s = compute(&p, &up, Some(0), None, "2026-01-01T00:00:00Z");
+        assert_eq!(ready_of(&s).reason, "DashboardNotAvailable");
     }
 }

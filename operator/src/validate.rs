@@ -12,7 +12,7 @@
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::crd::{EcomPipeline, EcomPipelineSpec};
+use crate::crd::{EcomPipeline, EcomPipelineSpec, Mode, StreamingSpec};
 use crate::meta::{short_hash, Owner, Stage};
 
 /// Errors of validation.
@@ -43,7 +43,7 @@ pub struct Pipeline {
     pub clean_url: String,
     /// `host:port` of the HBase Thrift server.
     pub thrift: String,
-    keys: [String; 4],
+    keys: [String; 5],
 }
 
 impl Pipeline {
@@ -54,8 +54,8 @@ impl Pipeline {
         &self.keys[stage as usize]
     }
 
-    /// Hash of a stage's execution settings (for load also the Thrift transport and
-    /// protocol); a failed Job with other settings is replaced.
+    /// Hash of a stage's execution settings (for load and stream also the Thrift transport
+    /// and protocol); a failed Job with other settings is replaced.
     pub fn exec_hash(&self, stage: Stage) -> String {
         let s = &self.spec;
         let settings = match stage {
@@ -67,6 +67,11 @@ impl Pipeline {
                 s.hbase.thrift_transport,
                 s.hbase.thrift_protocol
             ]),
+            Stage::Stream => json!([
+                self.streaming(),
+                s.hbase.thrift_transport,
+                s.hbase.thrift_protocol
+            ]),
         };
         let v = json!([s.image, s.image_pull_policy, s.kafka.security, settings]);
         short_hash(v.to_string().as_bytes())
@@ -75,6 +80,16 @@ impl Pipeline {
     /// The run key summarising all stage keys (shown in status).
     pub fn run_key(&self) -> &str {
         self.stage_key(Stage::Load)
+    }
+
+    /// Whether the pipeline runs in streaming mode.
+    pub fn is_streaming(&self) -> bool {
+        self.spec.mode == Mode::Streaming
+    }
+
+    /// The streaming settings, their defaults when `spec.streaming` is absent.
+    pub fn streaming(&self) -> StreamingSpec {
+        self.spec.streaming.clone().unwrap_or_default()
     }
 }
 
@@ -115,7 +130,7 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
     })
 }
 
-fn stage_keys(spec: &EcomPipelineSpec, raw: &str, clean: &str, thrift: &str) -> [String; 4] {
+fn stage_keys(spec: &EcomPipelineSpec, raw: &str, clean: &str, thrift: &str) -> [String; 5] {
     let k = &spec.kafka;
     let produce = json!([
         "produce",
@@ -137,7 +152,18 @@ fn stage_keys(spec: &EcomPipelineSpec, raw: &str, clean: &str, thrift: &str) -> 
     // The Thrift transport and protocol say how the load reaches HBase, not what it writes.
     let load = json!(["load", clean_key, thrift, h.table, h.salt_buckets]);
     let load = short_hash(load.to_string().as_bytes());
-    [produce, sink, clean_key, load]
+    // The stream stage writes what sink, clean and load write, from the produced topic.
+    let stream = json!([
+        "stream",
+        produce,
+        raw,
+        clean,
+        thrift,
+        h.table,
+        h.salt_buckets
+    ]);
+    let stream = short_hash(stream.to_string().as_bytes());
+    [produce, sink, clean_key, load, stream]
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use ecom_operator::build::stream::{self, StreamShape};
 use ecom_operator::build::{self, JobOptions};
 use ecom_operator::crd::{EcomPipeline, Mode, StreamingSpec, ThriftProtocol, ThriftTransport};
 use ecom_operator::meta::Stage;
@@ -21,11 +22,13 @@ fn pipeline(name: &str) -> Pipeline {
     validate(&fixture(name)).expect("fixture is valid")
 }
 
+/// The example in streaming mode with the default streaming settings but two shards.
 fn streaming() -> Pipeline {
     let mut obj = fixture("example");
     obj.spec.mode = Mode::Streaming;
     obj.spec.streaming = Some(StreamingSpec {
-        interval_seconds: 120,
+        shards: 2,
+        ..StreamingSpec::default()
     });
     validate(&obj).expect("valid")
 }
@@ -72,10 +75,7 @@ fn produce_job_with_generated_source() {
 
 #[test]
 fn sink_job_gated_until_produce_succeeds() {
-    let opts = JobOptions {
-        suspend: true,
-        cycle: None,
-    };
+    let opts = JobOptions { suspend: true };
     golden(
         "job-sink-gated",
         &build::stage_job(&pipeline("example"), Stage::Sink, opts),
@@ -181,19 +181,68 @@ fn indexed_clean_and_load_jobs() {
 }
 
 #[test]
-fn streaming_jobs() {
+fn streaming_producer_and_stream_statefulset() {
     let p = streaming();
+    // A paced producer may run long: no deadline in streaming mode.
     golden(
-        "job-sink-streaming",
-        &build::stage_job(&p, Stage::Sink, JobOptions::default()),
+        "job-produce-streaming",
+        &build::stage_job(&p, Stage::Produce, JobOptions::default()),
     );
-    let opts = JobOptions {
-        suspend: false,
-        cycle: Some(2),
-    };
     golden(
-        "job-clean-streaming-cycle",
-        &build::stage_job(&p, Stage::Clean, opts),
+        "statefulset-stream",
+        &stream::statefulset(&p, StreamShape::desired(&p)),
+    );
+}
+
+/// Three shards over SASL_SSL: the CA mounted, the credentials only as Secret-backed env,
+/// the shard index from the pod index, the streaming settings in the flags.
+#[test]
+fn stream_statefulset_with_sasl_tls_and_resources() {
+    let p = pipeline("streaming-secure");
+    let sts = stream::statefulset(&p, StreamShape::desired(&p));
+    golden("statefulset-stream-sasl-tls", &sts);
+    let spec = sts.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    let c = &spec.template.spec.expect("pod spec").containers[0];
+    let args = c.args.clone().unwrap_or_default().join(" ");
+    assert!(
+        args.contains("--batch-interval 500ms --max-batch-records 50000 --shard 3"),
+        "{args}"
+    );
+    assert!(!args.contains("sasl.password"), "{args}");
+    let env = |name: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .clone()
+    };
+    let index = env("ECOM_SHARD_INDEX").value_from.expect("downward API");
+    assert_eq!(
+        index.field_ref.map(|f| f.field_path).as_deref(),
+        Some("metadata.labels['apps.kubernetes.io/pod-index']")
+    );
+    for var in ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"] {
+        let e = env(var);
+        assert!(e.value.is_none(), "{var} has a literal value");
+        assert!(e.value_from.and_then(|v| v.secret_key_ref).is_some());
+    }
+    // Suspended: no pod, the same template.
+    let mut obj = fixture("streaming-secure");
+    obj.spec.suspend = true;
+    let suspended = validate(&obj).expect("valid");
+    let shape = StreamShape::desired(&suspended);
+    assert_eq!(shape.replicas, 0);
+    let zero = stream::statefulset(&suspended, shape).spec.expect("spec");
+    assert_eq!(zero.replicas, Some(0));
+    assert_eq!(
+        zero.template,
+        stream::statefulset(&p, StreamShape::desired(&p))
+            .spec
+            .expect("spec")
+            .template
     );
 }
 
@@ -237,8 +286,8 @@ fn framed_compact_thrift_reaches_load_dashboard_and_cleanup() {
     obj.spec.hbase.thrift_protocol = ThriftProtocol::Binary;
     let defaults = validate(&obj).expect("valid");
     assert_eq!(
-        build::job_name(&p, Stage::Load, None),
-        build::job_name(&defaults, Stage::Load, None)
+        build::job_name(&p, Stage::Load),
+        build::job_name(&defaults, Stage::Load)
     );
 }
 

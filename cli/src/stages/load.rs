@@ -1,7 +1,7 @@
 //! `ecom load`: committed clean runs into HBase.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use ecom_contract::command::flag;
@@ -9,12 +9,9 @@ use ecom_contract::env;
 use ecom_contract::summary::{LoadDetail, StageName};
 use ecom_jobs::load::{load_committed, LoadConfig};
 use ecom_jobs::runtime::Ticker;
-use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
-use ecom_jobs::store::{EmbeddedTables, TableStore};
 
-use super::{open_store, per_second, resolve_shard, run_stage, StageCommon};
+use super::{open_store, open_tables, per_second, resolve_shard, run_stage, StageCommon};
 use crate::progress::rows_bar;
-use crate::retry::Permanent;
 use crate::thrift_wire::ThriftWire;
 
 /// Flags of `ecom load`.
@@ -63,27 +60,14 @@ pub fn load(args: LoadArgs) -> Result<()> {
     run_stage(&args.common.options(StageName::Load), |clock, _| {
         let timeout = clock.call(args.common.call_timeout);
         let (files, dir) = open_store(&args.input, timeout)?;
-        let (tables, place): (Box<dyn TableStore>, String) = match (&args.store, &args.hbase_thrift)
-        {
-            (Some(file), _) => (
-                Box::new(EmbeddedTables::open(file)?),
-                file.display().to_string(),
-            ),
-            (None, Some(addr)) => {
-                let mut hcfg = args.thrift_wire.apply(HbaseConfig::new(addr));
-                hcfg.io_timeout = timeout.min(Duration::from_secs(30));
-                hcfg.deadline = clock.remaining();
-                hcfg.connections = args.concurrency.max(1);
-                (Box::new(HbaseTables::new(hcfg)), addr.clone())
-            }
-            (None, None) => {
-                return Err(Permanent(format!(
-                    "give --hbase-thrift HOST:PORT (or {}) or --store FILE",
-                    env::HBASE_THRIFT
-                ))
-                .into())
-            }
-        };
+        let (tables, place) = open_tables(
+            args.store.as_deref(),
+            args.hbase_thrift.as_deref(),
+            &args.thrift_wire,
+            clock,
+            timeout,
+            args.concurrency,
+        )?;
         let cfg = LoadConfig {
             table: args.table.clone(),
             salt_buckets: args.salt_buckets,

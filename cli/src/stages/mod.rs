@@ -12,6 +12,7 @@ mod clean;
 mod load;
 mod produce;
 mod sink;
+mod stream;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,9 +23,10 @@ use ecom_contract::summary::{StageName, Summary};
 use ecom_jobs::incremental::Shard;
 use ecom_jobs::retry::ErrorClass;
 use ecom_jobs::runtime::{self, parse_duration, Clock, Report, StageFailure, StageOptions};
+use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
 use ecom_jobs::store::kafka::{kafka_properties, KafkaConfig};
-use ecom_jobs::store::{FileStore, LocalFiles};
+use ecom_jobs::store::{EmbeddedTables, FileStore, LocalFiles, TableStore};
 use serde::Serialize;
 
 use crate::retry::{self, Permanent};
@@ -33,6 +35,7 @@ pub use clean::{clean_stage, CleanStageArgs};
 pub use load::{load, LoadArgs};
 pub use produce::{produce, ProduceArgs};
 pub use sink::{sink, SinkArgs};
+pub use stream::{stream, StreamArgs};
 
 /// Flags every stage shares.
 #[derive(Debug, Clone, clap::Args)]
@@ -92,9 +95,12 @@ fn run_stage<T: Serialize>(
     })?)
 }
 
-/// `--shard` resolved, INDEX from `JOB_COMPLETION_INDEX` when only COUNT is given.
+/// `--shard` resolved, INDEX from `ECOM_SHARD_INDEX` (a StatefulSet's pod index) or
+/// `JOB_COMPLETION_INDEX` (an Indexed Job's) when only COUNT is given.
 pub fn resolve_shard(flag: Option<&str>) -> Result<Shard> {
-    let index = std::env::var(env::JOB_COMPLETION_INDEX).ok();
+    let index = std::env::var(env::SHARD_INDEX)
+        .or_else(|_| std::env::var(env::JOB_COMPLETION_INDEX))
+        .ok();
     Ok(runtime::resolve_shard(flag, index.as_deref()).map_err(|e| Permanent(e.0))?)
 }
 
@@ -113,6 +119,36 @@ pub fn open_store(url: &str, timeout: Duration) -> Result<(Box<dyn FileStore>, S
             Box::new(LocalFiles::new("/")),
             abs.to_string_lossy().into_owned(),
         ))
+    }
+}
+
+/// The serving tables: an embedded store file (`--store`, which wins) or HBase over Thrift
+/// with `concurrency` connections; and a description of which.
+pub fn open_tables(
+    store: Option<&std::path::Path>,
+    hbase_thrift: Option<&str>,
+    wire: &crate::thrift_wire::ThriftWire,
+    clock: &Clock,
+    timeout: Duration,
+    concurrency: usize,
+) -> Result<(Box<dyn TableStore>, String)> {
+    match (store, hbase_thrift) {
+        (Some(file), _) => Ok((
+            Box::new(EmbeddedTables::open(file)?),
+            file.display().to_string(),
+        )),
+        (None, Some(addr)) => {
+            let mut hcfg = wire.apply(HbaseConfig::new(addr));
+            hcfg.io_timeout = timeout.min(Duration::from_secs(30));
+            hcfg.deadline = clock.remaining();
+            hcfg.connections = concurrency.max(1);
+            Ok((Box::new(HbaseTables::new(hcfg)), addr.to_string()))
+        }
+        (None, None) => Err(Permanent(format!(
+            "give --hbase-thrift HOST:PORT (or {}) or --store FILE",
+            env::HBASE_THRIFT
+        ))
+        .into()),
     }
 }
 

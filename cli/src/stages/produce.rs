@@ -38,6 +38,10 @@ pub struct ProduceArgs {
     /// Dirty fraction of generated rows.
     #[arg(long = flag::DIRTY_RATE, default_value_t = 0.05)]
     dirty_rate: f64,
+    /// Timestamps of generated rows: spread over 90 days, constant, or `now` (the time each
+    /// row is sent: a live feed).
+    #[arg(long, value_enum, default_value = "spread", requires = "generate_rows")]
+    timestamps: crate::Timestamps,
     /// Write the generator's ground truth (JSON) here.
     #[arg(long)]
     truth: Option<PathBuf>,
@@ -156,6 +160,7 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
                 rows,
                 seed: args.seed,
                 dirty_rate: args.dirty_rate,
+                timestamps: args.timestamps.mode(),
                 ..Default::default()
             })?;
             let mut reader = BufReader::with_capacity(

@@ -65,6 +65,7 @@ pub fn needed_in_pipeline_namespace() -> Vec<Perm> {
     ];
     for verb in ["get", "list", "watch", "create", "patch", "delete"] {
         v.push(p(verb, "batch", "jobs"));
+        v.push(p(verb, "apps", "statefulsets"));
         v.push(p(verb, "apps", "deployments"));
     }
     v
@@ -111,8 +112,14 @@ pub fn forbidden() -> Vec<Perm> {
         p("update", "batch", "jobs"),
         p("deletecollection", "batch", "jobs"),
         p("update", "apps", "deployments"),
+        p("update", "apps", "statefulsets"),
+        Perm {
+            sub: "scale",
+            ..p("update", "apps", "statefulsets")
+        },
+        p("deletecollection", "apps", "statefulsets"),
         p("create", "apps", "daemonsets"),
-        p("create", "apps", "statefulsets"),
+        p("create", "apps", "replicasets"),
         p("create", PIPELINES, "ecompipelines"),
         p("delete", PIPELINES, "ecompipelines"),
         p("update", PIPELINES, "ecompipelines"),

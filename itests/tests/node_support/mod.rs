@@ -43,7 +43,14 @@ where
 /// What the cluster shows of a namespace when a wait fails.
 pub fn describe(ns: &str) -> String {
     let out = Command::new(service_env("KUBECTL"))
-        .args(["-n", ns, "get", "ecp,jobs,pods,deploy,svc", "-o", "wide"])
+        .args([
+            "-n",
+            ns,
+            "get",
+            "ecp,jobs,sts,pods,deploy,svc",
+            "-o",
+            "wide",
+        ])
         .env("KUBECONFIG", service_env("KUBECONFIG"))
         .output();
     match out {

@@ -52,6 +52,16 @@ pub struct Committed {
     pub uncovered: usize,
 }
 
+impl Committed {
+    /// Adds a run just committed (its manifest file is `len` bytes); `checkpointed`: a
+    /// checkpoint holding it was written.
+    pub fn record(&mut self, run: RunManifest, len: u64, checkpointed: bool) {
+        self.lens.insert(run.run.clone(), len);
+        self.runs.push(run);
+        self.uncovered = if checkpointed { 0 } else { self.uncovered + 1 };
+    }
+}
+
 /// Every committed run of `clean_dir`: from the newest checkpoint where it
 /// still matches the listing, the rest from their manifests.
 pub fn read_committed(

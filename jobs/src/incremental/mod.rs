@@ -48,7 +48,7 @@ mod staging;
 #[cfg(test)]
 mod tests;
 
-pub use checkpoint::{CHECKPOINT_DIR, CHECKPOINT_EVERY};
+pub use checkpoint::{read_committed, Committed, CHECKPOINT_DIR, CHECKPOINT_EVERY};
 pub use manifest::*;
 pub use run::*;
 pub use shard::*;
@@ -85,6 +85,9 @@ pub enum IncrementalError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// Looking up the ids earlier runs kept in the serving table failed.
+    #[error("looking up earlier order ids: {0}")]
+    Table(#[from] crate::store::TableError),
     /// A `--shard` value that is not `INDEX/COUNT` with `INDEX < COUNT`.
     #[error("invalid shard {0:?}: expected INDEX/COUNT with 0 <= INDEX < COUNT")]
     BadShard(String),

@@ -328,41 +328,106 @@ impl CleanRun<'_> {
 /// by an earlier run are dropped as it would drop them within itself.
 pub fn clean_next_run(
     run_cfg: &CleanRun,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<CleanRunSummary, IncrementalError> {
-    let (raw, out, clean_dir) = (run_cfg.raw, run_cfg.out, run_cfg.clean_dir.as_str());
-    let (cfg, shard) = (run_cfg.cfg.clone(), run_cfg.shard);
-    let started = Instant::now();
-    let committed = checkpoint::read_committed(out, clean_dir)?;
-    let runs = &committed.runs;
-    sweep_staging(out, clean_dir, runs, shard)?;
-    let done: HashSet<&str> = runs
+    let (out, clean_dir, shard) = (run_cfg.out, run_cfg.clean_dir.as_str(), run_cfg.shard);
+    let mut committed = checkpoint::read_committed(out, clean_dir)?;
+    sweep_staging(out, clean_dir, &committed.runs, shard)?;
+    let done: HashSet<&str> = committed
+        .runs
         .iter()
         .flat_map(|r| r.raw_files.iter().map(String::as_str))
         .collect();
-    let mut summary = CleanRunSummary {
-        shard: shard.to_string(),
-        ..Default::default()
-    };
+    let mut already_cleaned = 0;
     let mut pending = Vec::new();
     for entry in run_cfg.list_raw()? {
         if !shard.owns(&raw_shard_key(&entry.path)) {
             continue;
         }
         if done.contains(entry.path.as_str()) {
-            summary.already_cleaned += 1;
+            already_cleaned += 1;
         } else {
             pending.push(entry);
         }
     }
     if pending.is_empty() {
         tracing::info!(shard = %shard, "no new raw files");
-        return Ok(summary);
+        return Ok(CleanRunSummary {
+            shard: shard.to_string(),
+            already_cleaned,
+            ..Default::default()
+        });
     }
     // In path order: the store lists it so.
     let take = run_share(&pending, run_cfg.max_run_bytes);
-    summary.pending_after = (pending.len() - take) as u64;
+    let pending_after = (pending.len() - take) as u64;
     let pending: Vec<String> = pending.into_iter().take(take).map(|e| e.path).collect();
+    let runs = committed.runs.clone();
+    let mut known = CommittedRuns {
+        files: out,
+        runs: &runs,
+    };
+    let (mut summary, _) =
+        commit_run(run_cfg, pending, None, &mut committed, &mut known, progress)?;
+    summary.already_cleaned = already_cleaned;
+    summary.pending_after = pending_after;
+    Ok(summary)
+}
+
+/// Where a run looks up the order ids earlier runs kept, to drop them as duplicates.
+pub trait KnownIds {
+    /// Which of `ids` (whose range is `range`) an earlier committed run kept.
+    fn kept(
+        &mut self,
+        ids: &StringChunked,
+        range: &IdRange,
+    ) -> Result<HashSet<String>, IncrementalError>;
+
+    /// Learns the ids a run kept (range `range`), once it is committed.
+    fn committed(&mut self, _kept: &StringChunked, _range: Option<&IdRange>) {}
+}
+
+/// The ids in the Parquet files of committed runs (only runs whose [`IdRange`] overlaps).
+pub struct CommittedRuns<'a> {
+    /// Store of the clean directory.
+    pub files: &'a dyn FileStore,
+    /// The committed runs.
+    pub runs: &'a [RunManifest],
+}
+
+impl KnownIds for CommittedRuns<'_> {
+    fn kept(
+        &mut self,
+        _ids: &StringChunked,
+        range: &IdRange,
+    ) -> Result<HashSet<String>, IncrementalError> {
+        if self.runs.is_empty() {
+            return Ok(HashSet::new());
+        }
+        kept_ids(self.files, self.runs, range)
+    }
+}
+
+/// Cleans `pending` (raw file paths of `run_cfg.raw`, in order; `held`: their bytes, when the
+/// caller has them, else they are read) as one run and commits it in `run_cfg.clean_dir`,
+/// dropping ids `known` says earlier runs kept. `committed` (the
+/// runs committed before) gains the new run, and decides when a manifest checkpoint is due.
+/// Returns the run's summary and manifest.
+pub fn commit_run(
+    run_cfg: &CleanRun,
+    pending: Vec<String>,
+    held: Option<Vec<Vec<u8>>>,
+    committed: &mut Committed,
+    known: &mut dyn KnownIds,
+    mut progress: impl FnMut(u64),
+) -> Result<(CleanRunSummary, RunManifest), IncrementalError> {
+    let (raw, out, clean_dir) = (run_cfg.raw, run_cfg.out, run_cfg.clean_dir.as_str());
+    let (cfg, shard) = (run_cfg.cfg.clone(), run_cfg.shard);
+    let started = Instant::now();
+    let mut summary = CleanRunSummary {
+        shard: shard.to_string(),
+        ..Default::default()
+    };
     let shard_text = shard.to_string();
     let mut key: Vec<&str> = vec![&shard_text];
     key.extend(pending.iter().map(String::as_str));
@@ -373,8 +438,17 @@ pub fn clean_next_run(
 
     let dedup = cfg.rule_on(Rule::DuplicateOrderId);
     let mut cleaner = Cleaner::in_memory(cfg, &run_name);
-    for (path, data) in pending.iter().zip(raw.read_files(&pending)) {
-        cleaner.clean_reader(data?.as_slice(), &raw.describe(path), &mut progress)?;
+    match held {
+        Some(held) => {
+            for (path, data) in pending.iter().zip(held) {
+                cleaner.clean_reader(data.as_slice(), &raw.describe(path), &mut progress)?;
+            }
+        }
+        None => {
+            for (path, data) in pending.iter().zip(raw.read_files(&pending)) {
+                cleaner.clean_reader(data?.as_slice(), &raw.describe(path), &mut progress)?;
+            }
+        }
     }
     let (mut report, clean_rows) = cleaner.finish_frames()?;
     let cleaned = started.elapsed();
@@ -384,10 +458,9 @@ pub fn clean_next_run(
     };
     let ids = order_id_text(&clean_rows).map_err(pe)?;
     let ids = ids.str().map_err(pe)?;
-    // Only runs whose ids can meet this run's are read.
     let new_ids = IdRange::of(ids.iter());
     let seen = match &new_ids {
-        Some(new) if dedup && !runs.is_empty() => kept_ids(out, runs, new)?,
+        Some(new) if dedup => known.kept(ids, new)?,
         _ => HashSet::new(),
     };
     let split = partition_run(clean_rows, ids, new_ids, &seen, &run_name)?;
@@ -451,6 +524,12 @@ pub fn clean_next_run(
         .collect();
     dirs.sort();
     dirs.dedup();
+    let kept_ids = order_id_text(&split.df)
+        .and_then(|c| c.str().cloned())
+        .map_err(|source| IncrementalError::Parquet {
+            file: run_name.clone(),
+            source,
+        })?;
     encode_and_write(out, &dirs, small, &split.df, parts)?;
     drop(split.df);
     let written = started.elapsed();
@@ -466,9 +545,13 @@ pub fn clean_next_run(
         tracing::warn!(error = %e, "could not remove the empty staging directory");
     }
     // The run is committed; a checkpoint only saves later runs reading time.
+    let mut checkpointed = false;
     if committed.uncovered + 1 >= CHECKPOINT_EVERY {
-        if let Err(e) = checkpoint::write(out, clean_dir, &committed, &manifest, manifest_len) {
-            tracing::warn!(error = %e, "could not write a manifest checkpoint (the next run tries again)");
+        match checkpoint::write(out, clean_dir, committed, &manifest, manifest_len) {
+            Ok(()) => checkpointed = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not write a manifest checkpoint (the next run tries again)")
+            }
         }
     }
     tracing::info!(
@@ -484,7 +567,9 @@ pub fn clean_next_run(
     summary.run = Some(run);
     summary.raw_files = pending.len() as u64;
     summary.report = report;
-    Ok(summary)
+    known.committed(&kept_ids, manifest.order_ids.as_ref());
+    committed.record(manifest.clone(), manifest_len, checkpointed);
+    Ok((summary, manifest))
 }
 
 pub(super) fn to_json<T: Serialize>(

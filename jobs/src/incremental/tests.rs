@@ -441,6 +441,12 @@ impl FileStore for Observed {
     fn list(&self, dir: &str) -> Result<Vec<crate::store::files::FileEntry>, FileStoreError> {
         self.files.list(dir)
     }
+    fn list_hidden(
+        &self,
+        dir: &str,
+    ) -> Result<Vec<crate::store::files::FileEntry>, FileStoreError> {
+        self.files.list_hidden(dir)
+    }
     fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
         self.reads.lock().expect("lock").push(path.to_string());
         let data = self.files.read(path)?;

@@ -266,8 +266,8 @@ where
 }
 
 /// A shard flag resolved: `INDEX/COUNT`, or `COUNT` alone with INDEX from `completion_index`
-/// (the `JOB_COMPLETION_INDEX` Kubernetes gives each pod of an Indexed Job); the whole input
-/// without a flag.
+/// (the `JOB_COMPLETION_INDEX` Kubernetes gives each pod of an Indexed Job, or the pod index
+/// of a StatefulSet's pod in `ECOM_SHARD_INDEX`); the whole input without a flag.
 pub fn resolve_shard(
     flag: Option<&str>,
     completion_index: Option<&str>,
@@ -281,7 +281,8 @@ pub fn resolve_shard(
         (Some(s), _) if s.contains('/') && !s.starts_with('/') => parse(s),
         (Some(s), Some(i)) => parse(&format!("{i}/{}", s.trim_start_matches('/'))),
         (Some(s), None) => Err(ShardError(format!(
-            "--shard {s}: give INDEX/COUNT, or COUNT with {} set",
+            "--shard {s}: give INDEX/COUNT, or COUNT with {} or {} set",
+            ecom_contract::env::SHARD_INDEX,
             ecom_contract::env::JOB_COMPLETION_INDEX
         ))),
     }

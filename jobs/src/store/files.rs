@@ -95,6 +95,9 @@ pub trait FileStore: Send + Sync {
     fn remove_empty_dir(&self, _dir: &str) -> Result<bool, FileStoreError> {
         Ok(false)
     }
+    /// Hidden files directly under `dir` (names starting with `.`: temporary
+    /// files a writer had not renamed yet), sorted by path.
+    fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError>;
     /// Human-readable location of `path` (for reports and logs).
     fn describe(&self, path: &str) -> String;
     /// Subdirectories directly under `dir`, hidden ones included, sorted by
@@ -190,6 +193,20 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileStore
 }
 
 impl FileStore for LocalFiles {
+    fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+        let mut out: Vec<FileEntry> = self
+            .entries(dir)?
+            .into_iter()
+            .filter(|(name, meta)| name.starts_with('.') && meta.is_file())
+            .map(|(name, meta)| FileEntry {
+                path: child_path(dir, &name),
+                len: meta.len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
         let mut out: Vec<FileEntry> = self
             .entries(dir)?
@@ -343,6 +360,9 @@ pub(crate) mod testing {
     {
         fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
             self.files.list(dir)
+        }
+        fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+            self.files.list_hidden(dir)
         }
         fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
             self.files.read(path)

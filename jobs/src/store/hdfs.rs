@@ -309,6 +309,23 @@ impl HdfsFiles {
 }
 
 impl FileStore for HdfsFiles {
+    fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+        let mut out: Vec<FileEntry> = self
+            .statuses(dir)?
+            .into_iter()
+            .filter(|s| !s.isdir)
+            .filter_map(|s| {
+                let name = s.path.rsplit('/').next().unwrap_or(&s.path).to_string();
+                name.starts_with('.').then(|| FileEntry {
+                    path: child_path(dir, &name),
+                    len: s.length as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
         let mut out: Vec<FileEntry> = self
             .statuses(dir)?

@@ -1,9 +1,11 @@
 //! The message transport seam and its embedded backend: a partitioned,
 //! append-only local log (one file per partition), the stand-in for a Kafka topic.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Errors of a message log, naming the log file.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,89 @@ pub trait MessageLog {
     ) -> Result<Vec<(u64, Message)>, LogError>;
     /// The offset the next message of `partition` will get.
     fn end_offset(&self, partition: u32) -> Result<u64, LogError>;
+}
+
+/// A record a [`Tail`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Polled {
+    /// Partition.
+    pub partition: u32,
+    /// Offset in the partition.
+    pub offset: u64,
+    /// Payload (one raw TSV line).
+    pub value: Vec<u8>,
+    /// When the log received it (Kafka's record timestamp), milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Reads several partitions at once, from given offsets, as records arrive (the
+/// streaming stage's consumer).
+pub trait Tail {
+    /// Number of partitions of the log.
+    fn partitions(&self) -> u32;
+    /// Reads `positions` (partition -> next offset) from now on, and no other partition.
+    fn assign(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), LogError>;
+    /// Up to `max` records of the assigned partitions, each partition's in offset
+    /// order, waiting at most `wait` for the first.
+    fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Polled>, LogError>;
+}
+
+/// Any [`MessageLog`] as a [`Tail`], reading the partitions in turn (the
+/// embedded log; Kafka has its own).
+pub struct LogTail<L> {
+    log: L,
+    positions: BTreeMap<u32, u64>,
+}
+
+impl<L: MessageLog> LogTail<L> {
+    /// Tails `log`.
+    pub fn new(log: L) -> Self {
+        LogTail {
+            log,
+            positions: BTreeMap::new(),
+        }
+    }
+
+    /// The log.
+    pub fn log_mut(&mut self) -> &mut L {
+        &mut self.log
+    }
+}
+
+impl<L: MessageLog> Tail for LogTail<L> {
+    fn partitions(&self) -> u32 {
+        self.log.partitions()
+    }
+
+    fn assign(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), LogError> {
+        self.positions = positions.clone();
+        Ok(())
+    }
+
+    fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Polled>, LogError> {
+        let started = Instant::now();
+        loop {
+            let mut out = Vec::new();
+            for (&partition, next) in self.positions.iter_mut() {
+                if out.len() >= max {
+                    break;
+                }
+                for (offset, m) in self.log.read(partition, *next, max - out.len())? {
+                    *next = offset + 1;
+                    out.push(Polled {
+                        partition,
+                        offset,
+                        value: m.value,
+                        timestamp_ms: None,
+                    });
+                }
+            }
+            if !out.is_empty() || started.elapsed() >= wait {
+                return Ok(out);
+            }
+            std::thread::sleep(Duration::from_millis(10).min(wait));
+        }
+    }
 }
 
 /// The partition a key goes to (FNV-1a, stable across runs and platforms).

@@ -7,8 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod status;
+mod streaming;
 
 pub use status::*;
+pub use streaming::StreamingSpec;
 
 /// API group of the EcomPipeline resource.
 pub const GROUP: &str = "pipelines.ecom-pipeline.io";
@@ -19,7 +21,8 @@ pub const KIND: &str = "EcomPipeline";
 
 /// Desired state of an e-commerce analytics pipeline: transactions are produced into Kafka,
 /// sunk exactly once into raw files on HDFS, cleaned into Parquet, loaded into HBase and
-/// explored on a dashboard. The operator runs each stage as a Kubernetes Job, in order.
+/// explored on a dashboard. In batch mode the operator runs each stage as a Kubernetes Job,
+/// in order; in streaming mode one StatefulSet does sink, clean and load in micro-batches.
 // The printcolumn(...) arguments repeat keys on purpose (one column each).
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -95,15 +98,16 @@ pub struct EcomPipelineSpec {
     #[serde(default)]
     pub image_pull_policy: PullPolicy,
     /// `batch`: produce, sink, clean and load run once, in order, then the dashboard starts.
-    /// `streaming`: producer and sink keep running, clean and load repeat on an interval and
+    /// `streaming`: the producer keeps running and one long-running stream StatefulSet
+    /// commits micro-batches (raw files, a clean run, the HBase load) every batchIntervalMs;
     /// the dashboard starts immediately.
     #[serde(default)]
     pub mode: Mode,
     /// Settings of streaming mode (only with `mode: streaming`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming: Option<StreamingSpec>,
-    /// When true, the operator creates no new Jobs and suspends the unfinished ones; set back to
-    /// false to continue where the pipeline stopped.
+    /// When true, the operator creates no new Jobs, suspends the unfinished ones and scales the
+    /// stream StatefulSet to zero; set back to false to continue where the pipeline stopped.
     #[serde(default)]
     pub suspend: bool,
     /// Increase to run the whole pipeline again on purpose (finished stages are otherwise never
@@ -177,7 +181,7 @@ pub enum Mode {
     /// Every stage runs once, in order.
     #[default]
     Batch,
-    /// Producer and sink keep running; clean and load repeat on an interval.
+    /// The producer keeps running; a stream StatefulSet commits micro-batches.
     Streaming,
 }
 
@@ -189,20 +193,6 @@ pub enum CleanupPolicy {
     Retain,
     /// Delete the HDFS paths and the HBase table.
     Delete,
-}
-
-/// Settings of streaming mode.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StreamingSpec {
-    /// Seconds between the end of one clean+load cycle and the start of the next.
-    #[serde(default = "default_interval")]
-    #[schemars(range(min = 10, max = 86_400))]
-    pub interval_seconds: i32,
-}
-
-fn default_interval() -> i32 {
-    300
 }
 
 /// Kafka connection and topic.

@@ -31,7 +31,8 @@ pub struct EcomPipelineStatus {
     /// Row counts of the current run, read from the stage pods' termination messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<Counts>,
-    /// Streaming mode: the clean+load cycle in progress or last finished.
+    /// No longer written: streaming mode once counted clean+load cycles here (its stream
+    /// StatefulSet commits micro-batches continuously now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycle: Option<i64>,
     /// How to reach the dashboard.
@@ -69,6 +70,9 @@ pub struct StageStatus {
     /// Name of the stage's Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+    /// The stream stage: name of its StatefulSet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful_set: Option<String>,
     /// The run key this state belongs to; a Succeeded stage with the current key is never re-run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_key: Option<String>,
@@ -78,6 +82,9 @@ pub struct StageStatus {
     /// Pods (shards) the stage needs.
     #[serde(default)]
     pub completions: i32,
+    /// The stream stage: pods (shards) ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<i32>,
     /// Failure reason or other detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -96,20 +103,20 @@ pub struct Counts {
     /// Records the producer delivered to Kafka.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub produced: Option<i64>,
-    /// Records the sink wrote to raw files on HDFS (a streaming sink reports it when it stops).
+    /// Records the sink wrote to raw files on HDFS (batch mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sunk: Option<i64>,
-    /// Rows read by cleaning (in streaming mode: by the latest cycle).
+    /// Rows read by cleaning (batch mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clean_input: Option<i64>,
-    /// Rows kept by cleaning (in streaming mode: by the latest cycle).
+    /// Rows kept by cleaning (batch mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleaned: Option<i64>,
-    /// Rows dropped by cleaning, per rule (in streaming mode: by the latest cycle).
+    /// Rows dropped by cleaning, per rule (batch mode).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dropped: BTreeMap<String, i64>,
-    /// Rows loaded into HBase: every committed clean run is loaded, so in streaming mode this
-    /// is the total so far.
+    /// Rows loaded into HBase (batch mode; in streaming mode the stream pods report no counts
+    /// while they run: the dashboard shows what is loaded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loaded: Option<i64>,
 }

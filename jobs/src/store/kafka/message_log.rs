@@ -194,12 +194,21 @@ impl KafkaLog {
 }
 
 /// The consumer of `cfg`'s topic (manual assignment, no committed offsets).
-fn new_consumer(cfg: &KafkaConfig) -> Result<BaseConsumer, KafkaLogError> {
+pub(super) fn new_consumer(cfg: &KafkaConfig) -> Result<BaseConsumer, KafkaLogError> {
+    consumer_with(cfg, true)
+}
+
+/// A consumer of `cfg`'s topic; `partition_eof`: report reaching a partition's end (the
+/// tail, which never waits for an end, turns it off: librdkafka logs each one as an error).
+pub(super) fn consumer_with(
+    cfg: &KafkaConfig,
+    partition_eof: bool,
+) -> Result<BaseConsumer, KafkaLogError> {
     let mut c = cfg.base();
     c.set("group.id", format!("ecom-reader-{}", cfg.topic))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
+        .set("enable.partition.eof", partition_eof.to_string())
         .set("auto.offset.reset", "earliest")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608");

@@ -27,6 +27,7 @@ mod context;
 mod message_log;
 mod producer;
 mod properties;
+mod tail;
 mod topic;
 
 use rdkafka::error::KafkaError;
@@ -40,6 +41,7 @@ pub use properties::{
     kafka_properties, property_env_name, ENV_PROPERTY_PREFIX, ENV_SASL_PASSWORD, ENV_SASL_USERNAME,
     SECRET_PROPERTIES,
 };
+pub use tail::KafkaTail;
 pub use topic::{create_topic, topic_partitions};
 
 /// Errors of the Kafka backend, naming the bootstrap address and topic.
