@@ -154,6 +154,29 @@ pub struct Load {
     pub shards: Option<u32>,
 }
 
+/// `ecom stream`: one shard of the continuous streaming stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// Topic.
+    pub topic: String,
+    /// `hdfs://host:port/dir` of the raw files.
+    pub raw: String,
+    /// `hdfs://host:port/dir` of the clean runs.
+    pub clean: String,
+    /// Fact table.
+    pub table: String,
+    /// Row-key salt buckets.
+    pub salt_buckets: u32,
+    /// Milliseconds a record waits at most before its micro-batch commits.
+    pub batch_interval_ms: u32,
+    /// Records one micro-batch takes at most.
+    pub max_batch_records: u32,
+    /// Shards; each pod takes its index from [`env::SHARD_INDEX`].
+    pub shards: u32,
+    /// librdkafka properties.
+    pub kafka_properties: Vec<(String, String)>,
+}
+
 /// `ecom dashboard` reading HBase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dashboard {
@@ -189,6 +212,8 @@ pub enum Command {
     Dashboard(Dashboard),
     /// `ecom purge`.
     Purge(Purge),
+    /// `ecom stream`.
+    Stream(Stream),
 }
 
 /// Arguments under construction.
@@ -283,6 +308,18 @@ impl Command {
                 a.value(flag::HOST, &d.host)
                     .value(flag::PORT, d.port)
                     .value(flag::TABLE, &d.table);
+            }
+            Command::Stream(s) => {
+                a = Args::new(subcommand::STREAM);
+                a.value(flag::TOPIC, &s.topic)
+                    .value(flag::RAW, &s.raw)
+                    .value(flag::CLEAN, &s.clean)
+                    .value(flag::TABLE, &s.table)
+                    .value(flag::SALT_BUCKETS, s.salt_buckets)
+                    .value(flag::BATCH_INTERVAL, format!("{}ms", s.batch_interval_ms))
+                    .value(flag::MAX_BATCH_RECORDS, s.max_batch_records)
+                    .value(flag::SHARD, s.shards)
+                    .kafka(&s.kafka_properties);
             }
             Command::Purge(p) => {
                 a = Args::new(subcommand::PURGE);

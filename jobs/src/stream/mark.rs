@@ -31,6 +31,9 @@ pub struct LogEntry {
     pub rows: u64,
     /// When it was loaded, ms since the epoch.
     pub loaded_at_ms: i64,
+    /// Milliseconds from its oldest record reaching Kafka to it being loaded (unknown for a
+    /// run loaded after a restart).
+    pub lag_ms: Option<u64>,
 }
 
 impl LogEntry {

@@ -204,7 +204,8 @@ fn clean_run<'a>(stores: StreamStores<'a>, cfg: &StreamConfig) -> CleanRun<'a> {
 impl Streamer<'_> {
     /// Loads a committed run: its Parquet files, then its report, then its entry in the
     /// shard's log.
-    fn load_run(&mut self, run: &RunManifest) -> Result<u64, StreamError> {
+    /// `oldest`: the broker timestamp of the run's oldest record, when known.
+    fn load_run(&mut self, run: &RunManifest, oldest: Option<i64>) -> Result<u64, StreamError> {
         let out = self.stores.out;
         let inputs: Vec<LoadInput> = run
             .parquet_files
@@ -237,6 +238,7 @@ impl Streamer<'_> {
             report: file,
             rows: loaded.rows,
             loaded_at_ms: now_ms(),
+            lag_ms: oldest.map(|t| (now_ms() - t).max(0) as u64),
         };
         self.mark
             .log(self.stores.tables, &self.cfg.load, self.cfg.shard, &entry)?;
@@ -249,6 +251,7 @@ impl Streamer<'_> {
         &mut self,
         pending: Vec<String>,
         held: Option<Vec<Vec<u8>>>,
+        oldest: Option<i64>,
     ) -> Result<(u64, u64, Duration, Duration), StreamError> {
         let started = Instant::now();
         let run_cfg = clean_run(self.stores, self.cfg);
@@ -261,7 +264,7 @@ impl Streamer<'_> {
             |_| {},
         )?;
         let cleaned = started.elapsed();
-        let rows = self.load_run(&manifest)?;
+        let rows = self.load_run(&manifest, oldest)?;
         Ok((
             rows,
             summary.cross_run_duplicates,
@@ -309,7 +312,7 @@ impl Streamer<'_> {
                 .fold(true, |all, _| present.next().unwrap_or(false) && all);
             if !loaded {
                 tracing::info!(run = %run.run, "loading a run committed before a restart");
-                self.load_run(run)?;
+                self.load_run(run, None)?;
                 self.summary.recovered_runs += 1;
             }
         }
@@ -339,7 +342,7 @@ impl Streamer<'_> {
                 files = paths.len(),
                 "cleaning raw files committed before a restart"
             );
-            let (rows, dups, _, _) = self.clean_and_load(paths, None)?;
+            let (rows, dups, _, _) = self.clean_and_load(paths, None, None)?;
             self.summary.rows += rows;
             self.summary.cross_batch_duplicates += dups;
         }
@@ -383,7 +386,7 @@ impl Streamer<'_> {
         write_held(self.stores.raw, &self.sink, parts.into_values().collect())?;
         let raw_done = started.elapsed();
         let (paths, data): (Vec<String>, Vec<Vec<u8>>) = held.into_iter().unzip();
-        let (rows, dups, clean, load) = self.clean_and_load(paths, Some(data))?;
+        let (rows, dups, clean, load) = self.clean_and_load(paths, Some(data), oldest)?;
         let dedup = self.known.took;
         let committed_at = now_ms();
         let lag_ms = oldest.map(|t| (committed_at - t).max(0) as u64);

@@ -14,12 +14,12 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdate
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use ecom_contract::command::{flag, subcommand};
+use ecom_contract::command::{Command, Stream};
 use ecom_contract::env as names;
 
 use super::{
     common_env, ecom_container, empty_dir, hardened_pod, hbase_env, kafka_env, kafka_properties,
-    kafka_tls_volume, resources,
+    kafka_tls_volume, resources, unsigned,
 };
 use crate::meta::{
     Stage, ANNOTATION_EXEC_HASH, ANNOTATION_SHARDS, LABEL_COMPONENT, LABEL_STAGE_KEY,
@@ -65,38 +65,23 @@ fn selector(p: &Pipeline) -> BTreeMap<String, String> {
     m
 }
 
-/// `ecom stream ...`: the flags of [`ecom_contract::command::flag`]; the Kafka and HBase
-/// addresses come from the environment, the shard index from `ECOM_SHARD_INDEX`.
+/// `ecom stream ...` of `p` for `shards` shards; the Kafka and HBase addresses come from the
+/// environment, the shard index from `ECOM_SHARD_INDEX`.
 pub fn args(p: &Pipeline, shards: i32) -> Vec<String> {
     let spec = &p.spec;
     let streaming = p.streaming();
-    let mut values = vec![
-        (flag::TOPIC, spec.kafka.topic.clone()),
-        (flag::RAW, p.raw_url.clone()),
-        (flag::CLEAN, p.clean_url.clone()),
-        (flag::TABLE, spec.hbase.table.clone()),
-        (flag::SALT_BUCKETS, spec.hbase.salt_buckets.to_string()),
-        (
-            flag::BATCH_INTERVAL,
-            format!("{}ms", streaming.batch_interval_ms),
-        ),
-        (
-            flag::MAX_BATCH_RECORDS,
-            streaming.max_batch_records.to_string(),
-        ),
-        (flag::SHARD, shards.to_string()),
-    ];
-    values.extend(
-        kafka_properties(p)
-            .into_iter()
-            .map(|(k, v)| (flag::KAFKA_PROPERTY, format!("{k}={v}"))),
-    );
-    let mut args = vec![subcommand::STREAM.to_string()];
-    for (f, v) in values {
-        args.push(format!("--{f}"));
-        args.push(v);
-    }
-    args
+    Command::Stream(Stream {
+        topic: spec.kafka.topic.clone(),
+        raw: p.raw_url.clone(),
+        clean: p.clean_url.clone(),
+        table: spec.hbase.table.clone(),
+        salt_buckets: unsigned(spec.hbase.salt_buckets),
+        batch_interval_ms: unsigned(streaming.batch_interval_ms),
+        max_batch_records: unsigned(streaming.max_batch_records),
+        shards: unsigned(shards),
+        kafka_properties: kafka_properties(p),
+    })
+    .args()
 }
 
 /// The stream StatefulSet of `p` with `shape`.
