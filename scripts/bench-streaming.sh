@@ -10,7 +10,9 @@
 # Per rate, with a fresh topic (3 partitions), fresh HDFS raw and clean directories and fresh
 # tables: `ecom stream` starts first (it creates the tables), then `ecom dashboard --poll-ms 200`
 # on it, then the sampler (scripts/bench/stream_latency.py), then `ecom produce --rate RATE
-# --generate-rows RATE*DURATION --dirty-rate 0` (every record one clean order, ids unique).
+# --generate-rows RATE*DURATION --dirty-rate 0 --timestamps now` (every record one clean
+# order, ids unique, stamped with the time it is sent: a live feed, so a micro-batch holds one
+# or two dates, not the days a replayed export would spread it over).
 # The sampler, independent of the producer, reads every 100 ms the topic's total end offset
 # (records produced and acknowledged) and the dashboard's /api/summary `orders` (records
 # visible), until visible == produced (or DRAIN_TIMEOUT after the producer ended). The n-th
@@ -34,6 +36,8 @@
 #   MAX_BATCH_RECORDS  --max-batch-records of the stream (default 200000)
 #   DRAIN_TIMEOUT      seconds to wait for visible == produced once the producer ended (default 120)
 #   SAMPLE_MS          sampling interval of the poller, ms (default 100)
+#   TIMESTAMPS         --timestamps of the generated rows: now (default), spread (90 days over
+#                      the rows, as `ecom generate`) or constant
 #   POLL_MS            the dashboard's --poll-ms (default 200)
 #   KEEP               1 = keep the topics, HDFS directories and tables
 #   ECOM               the binary (default $CARGO_TARGET_DIR/release/ecom)
@@ -54,6 +58,7 @@ main() {
   ECOM="${ECOM:-$CARGO_TARGET_DIR/release/ecom}"
   ECOM_CACHE="${ECOM_CACHE:-$HOME/.cache/ecom-pipeline}"
   RATES="${RATES:-10000 50000}"
+  TIMESTAMPS="${TIMESTAMPS:-now}"
   MODE=fixed
   if [[ "$RATES" == max ]]; then
     MODE=max
@@ -250,7 +255,7 @@ main() {
     sleep 1 # a few samples at zero before the first record
 
     "$ECOM" produce --topic "$topic" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --generate-rows "$rows" \
-      --seed "$SEED" --dirty-rate 0 --rate "$rate" --partitions "$PARTITIONS" --summary-file /dev/null \
+      --seed "$SEED" --dirty-rate 0 --timestamps "$TIMESTAMPS" --rate "$rate" --partitions "$PARTITIONS" --summary-file /dev/null \
       >"$dir/produce.out" 2>"$dir/produce.log" &
     produce_pid=$!
     PIDS+=("$produce_pid")

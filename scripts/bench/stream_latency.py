@@ -345,6 +345,20 @@ def analyze(args):
         res["batch_mean"] = {k: mean(k) for k in ("records", "raw_ms", "clean_ms", "dedup_ms", "load_ms")}
         res["batch_p99"] = {k: pct([b[k] for b in big if b[k] is not None], 0.99)
                             for k in ("records", "raw_ms", "clean_ms", "dedup_ms", "load_ms")}
+    # The cost of a batch against its place in the history: the first 10 batches against the
+    # 10 ending at batch 500 (or the last 10 when there are fewer), per record (batches differ
+    # in size). A duplicate check whose cost grew with the batches before would show here.
+    if len(big) >= 30:
+        end = min(500, len(big))
+        early, late = big[:10], big[end - 10:end]
+        def per_k(rows, k):
+            vals = [b[k] * 1000.0 / b["records"] for b in rows if b[k] is not None]
+            return round(sum(vals) / len(vals), 3) if vals else None
+        res["history_cost"] = {
+            "late_batches": f"{end - 9}-{end}",
+            **{f"{k}_per_1k_early": per_k(early, k) for k in ("dedup_ms", "clean_ms")},
+            **{f"{k}_per_1k_late": per_k(late, k) for k in ("dedup_ms", "clean_ms")},
+        }
     res["stream_problems"] = problems[:20]
     res["stream_problem_lines"] = len(problems)
     try:
@@ -416,6 +430,20 @@ def report(args):
         print(f"| {r['rate']:,} | {cell('records')} | {cell('raw_ms')} | {cell('clean_ms')} | {cell('dedup_ms')} "
               f"| {cell('load_ms')} | {fmt(cv.get('p50'))}/{fmt(cv.get('max'))} "
               f"| {r.get('stream_partition_eof_lines', 0)} | {r.get('stream_problem_lines', 0)} |")
+    costs = [r for r in results if r.get("history_cost")]
+    if costs:
+        print()
+        print("Cost of a micro-batch early and late in the run (ms per 1,000 records; batches 1-10 "
+              "against the 10 ending at batch 500, or the last 10):")
+        print()
+        print("| rate/s | late batches | dedup early | dedup late | clean early | clean late | clean late/early |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in costs:
+            h = r["history_cost"]
+            ce, cl = h.get("clean_ms_per_1k_early"), h.get("clean_ms_per_1k_late")
+            ratio = f"{cl / ce:.2f}x" if ce and cl else "-"
+            print(f"| {r['rate']:,} | {h['late_batches']} | {fmt(h.get('dedup_ms_per_1k_early'), '.3f')} "
+                  f"| {fmt(h.get('dedup_ms_per_1k_late'), '.3f')} | {fmt(ce, '.1f')} | {fmt(cl, '.1f')} | {ratio} |")
     print()
     print("Services' CPU seconds while each rate ran (stream start -> stream exit), and the sampler's "
           "actual mean interval:")
