@@ -2,7 +2,9 @@
 //! (`ecom produce --rate`) while batches go sink -> clean (HDFS) -> load
 //! (HBase over Thrift); the page, open in headless chromium and never
 //! reloaded, must show each new batch's totals within 10 seconds of its load
-//! finishing, pushed by server-sent events. Prints the measured delays.
+//! finishing, pushed by server-sent events. Prints the measured delays. And the same page
+//! over the streaming stage (`ecom stream`): every panel shows the end-to-end lag and when
+//! the data last changed, and both move while records stream.
 
 mod common;
 mod dashboard_support;
@@ -115,10 +117,14 @@ fn batch(topic: &str, raw: &str, clean: &str, table: &str) -> u64 {
     kept
 }
 
+/// One browser at a time: the two tests' pages share 2 cores with the services.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 // One scenario on purpose: the page stays open while batches arrive, so each step depends
 // on the one before.
 #[test]
 fn new_batches_show_on_the_open_page_within_ten_seconds() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let repo = repo_root();
     browser_setup(&repo);
     let hdfs = env("HDFS_URL").trim_end_matches('/').to_string();
@@ -234,6 +240,146 @@ fn new_batches_show_on_the_open_page_within_ten_seconds() {
         "live delays: {:?} (limit {MAX_DELAY:?})",
         delays.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
     );
+    drop(page);
+    drop(server);
+    let _ = Command::new(ecom_bin())
+        .args([
+            "purge",
+            "--hbase-thrift",
+            &thrift,
+            "--table",
+            &table,
+            "--path",
+            &format!("{hdfs}/ecom-itests/{id}"),
+        ])
+        .env("ECOM_SUMMARY_FILE", "/dev/null")
+        .output();
+}
+
+// One scenario: the page stays open while the streaming stage commits micro-batches.
+#[test]
+fn every_panel_shows_the_streaming_lag_and_it_moves() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let repo = repo_root();
+    browser_setup(&repo);
+    let hdfs = env("HDFS_URL").trim_end_matches('/').to_string();
+    let thrift = env("HBASE_THRIFT");
+    let id = format!("fresh{}x{}", std::process::id(), now_ms() % 1_000_000_000);
+    let topic = format!("it-{id}");
+    let table = format!("it_{id}");
+    let rows: u64 = 40_000;
+    // The topic first (the stage reads an existing one), then the stage, then the page.
+    let mut producer = Command::new(ecom_bin())
+        .args([
+            "produce",
+            "--topic",
+            &topic,
+            "--generate-rows",
+            &rows.to_string(),
+            "--rate",
+            "1000",
+            "--dirty-rate",
+            "0",
+            "--timestamps",
+            "now",
+        ])
+        .env("ECOM_SUMMARY_FILE", "/dev/null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ecom produce");
+    std::thread::sleep(Duration::from_secs(3));
+    let mut stream = Command::new(ecom_bin())
+        .args([
+            "stream",
+            "--topic",
+            &topic,
+            "--raw",
+            &format!("{hdfs}/ecom-itests/{id}/raw"),
+            "--clean",
+            &format!("{hdfs}/ecom-itests/{id}/clean"),
+            "--table",
+            &table,
+            "--hbase-thrift",
+            &thrift,
+        ])
+        .env("ECOM_SUMMARY_FILE", "/dev/null")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ecom stream");
+    // The dashboard once the stage has created its tables and loaded a little.
+    std::thread::sleep(Duration::from_secs(4));
+    let server = Server::spawn(
+        &[
+            "dashboard",
+            "--hbase-thrift",
+            &thrift,
+            "--table",
+            &table,
+            "--port",
+            "0",
+            "--poll-ms",
+            "250",
+        ],
+        Duration::from_secs(60),
+    );
+    let out_dir = repo.join("test-output").join("browser");
+    let mut page = Page::open(&repo, &server.url, &out_dir);
+    let _ready = page.read();
+    let fresh = |page: &mut Page| -> Value {
+        page.send("FRESH");
+        serde_json::from_str(&page.read()).expect("FRESH answer")
+    };
+    // Wait for a freshness line with a lag on the page.
+    let mut first = fresh(&mut page);
+    let waited = Instant::now();
+    while first["panels"][0]["lagMs"].is_null() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no lag on the page: {first}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        first = fresh(&mut page);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let second = fresh(&mut page);
+    println!(
+        "freshness on the page: {} then {}",
+        first["panels"][0], second["panels"][0]
+    );
+    for snap in [&first, &second] {
+        let panels = snap["panels"].as_array().expect("panels");
+        assert!(panels.len() >= 8, "{snap}");
+        for p in panels {
+            let lag = p["lagMs"].as_u64().unwrap_or_else(|| panic!("no lag: {p}"));
+            assert!(lag < 60_000, "implausible lag: {p}");
+            let text = p["text"].as_str().expect("text");
+            assert!(text.starts_with("lag ") && text.contains("changed "), "{p}");
+        }
+    }
+    assert!(
+        second["orders"].as_u64() > first["orders"].as_u64(),
+        "the orders did not grow while streaming: {first} {second}"
+    );
+    assert_ne!(
+        first["panels"][0]["changed"], second["panels"][0]["changed"],
+        "the last change did not move while streaming"
+    );
+    page.send("DONE");
+    let report: Value = serde_json::from_str(&page.read()).expect("final report");
+    assert_eq!(report["navigations"], 1, "the page was reloaded: {report}");
+    for kind in ["console", "pageErrors", "external", "failed"] {
+        assert_eq!(
+            report["problems"][kind].as_array().map(Vec::len),
+            Some(0),
+            "{kind}: {report}"
+        );
+    }
+    let _ = producer.kill();
+    let _ = producer.wait();
+    let _ = stream.kill();
+    let _ = stream.wait();
     drop(page);
     drop(server);
     let _ = Command::new(ecom_bin())

@@ -85,6 +85,21 @@ async fn api_server_refuses_invalid_pipelines() {
             "spec.stages.load.parallelism: Invalid value",
         ),
         (
+            "stream-shards",
+            json!({"mode": "streaming", "streaming": {"shards": 0}}),
+            "spec.streaming.shards: Invalid value",
+        ),
+        (
+            "stream-interval",
+            json!({"mode": "streaming", "streaming": {"batchIntervalMs": 50}}),
+            "spec.streaming.batchIntervalMs: Invalid value",
+        ),
+        (
+            "stream-batch",
+            json!({"mode": "streaming", "streaming": {"maxBatchRecords": 10}}),
+            "spec.streaming.maxBatchRecords: Invalid value",
+        ),
+        (
             "thrift-port",
             json!({"hbase": {"thriftPort": 70000}}),
             "spec.hbase.thriftPort: Invalid value",

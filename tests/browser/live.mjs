@@ -2,8 +2,10 @@
 // page shows its first figures, then for every `EXPECT <orders>` line read on
 // standard input waits until the page shows that order count (pushed by the
 // server-sent events, the page is never reloaded) and prints
-// `SEEN <orders> <epoch ms> <live updates>`. `DONE` ends it with a JSON line of
-// the problems seen (console errors, reloads, external requests).
+// `SEEN <orders> <epoch ms> <live updates>`. `FRESH` prints a JSON line with the
+// order count and every panel's freshness line (its text, lag and last change).
+// `DONE` ends it with a JSON line of the problems seen (console errors, reloads,
+// external requests).
 // Usage: node live.mjs BASE_URL OUT_DIR
 import readline from "node:readline";
 import path from "node:path";
@@ -37,6 +39,20 @@ try {
       const at = Date.now();
       const updates = await page.evaluate(() => Number(document.body.dataset.liveUpdates || 0));
       process.stdout.write(`SEEN ${want} ${at} ${updates}\n`);
+    } else if (cmd === "FRESH") {
+      const fresh = await page.evaluate(() => ({
+        orders: Number(document.querySelector("[data-testid=kpi-orders]").dataset.value),
+        panels: [...document.querySelectorAll("section.card[data-panel]")].map((card) => {
+          const el = card.querySelector(".fresh");
+          return {
+            panel: card.dataset.panel,
+            text: el ? el.textContent : null,
+            lagMs: el && el.dataset.lagMs !== "" ? Number(el.dataset.lagMs) : null,
+            changed: el ? el.dataset.changed : null,
+          };
+        }),
+      }));
+      process.stdout.write(JSON.stringify(fresh) + "\n");
     } else if (cmd === "DONE") {
       await page.screenshot({ path: path.join(outDir, "dashboard-live.png"), fullPage: true });
       const lag = await page.evaluate(() => {
