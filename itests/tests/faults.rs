@@ -229,12 +229,26 @@ impl Supervisor {
 fn streaming_loses_and_duplicates_nothing_through_kill_9_of_the_stage_and_the_services() {
     let _serial = serial();
     let run = Run::new("chaos");
-    let rows = 120_000u64;
-    let (input, truth) = run.generate(&["--rows", "120000", "--dirty-rate", "0.2", "--seed", "13"]);
+    // ECOM_CHAOS_ROUNDS=30 makes it a soak of about half an hour: that many rounds of faults
+    // and 120,000 rows per round.
+    let rounds: u64 = std::env::var("ECOM_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let rows = 120_000u64 * rounds;
+    let (input, truth) = run.generate(&[
+        "--rows",
+        &rows.to_string(),
+        "--dirty-rate",
+        "0.2",
+        "--seed",
+        "13",
+    ]);
     let producer = spawn_ecom(
         &[
             &run.produce_args(&input)[..],
-            &["--rate", "3000", "--attempts", "10", "--deadline", "10m"],
+            &["--rate", "3000", "--attempts", "10", "--deadline", "60m"],
         ]
         .concat(),
     );
@@ -255,10 +269,12 @@ fn streaming_loses_and_duplicates_nothing_through_kill_9_of_the_stage_and_the_se
         .map(String::from)
         .to_vec(),
     );
-    // Every component once, in a random order, 2 to 5 s apart, while the producer runs.
-    let mut components = vec![
+    // Every component once per round, in a random order, 2 to 5 s apart, while the producer
+    // runs.
+    let round = [
         "stream", "kafka", "datanode", "namenode", "thrift", "hbase", "stream",
     ];
+    let mut components: Vec<&str> = (0..rounds).flat_map(|_| round).collect();
     let mut faults: BTreeMap<&str, u32> = BTreeMap::new();
     let mut rng = 0x2545_f491_4f6c_dd1d_u64
         ^ std::time::SystemTime::now()

@@ -5,9 +5,10 @@
 //! runs (those committed before the process started, and runs evicted from memory) are known
 //! only by the union of their id ranges. An id in memory is a duplicate; an id outside every
 //! older range is new; only an id inside an older range and not in memory is looked up in the
-//! fact table. Order ids that grow over time (as generated ones and most shops' do) never fall
-//! into an older range, so a batch costs a hash lookup per row; ids in no order fall back to
-//! the table lookup, whose cost per id does not grow with history either.
+//! fact table. Order ids that grow over time (as generated ones and most shops' do) fall after
+//! every range, held or older, so a batch costs a comparison or two per row whatever came
+//! before; ids in no order cost a hash lookup, and the table lookup for older ones, whose cost
+//! per id does not grow with the history either.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -67,6 +68,10 @@ pub struct StreamIds {
     /// The ids of the runs held in memory, newest last, with their ranges.
     runs: VecDeque<(Option<IdRange>, Vec<Box<str>>)>,
     held: HashSet<Box<str>>,
+    /// The union of the held runs' ranges: an id outside it needs no hash lookup (ids that
+    /// grow over time are all after it), so the check stays as cheap with a full memory as
+    /// with an empty one.
+    held_ranges: Intervals,
     /// Ids held in memory at most (older runs are evicted into `older`).
     budget: usize,
     /// Where the ids of runs not in memory lie; everything when a run's range is unknown.
@@ -92,6 +97,7 @@ impl StreamIds {
             salt_buckets,
             runs: VecDeque::new(),
             held: HashSet::new(),
+            held_ranges: Intervals::default(),
             budget,
             older: Intervals::default(),
             everything_older: false,
@@ -118,7 +124,11 @@ impl StreamIds {
         for id in &kept {
             self.held.insert(id.clone());
         }
+        if let Some(r) = &range {
+            self.held_ranges.add(&r.min, &r.max);
+        }
         self.runs.push_back((range, kept));
+        let mut evicted = false;
         while self.held.len() > self.budget && self.runs.len() > 1 {
             let Some((range, ids)) = self.runs.pop_front() else {
                 break;
@@ -127,6 +137,13 @@ impl StreamIds {
                 self.held.remove(id);
             }
             self.cover(range.as_ref(), ids.len() as u64);
+            evicted = true;
+        }
+        if evicted {
+            self.held_ranges = Intervals::default();
+            for r in self.runs.iter().filter_map(|(r, _)| r.as_ref()) {
+                self.held_ranges.add(&r.min, &r.max);
+            }
         }
     }
 
@@ -146,7 +163,7 @@ impl KnownIds for StreamIds {
         let mut found = HashSet::new();
         let mut ask: Vec<&str> = Vec::new();
         for id in ids.iter().flatten() {
-            if self.held.contains(id) {
+            if self.held_ranges.contains(id) && self.held.contains(id) {
                 found.insert(id.to_string());
             } else if self.everything_older || self.older.contains(id) {
                 ask.push(id);
