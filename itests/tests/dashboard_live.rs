@@ -95,6 +95,22 @@ impl Drop for Page {
     }
 }
 
+/// Deletes a test's table and HDFS directory (best effort: the test has passed by then).
+fn purge(thrift: &str, table: &str, dir: &str) {
+    let _ = Command::new(ecom_bin())
+        .args([
+            "purge",
+            "--hbase-thrift",
+            thrift,
+            "--table",
+            table,
+            "--path",
+            dir,
+        ])
+        .env("ECOM_SUMMARY_FILE", "/dev/null")
+        .output();
+}
+
 /// Sink what the topic holds, clean it incrementally, load it; returns the
 /// rows this round's cleaning kept.
 fn batch(topic: &str, raw: &str, clean: &str, table: &str) -> u64 {
@@ -242,18 +258,7 @@ fn new_batches_show_on_the_open_page_within_ten_seconds() {
     );
     drop(page);
     drop(server);
-    let _ = Command::new(ecom_bin())
-        .args([
-            "purge",
-            "--hbase-thrift",
-            &thrift,
-            "--table",
-            &table,
-            "--path",
-            &format!("{hdfs}/ecom-itests/{id}"),
-        ])
-        .env("ECOM_SUMMARY_FILE", "/dev/null")
-        .output();
+    purge(&thrift, &table, &format!("{hdfs}/ecom-itests/{id}"));
 }
 
 // One scenario: the page stays open while the streaming stage commits micro-batches.
@@ -382,16 +387,5 @@ fn every_panel_shows_the_streaming_lag_and_it_moves() {
     let _ = stream.wait();
     drop(page);
     drop(server);
-    let _ = Command::new(ecom_bin())
-        .args([
-            "purge",
-            "--hbase-thrift",
-            &thrift,
-            "--table",
-            &table,
-            "--path",
-            &format!("{hdfs}/ecom-itests/{id}"),
-        ])
-        .env("ECOM_SUMMARY_FILE", "/dev/null")
-        .output();
+    purge(&thrift, &table, &format!("{hdfs}/ecom-itests/{id}"));
 }

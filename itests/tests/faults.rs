@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ecom_jobs::load::{LoadConfig, AGG_FAMILY, REPORT_PREFIX};
+use ecom_jobs::load::{AGG_FAMILY, REPORT_PREFIX};
 use ecom_jobs::store::kafka::{KafkaConfig, KafkaLog};
 use ecom_jobs::store::table::scan_prefix;
 use ecom_jobs::store::{FileStore, MessageLog, TableStore};
-use ecom_jobs::stream::StreamMark;
 
 /// One test at a time: each takes services down.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -252,23 +251,7 @@ fn streaming_loses_and_duplicates_nothing_through_kill_9_of_the_stage_and_the_se
         ]
         .concat(),
     );
-    let stream = Supervisor::start(
-        [
-            "stream",
-            "--topic",
-            &run.topic,
-            "--raw",
-            &run.raw_url(),
-            "--clean",
-            &run.clean_url(),
-            "--table",
-            &run.table,
-            "--batch-interval",
-            "500ms",
-        ]
-        .map(String::from)
-        .to_vec(),
-    );
+    let stream = Supervisor::start(run.stream_args());
     // Every component once per round, in a random order, 2 to 5 s apart, while the producer
     // runs.
     let round = [
@@ -317,15 +300,7 @@ fn streaming_loses_and_duplicates_nothing_through_kill_9_of_the_stage_and_the_se
         .sum();
     assert!(in_topic >= rows);
     let caught_up = Instant::now();
-    let mark = || {
-        let cfg = LoadConfig {
-            table: run.table.clone(),
-            ..Default::default()
-        };
-        StreamMark::read(&run.hbase(), &cfg, Default::default())
-            .ok()
-            .flatten()
-    };
+    let mark = || run.stream_mark();
     while mark().is_none_or(|m| m.offsets.values().sum::<u64>() < in_topic) {
         assert!(
             caught_up.elapsed() < Duration::from_secs(180),

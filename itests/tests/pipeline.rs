@@ -413,34 +413,6 @@ fn unreachable_services_fail_clearly_within_the_deadline() {
     run.cleanup();
 }
 
-/// The streaming stage's arguments for `run`: 500 ms micro-batches.
-fn stream_args(run: &Run) -> Vec<String> {
-    [
-        "stream",
-        "--topic",
-        &run.topic,
-        "--raw",
-        &run.raw_url(),
-        "--clean",
-        &run.clean_url(),
-        "--table",
-        &run.table,
-        "--batch-interval",
-        "500ms",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-/// The streaming shard's mark, once it has one.
-fn stream_mark(run: &Run) -> Option<ecom_jobs::stream::StreamMark> {
-    let cfg = ecom_jobs::load::LoadConfig {
-        table: run.table.clone(),
-        ..Default::default()
-    };
-    ecom_jobs::stream::StreamMark::read(&run.hbase(), &cfg, Default::default()).ok()?
-}
-
 // One scenario (about a minute): the stage is killed with SIGKILL three times while the
 // producer sends, then runs to the end; every count is checked against the truth.
 #[test]
@@ -450,7 +422,7 @@ fn streaming_stage_killed_mid_batch_loads_every_clean_row_exactly_once() {
     let (input, truth) = run.generate(&["--rows", "60000", "--dirty-rate", "0.2", "--seed", "5"]);
     // Paced: the stage's restarts meet records still arriving.
     let producer = spawn_ecom(&[&run.produce_args(&input)[..], &["--rate", "8000"]].concat());
-    let args = stream_args(&run);
+    let args = run.stream_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rng = 0x9e37_79b9_u64;
     for kill in 0..3 {
@@ -460,9 +432,9 @@ fn streaming_stage_killed_mid_batch_loads_every_clean_row_exactly_once() {
             .spawn()
             .expect("spawn stream");
         // Some committed micro-batches first, then a moment within the next batch.
-        let before = stream_mark(&run).map_or(0, |m| m.batches);
+        let before = run.stream_mark().map_or(0, |m| m.batches);
         let started = Instant::now();
-        while stream_mark(&run).is_none_or(|m| m.batches < before + 2)
+        while run.stream_mark().is_none_or(|m| m.batches < before + 2)
             && started.elapsed() < Duration::from_secs(60)
         {
             std::thread::sleep(Duration::from_millis(50));
@@ -479,16 +451,17 @@ fn streaming_stage_killed_mid_batch_loads_every_clean_row_exactly_once() {
     assert_eq!(produced["delivered"], rows, "{produced}");
     // The last run catches up; SIGTERM once its own mark (written at its start, then after
     // each micro-batch) covers every record.
-    let before = stream_mark(&run).map_or(0, |m| m.committed_at_ms);
+    let before = run.stream_mark().map_or(0, |m| m.committed_at_ms);
     let child = spawn_ecom(&args);
     let started = Instant::now();
-    while stream_mark(&run)
+    while run
+        .stream_mark()
         .is_none_or(|m| m.committed_at_ms <= before || m.offsets.values().sum::<u64>() < rows)
     {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "the stream did not catch up: {:?}",
-            stream_mark(&run)
+            run.stream_mark()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -1,18 +1,15 @@
 //! `ecom load`: committed clean runs into HBase.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use ecom_contract::command::flag;
-use ecom_contract::env;
 use ecom_contract::summary::{LoadDetail, StageName};
 use ecom_jobs::load::{load_committed, LoadConfig};
 use ecom_jobs::runtime::Ticker;
 
-use super::{open_store, open_tables, per_second, resolve_shard, run_stage, StageCommon};
+use super::{open_store, per_second, resolve_shard, run_stage, StageCommon, TableArgs};
 use crate::progress::rows_bar;
-use crate::thrift_wire::ThriftWire;
 
 /// Flags of `ecom load`.
 #[derive(Debug, clap::Args)]
@@ -22,22 +19,8 @@ pub struct LoadArgs {
     /// manifest (`_manifest/`) are loaded, nothing else.
     #[arg(long = flag::INPUT)]
     input: String,
-    /// Fact table (created with its four column families if missing); the
-    /// aggregates go to TABLE_agg.
-    #[arg(long = flag::TABLE, env = env::TABLE, default_value = "ecommerce")]
-    table: String,
-    /// HBase Thrift 1 server, host:port (`--store` wins).
-    #[arg(long, env = env::HBASE_THRIFT, required_unless_present = "store")]
-    hbase_thrift: Option<String>,
-    /// An embedded store file instead of HBase (created if missing), which `ecom dashboard
-    /// --store FILE` serves: the one-machine path after a local `ecom clean`.
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
     #[command(flatten)]
-    thrift_wire: ThriftWire,
-    /// Salt buckets of row keys (`SS-ORDERID`); 0 for plain order ids.
-    #[arg(long = flag::SALT_BUCKETS, default_value_t = 16)]
-    salt_buckets: u32,
+    tables: TableArgs,
     /// Rows per mutateRows call.
     #[arg(long, default_value_t = 2000)]
     batch_rows: usize,
@@ -60,17 +43,10 @@ pub fn load(args: LoadArgs) -> Result<()> {
     run_stage(&args.common.options(StageName::Load), |clock, _| {
         let timeout = clock.call(args.common.call_timeout);
         let (files, dir) = open_store(&args.input, timeout)?;
-        let (tables, place) = open_tables(
-            args.store.as_deref(),
-            args.hbase_thrift.as_deref(),
-            &args.thrift_wire,
-            clock,
-            timeout,
-            args.concurrency,
-        )?;
+        let (tables, place) = args.tables.open(clock, timeout, args.concurrency)?;
         let cfg = LoadConfig {
-            table: args.table.clone(),
-            salt_buckets: args.salt_buckets,
+            table: args.tables.table.clone(),
+            salt_buckets: args.tables.salt_buckets,
             batch_rows: args.batch_rows,
         };
         let bar = rows_bar("load", 0);
@@ -94,7 +70,7 @@ pub fn load(args: LoadArgs) -> Result<()> {
         tracing::info!(rows = summary.rows, files = summary.files, "load done");
         Ok(LoadDetail {
             input: files.describe(&dir),
-            table: args.table.clone(),
+            table: args.tables.table.clone(),
             agg_table: cfg.agg_table(),
             thrift: place,
             shard: shard.to_string(),

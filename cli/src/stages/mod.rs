@@ -122,33 +122,54 @@ pub fn open_store(url: &str, timeout: Duration) -> Result<(Box<dyn FileStore>, S
     }
 }
 
-/// The serving tables: an embedded store file (`--store`, which wins) or HBase over Thrift
-/// with `concurrency` connections; and a description of which.
-pub fn open_tables(
-    store: Option<&std::path::Path>,
-    hbase_thrift: Option<&str>,
-    wire: &crate::thrift_wire::ThriftWire,
-    clock: &Clock,
-    timeout: Duration,
-    concurrency: usize,
-) -> Result<(Box<dyn TableStore>, String)> {
-    match (store, hbase_thrift) {
-        (Some(file), _) => Ok((
-            Box::new(EmbeddedTables::open(file)?),
-            file.display().to_string(),
-        )),
-        (None, Some(addr)) => {
-            let mut hcfg = wire.apply(HbaseConfig::new(addr));
-            hcfg.io_timeout = timeout.min(Duration::from_secs(30));
-            hcfg.deadline = clock.remaining();
-            hcfg.connections = concurrency.max(1);
-            Ok((Box::new(HbaseTables::new(hcfg)), addr.to_string()))
+/// Where the serving tables are: the flags `ecom load` and `ecom stream` share.
+#[derive(Debug, clap::Args)]
+pub struct TableArgs {
+    /// Fact table (created with its four column families if missing); the aggregates (and
+    /// the streaming marks) go to TABLE_agg.
+    #[arg(long = ecom_contract::command::flag::TABLE, env = env::TABLE, default_value = "ecommerce")]
+    pub table: String,
+    /// HBase Thrift 1 server, host:port (`--store` wins).
+    #[arg(long, env = env::HBASE_THRIFT, required_unless_present = "store")]
+    pub hbase_thrift: Option<String>,
+    /// An embedded store file instead of HBase (created if missing), which `ecom dashboard
+    /// --store FILE` serves: the one-machine path after a local `ecom clean`.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub thrift_wire: crate::thrift_wire::ThriftWire,
+    /// Salt buckets of row keys (`SS-ORDERID`); 0 for plain order ids.
+    #[arg(long = ecom_contract::command::flag::SALT_BUCKETS, default_value_t = 16)]
+    pub salt_buckets: u32,
+}
+
+impl TableArgs {
+    /// The serving tables: the embedded store file, or HBase over Thrift with `concurrency`
+    /// connections; and a description of which.
+    fn open(
+        &self,
+        clock: &Clock,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Result<(Box<dyn TableStore>, String)> {
+        match (&self.store, &self.hbase_thrift) {
+            (Some(file), _) => Ok((
+                Box::new(EmbeddedTables::open(file)?),
+                file.display().to_string(),
+            )),
+            (None, Some(addr)) => {
+                let mut hcfg = self.thrift_wire.apply(HbaseConfig::new(addr));
+                hcfg.io_timeout = timeout.min(Duration::from_secs(30));
+                hcfg.deadline = clock.remaining();
+                hcfg.connections = concurrency.max(1);
+                Ok((Box::new(HbaseTables::new(hcfg)), addr.clone()))
+            }
+            (None, None) => Err(Permanent(format!(
+                "give --hbase-thrift HOST:PORT (or {}) or --store FILE",
+                env::HBASE_THRIFT
+            ))
+            .into()),
         }
-        (None, None) => Err(Permanent(format!(
-            "give --hbase-thrift HOST:PORT (or {}) or --store FILE",
-            env::HBASE_THRIFT
-        ))
-        .into()),
     }
 }
 

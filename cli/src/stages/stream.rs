@@ -1,6 +1,5 @@
 //! `ecom stream`: the continuous streaming stage, one process per shard.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -12,8 +11,7 @@ use ecom_jobs::runtime::{parse_duration, signal, Budget, StageOptions, Ticker};
 use ecom_jobs::store::kafka::KafkaTail;
 use ecom_jobs::stream::{run_stream, StreamConfig, StreamStores};
 
-use super::{kafka_config, open_store, open_tables, resolve_shard, run_stage, StageCommon};
-use crate::thrift_wire::ThriftWire;
+use super::{kafka_config, open_store, resolve_shard, run_stage, StageCommon, TableArgs};
 use crate::RuleArgs;
 
 /// Flags of `ecom stream`.
@@ -33,21 +31,8 @@ pub struct StreamArgs {
     /// micro-batch, as `ecom clean` writes them.
     #[arg(long = flag::CLEAN)]
     clean: String,
-    /// Fact table (created if missing); the aggregates and the streaming marks go to
-    /// TABLE_agg.
-    #[arg(long = flag::TABLE, env = env::TABLE, default_value = "ecommerce")]
-    table: String,
-    /// HBase Thrift 1 server, host:port (`--store` wins).
-    #[arg(long, env = env::HBASE_THRIFT, required_unless_present = "store")]
-    hbase_thrift: Option<String>,
-    /// An embedded store file instead of HBase (created if missing).
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
     #[command(flatten)]
-    thrift_wire: ThriftWire,
-    /// Salt buckets of row keys (`SS-ORDERID`); 0 for plain order ids.
-    #[arg(long = flag::SALT_BUCKETS, default_value_t = 16)]
-    salt_buckets: u32,
+    tables: TableArgs,
     /// This process's share of the topic's partitions: INDEX/COUNT (INDEX defaults to
     /// $JOB_COMPLETION_INDEX). Each partition belongs to one shard.
     #[arg(long = flag::SHARD, value_name = "INDEX/COUNT")]
@@ -92,14 +77,7 @@ pub fn stream(args: StreamArgs) -> Result<()> {
         let (raw, raw_dir) = open_store(&args.raw, timeout)?;
         let (out, clean_dir) = open_store(&args.clean, timeout)?;
         let concurrency = 4;
-        let (tables, _) = open_tables(
-            args.store.as_deref(),
-            args.hbase_thrift.as_deref(),
-            &args.thrift_wire,
-            clock,
-            timeout,
-            concurrency,
-        )?;
+        let (tables, _) = args.tables.open(clock, timeout, concurrency)?;
         let kafka = kafka_config(
             &args.kafka_bootstrap,
             &args.topic,
@@ -113,8 +91,8 @@ pub fn stream(args: StreamArgs) -> Result<()> {
             clean_dir,
             clean: clean.clone(),
             load: LoadConfig {
-                table: args.table.clone(),
-                salt_buckets: args.salt_buckets,
+                table: args.tables.table.clone(),
+                salt_buckets: args.tables.salt_buckets,
                 ..LoadConfig::default()
             },
             shard,

@@ -340,6 +340,36 @@ impl Run {
         out
     }
 
+    /// `ecom stream` on this run's topic, directories and table: 500 ms micro-batches.
+    pub fn stream_args(&self) -> Vec<String> {
+        [
+            "stream",
+            "--topic",
+            &self.topic,
+            "--raw",
+            &self.raw_url(),
+            "--clean",
+            &self.clean_url(),
+            "--table",
+            &self.table,
+            "--batch-interval",
+            "500ms",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// The (only) streaming shard's mark, once it has one.
+    pub fn stream_mark(&self) -> Option<ecom_jobs::stream::StreamMark> {
+        let cfg = ecom_jobs::load::LoadConfig {
+            table: self.table.clone(),
+            ..Default::default()
+        };
+        ecom_jobs::stream::StreamMark::read(&self.hbase(), &cfg, Default::default())
+            .ok()
+            .flatten()
+    }
+
     /// Removes the HDFS directory and the tables (the topic stays).
     pub fn cleanup(&self) {
         let store = self.hdfs_store();

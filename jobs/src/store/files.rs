@@ -162,7 +162,31 @@ pub(crate) fn child_path(dir: &str, name: &str) -> String {
     }
 }
 
+/// Whether a listing shows a file of this name: not a temporary file (`.`) or a marker (`_`).
+pub(crate) fn visible(name: &str) -> bool {
+    !name.starts_with('.') && !name.starts_with('_')
+}
+
 impl LocalFiles {
+    /// The files directly under `dir` whose names pass `keep`, sorted by path.
+    fn files_named(
+        &self,
+        dir: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<FileEntry>, FileStoreError> {
+        let mut out: Vec<FileEntry> = self
+            .entries(dir)?
+            .into_iter()
+            .filter(|(name, meta)| keep(name) && meta.is_file())
+            .map(|(name, meta)| FileEntry {
+                path: child_path(dir, &name),
+                len: meta.len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     /// The entries of `dir` with their names and metadata (none when it does not exist).
     fn entries(&self, dir: &str) -> Result<Vec<(String, fs::Metadata)>, FileStoreError> {
         let full = if dir.is_empty() {
@@ -194,33 +218,11 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileStore
 
 impl FileStore for LocalFiles {
     fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
-        let mut out: Vec<FileEntry> = self
-            .entries(dir)?
-            .into_iter()
-            .filter(|(name, meta)| name.starts_with('.') && meta.is_file())
-            .map(|(name, meta)| FileEntry {
-                path: child_path(dir, &name),
-                len: meta.len(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        self.files_named(dir, |name| name.starts_with('.'))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
-        let mut out: Vec<FileEntry> = self
-            .entries(dir)?
-            .into_iter()
-            .filter(|(name, meta)| {
-                !name.starts_with('.') && !name.starts_with('_') && meta.is_file()
-            })
-            .map(|(name, meta)| FileEntry {
-                path: child_path(dir, &name),
-                len: meta.len(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        self.files_named(dir, visible)
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {

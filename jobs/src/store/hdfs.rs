@@ -308,16 +308,21 @@ impl HdfsFiles {
     }
 }
 
-impl FileStore for HdfsFiles {
-    fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+impl HdfsFiles {
+    /// The files directly under `dir` whose names pass `keep`, sorted by path.
+    fn files_named(
+        &self,
+        dir: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<FileEntry>, FileStoreError> {
         let mut out: Vec<FileEntry> = self
             .statuses(dir)?
             .into_iter()
             .filter(|s| !s.isdir)
             .filter_map(|s| {
-                let name = s.path.rsplit('/').next().unwrap_or(&s.path).to_string();
-                name.starts_with('.').then(|| FileEntry {
-                    path: child_path(dir, &name),
+                let name = s.path.rsplit('/').next().unwrap_or(&s.path);
+                keep(name).then(|| FileEntry {
+                    path: child_path(dir, name),
                     len: s.length as u64,
                 })
             })
@@ -325,25 +330,15 @@ impl FileStore for HdfsFiles {
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
+}
+
+impl FileStore for HdfsFiles {
+    fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+        self.files_named(dir, |name| name.starts_with('.'))
+    }
 
     fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
-        let mut out: Vec<FileEntry> = self
-            .statuses(dir)?
-            .into_iter()
-            .filter(|s| !s.isdir)
-            .filter_map(|s| {
-                let name = s.path.rsplit('/').next().unwrap_or(&s.path).to_string();
-                if name.starts_with('.') || name.starts_with('_') {
-                    return None;
-                }
-                Some(FileEntry {
-                    path: child_path(dir, &name),
-                    len: s.length as u64,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        self.files_named(dir, crate::store::files::visible)
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
