@@ -247,7 +247,9 @@ fn streaming_loses_and_duplicates_nothing_through_kill_9_of_the_stage_and_the_se
     let producer = spawn_ecom(
         &[
             &run.produce_args(&input)[..],
-            &["--rate", "3000", "--attempts", "10", "--deadline", "60m"],
+            // Produce never retries (a retry would send its records again), so its delivery
+            // timeout must outlast a broker restart, which replays its logs after SIGKILL.
+            &["--rate", "3000", "--call-timeout", "5m", "--deadline", "60m"],
         ]
         .concat(),
     );
