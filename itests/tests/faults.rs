@@ -249,7 +249,14 @@ fn streaming_loses_and_duplicates_nothing_through_kill_9_of_the_stage_and_the_se
             &run.produce_args(&input)[..],
             // Produce never retries (a retry would send its records again), so its delivery
             // timeout must outlast a broker restart, which replays its logs after SIGKILL.
-            &["--rate", "3000", "--call-timeout", "5m", "--deadline", "60m"],
+            &[
+                "--rate",
+                "3000",
+                "--call-timeout",
+                "5m",
+                "--deadline",
+                "60m",
+            ],
         ]
         .concat(),
     );
