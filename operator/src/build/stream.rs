@@ -157,20 +157,7 @@ pub fn statefulset(p: &Pipeline, shape: StreamShape) -> StatefulSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Mode, StreamingSpec};
-    use crate::test_support::example;
-    use crate::validate::validate;
-
-    fn streaming(shards: i32, suspend: bool) -> Pipeline {
-        let mut obj = example();
-        obj.spec.mode = Mode::Streaming;
-        obj.spec.suspend = suspend;
-        obj.spec.streaming = Some(StreamingSpec {
-            shards,
-            ..StreamingSpec::default()
-        });
-        validate(&obj).expect("valid")
-    }
+    use crate::test_support::streaming;
 
     #[test]
     fn replicas_follow_shards_and_suspend() {

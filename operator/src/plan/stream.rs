@@ -233,21 +233,9 @@ fn running_message(r: &StreamRun, shards: i32, suspended: bool, stopping: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Mode, StreamingSpec};
     use crate::observe::ActivePods;
-    use crate::test_support::example;
+    use crate::test_support::{example, streaming};
     use crate::validate::validate;
-
-    fn streaming(shards: i32, suspend: bool) -> Pipeline {
-        let mut obj = example();
-        obj.spec.mode = Mode::Streaming;
-        obj.spec.suspend = suspend;
-        obj.spec.streaming = Some(StreamingSpec {
-            shards,
-            ..StreamingSpec::default()
-        });
-        validate(&obj).expect("valid")
-    }
 
     /// A StatefulSet of `p` with `shards` and `replicas`, every pod running and ready.
     fn settled(p: &Pipeline, shards: i32, replicas: i32) -> StreamRun {
