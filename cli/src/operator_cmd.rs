@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ecom_operator::admit::AllowList;
 
 /// Flags of `ecom operator`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +38,15 @@ pub struct OperatorArgs {
     /// where the operator resolves Service names as the stage pods do.
     #[arg(long, env = "ECOM_PROBE_SERVICES")]
     probe_services: Option<bool>,
+    /// Images pipelines may run: comma-separated patterns, `*` matching any run of
+    /// characters (e.g. `registry.example/ecom/ecom:*`). Absent: any image (a warning).
+    #[arg(long, env = "ECOM_ALLOWED_IMAGES")]
+    allowed_images: Option<String>,
+    /// Secrets pipelines may read (Kafka SASL credentials, the Kafka CA), by name:
+    /// comma-separated patterns as for --allowed-images. Absent: any Secret of the
+    /// pipeline's namespace (a warning).
+    #[arg(long, env = "ECOM_ALLOWED_SECRETS")]
+    allowed_secrets: Option<String>,
 }
 
 fn default_identity() -> String {
@@ -51,6 +61,18 @@ fn default_identity() -> String {
 
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub fn run(args: OperatorArgs) -> Result<()> {
+    let policy = ecom_operator::admit::Policy {
+        images: AllowList::parse("--allowed-images", args.allowed_images.as_deref())?,
+        secrets: AllowList::parse("--allowed-secrets", args.allowed_secrets.as_deref())?,
+    };
+    if policy.images.is_open() {
+        tracing::warn!("no --allowed-images: every EcomPipeline may run any image");
+    }
+    if policy.secrets.is_open() {
+        tracing::warn!(
+            "no --allowed-secrets: every EcomPipeline may read any Secret of its namespace"
+        );
+    }
     let cfg = ecom_operator::Config {
         listen: args.listen,
         namespace: args.namespace,
@@ -65,6 +87,7 @@ pub fn run(args: OperatorArgs) -> Result<()> {
         probe_services: args
             .probe_services
             .unwrap_or_else(|| std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()),
+        policy,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -36,8 +36,8 @@ async fn api_server_refuses_invalid_pipelines() {
         ),
         (
             "two-sources",
-            json!({"source": {"url": "https://example.com/data.tsv"}}),
-            "exactly one of source.generated, source.file or source.url must be set",
+            json!({"source": {"file": {"claimName": "data", "path": "d.tsv"}}}),
+            "exactly one of source.generated or source.file must be set",
         ),
         (
             "zero-partitions",

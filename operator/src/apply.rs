@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -43,6 +43,30 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// An object of the name the operator would write exists and is not controlled by the
+    /// pipeline: the operator neither changes nor deletes it.
+    #[error("{kind} {namespace}/{name} exists and is not controlled by this EcomPipeline")]
+    NotOwned {
+        /// Kind of the object.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// Reading an object before writing it failed.
+    #[error("reading {kind} {namespace}/{name}: {source}")]
+    Read {
+        /// Kind of the object.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// A delete failed.
     #[error("deleting {kind} {namespace}/{name}: {source}")]
     Delete {
@@ -64,6 +88,8 @@ impl Error {
         match self {
             Error::Apply { .. } => "apply",
             Error::Patch { .. } => "patch",
+            Error::NotOwned { .. } => "not_owned",
+            Error::Read { .. } => "read",
             Error::Delete { .. } => "delete",
         }
     }
@@ -73,8 +99,43 @@ fn kind_of<K: Resource<DynamicType = ()>>() -> String {
     K::kind(&()).into_owned()
 }
 
-/// Server-side applies `obj` (forcing conflicts: the operator owns what it builds).
-pub async fn apply<K>(client: &Client, obj: &K) -> Result<K, Error>
+/// Whether `obj`'s controller is the pipeline with UID `owner`.
+pub fn controlled_by<K: Resource>(obj: &K, owner: &str) -> bool {
+    obj.meta().owner_references.as_ref().is_some_and(|refs| {
+        refs.iter()
+            .any(|r| r.uid == owner && r.controller == Some(true))
+    })
+}
+
+/// Reads the object `obj` would replace; an existing one the pipeline `owner` does not
+/// control is an [`Error::NotOwned`].
+async fn check_owner<K>(api: &Api<K>, namespace: &str, name: &str, owner: &str) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let existing = api.get_opt(name).await.map_err(|source| Error::Read {
+        kind: kind_of::<K>(),
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })?;
+    match existing {
+        Some(o) if !controlled_by(&o, owner) => Err(Error::NotOwned {
+            kind: kind_of::<K>(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Server-side applies `obj`, built for the pipeline with UID `owner`. An object of that
+/// name the pipeline does not control is left alone ([`Error::NotOwned`]); what it controls
+/// is applied forcing conflicts (the operator owns what it builds).
+pub async fn apply<K>(client: &Client, obj: &K, owner: &str) -> Result<K, Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Serialize
@@ -85,6 +146,7 @@ where
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    check_owner(&api, &namespace, &name, owner).await?;
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -120,8 +182,16 @@ pub async fn set_job_suspend(
         })
 }
 
-/// Deletes an object (and, for Jobs, their pods in the background); absent is fine.
-pub async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<(), Error>
+/// Deletes an object the pipeline with UID `owner` controls (and, for Jobs, their pods in
+/// the background). Absent is fine; an object it does not control is left alone and the
+/// answer is `false`. The delete is conditional on the UID that was read, so an object
+/// replaced meanwhile is not deleted either.
+pub async fn delete<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    owner: &str,
+) -> Result<bool, Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + DeserializeOwned
@@ -129,13 +199,35 @@ where
         + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let existing = api.get_opt(name).await.map_err(|source| Error::Read {
+        kind: kind_of::<K>(),
+        namespace: namespace.into(),
+        name: name.into(),
+        source,
+    })?;
+    let Some(existing) = existing else {
+        return Ok(true);
+    };
+    if !controlled_by(&existing, owner) {
+        tracing::warn!(
+            kind = %kind_of::<K>(),
+            object = %format!("{namespace}/{name}"),
+            "not deleting an object this pipeline does not control"
+        );
+        return Ok(false);
+    }
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: existing.meta().uid.clone().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
         ..DeleteParams::default()
     };
     match api.delete(name, &dp).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Ok(_) => Ok(true),
+        // Gone, or replaced by another object since it was read.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(s.code == 404),
         Err(source) => Err(Error::Delete {
             kind: kind_of::<K>(),
             namespace: namespace.into(),

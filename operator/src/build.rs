@@ -372,14 +372,8 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         Stage::Produce => {
             env.extend(kafka_env(p));
             let src = &spec.source;
-            let source = if let Some(g) = &src.generated {
-                ProduceSource::Generated {
-                    rows: unsigned(g.rows),
-                    seed: unsigned(g.seed),
-                    dirty_rate: g.dirty_rate,
-                    rate_per_second: g.rate_per_second,
-                }
-            } else if let Some(f) = &src.file {
+            // The schema admits exactly one source: the file, else the generated data.
+            let source = if let Some(f) = &src.file {
                 volumes.push(Volume {
                     name: "source".to_string(),
                     persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -391,11 +385,17 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
                 extra_mounts.push(mount("source", SOURCE_DIR, true));
                 ProduceSource::File(format!("{SOURCE_DIR}/{}", f.path))
             } else {
-                ProduceSource::File(src.url.clone().unwrap_or_default())
+                let g = src.generated.clone().unwrap_or_default();
+                ProduceSource::Generated {
+                    rows: unsigned(g.rows),
+                    seed: unsigned(g.seed),
+                    dirty_rate: g.dirty_rate,
+                    rate_per_second: g.rate_per_second,
+                }
             };
             Command::Produce(command::Produce {
                 source,
-                topic: spec.kafka.topic.clone(),
+                topic: p.topic.clone(),
                 partitions: unsigned(spec.kafka.partitions),
                 replication: unsigned(spec.kafka.replication_factor),
                 kafka_properties: kafka_properties(p),
@@ -404,7 +404,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         Stage::Sink => {
             env.extend(kafka_env(p));
             Command::Sink(command::Sink {
-                topic: spec.kafka.topic.clone(),
+                topic: p.topic.clone(),
                 output: p.raw_url.clone(),
                 end: SinkEnd::UntilCaughtUp,
                 kafka_properties: kafka_properties(p),
@@ -424,7 +424,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
             env.extend(hbase_env(p));
             Command::Load(command::Load {
                 input: p.clean_url.clone(),
-                table: spec.hbase.table.clone(),
+                table: p.table.clone(),
                 salt_buckets: unsigned(spec.hbase.salt_buckets),
                 shards,
             })
@@ -512,7 +512,7 @@ pub fn dashboard_deployment(p: &Pipeline) -> Deployment {
     let args = Command::Dashboard(command::Dashboard {
         host: s("0.0.0.0"),
         port: unsigned(d.port),
-        table: p.spec.hbase.table.clone(),
+        table: p.table.clone(),
     })
     .args();
     let mut env = common_env();
@@ -609,7 +609,7 @@ pub fn cleanup_job(p: &Pipeline) -> Job {
     let spec = &p.spec;
     let args = Command::Purge(command::Purge {
         paths: vec![p.raw_url.clone(), p.clean_url.clone()],
-        table: spec.hbase.table.clone(),
+        table: p.table.clone(),
     })
     .args();
     let mut env = common_env();

@@ -17,10 +17,12 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
+use crate::admit;
 use crate::apply;
 use crate::build;
 use crate::crd::{CleanupPolicy, ConditionStatus, EcomPipeline, EcomPipelineStatus, Phase};
@@ -152,6 +154,8 @@ pub struct Config {
     /// Probe the services of running stages and say in their status which one they wait for
     /// ([`reach`]); needs the operator to resolve and reach what the stage pods do.
     pub probe_services: bool,
+    /// The images and Secrets pipelines may use.
+    pub policy: admit::Policy,
 }
 
 /// Shared state of reconciles.
@@ -161,6 +165,9 @@ pub struct Context {
     metrics: Arc<Metrics>,
     failures: Mutex<HashMap<String, u32>>,
     probe_services: bool,
+    policy: admit::Policy,
+    /// Every watched `EcomPipeline` (the controller's cache), for storage conflicts.
+    pipelines: Store<EcomPipeline>,
 }
 
 fn resource_id(obj: &EcomPipeline) -> String {
@@ -262,23 +269,28 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         Ok(p) => p,
         Err(e) => {
             let message = e.to_string();
-            let already = previous.is_some_and(|s| {
-                s.phase == Some(Phase::Invalid) && s.observed_generation == obj.metadata.generation
-            });
-            if !already {
-                ctx.event(obj, EventType::Warning, "InvalidSpec", message.clone())
-                    .await;
-            }
-            let st = status::invalid(obj.metadata.generation, &message, previous, &now_string());
-            if Some(&st) != previous {
-                apply::status(client, &ns, &name, &st)
-                    .await
-                    .map_err(apply_err)?;
-            }
+            refuse(obj, ctx, (Phase::Invalid, "InvalidSpec"), &message).await?;
             // Nothing to retry until the spec changes.
             return Ok(Action::await_change());
         }
     };
+    if let Err(r) = admit::check_policy(&p, &ctx.policy) {
+        refuse(obj, ctx, (Phase::Refused, r.reason()), &r.to_string()).await?;
+        // The allow-lists change only with the operator's flags (a restart re-reconciles).
+        return Ok(Action::await_change());
+    }
+    let others: Vec<validate::Pipeline> = ctx
+        .pipelines
+        .state()
+        .iter()
+        .filter(|o| o.metadata.deletion_timestamp.is_none())
+        .filter_map(|o| validate::validate(o).ok())
+        .collect();
+    if let Some(r) = admit::storage_conflict(&p, &others) {
+        refuse(obj, ctx, (Phase::Refused, r.reason()), &r.to_string()).await?;
+        // The other pipeline may go away or move: look again.
+        return Ok(Action::requeue(REFUSED_RECHECK));
+    }
 
     // Read what exists.
     let selector = format!("{LABEL_INSTANCE}={name}");
@@ -337,75 +349,31 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
             previous,
         },
     );
-    for job in &plan.create {
-        apply::apply(client, job).await.map_err(apply_err)?;
-        tracing::info!(resource = %resource, job = %job.name_any(), "created Job");
-    }
+    let applied = apply_plan(&p, &plan, deployment.as_ref(), &stream_name, client).await;
+    let dashboard_ready = match applied {
+        Ok(ready) => ready,
+        Err(apply::Error::NotOwned {
+            kind,
+            namespace: _,
+            name: object,
+        }) => {
+            let r = admit::Refusal::NotOwned { kind, name: object };
+            refuse(obj, ctx, (Phase::Refused, r.reason()), &r.to_string()).await?;
+            return Ok(Action::requeue(REFUSED_RECHECK));
+        }
+        Err(e) => return Err(apply_err(e)),
+    };
     ctx.metrics.jobs_created(plan.create.len());
     if !plan.create.is_empty() {
         let names: Vec<_> = plan.create.iter().map(|j| j.name_any()).collect();
         ctx.event(obj, EventType::Normal, "JobsCreated", names.join(", "))
             .await;
     }
-    for (job, suspend) in &plan.set_suspend {
-        apply::set_job_suspend(client, &ns, job, *suspend)
-            .await
-            .map_err(apply_err)?;
-    }
-    for job in &plan.delete {
-        apply::delete::<Job>(client, &ns, job)
-            .await
-            .map_err(apply_err)?;
-        tracing::info!(resource = %resource, job = %job, "deleted Job");
-    }
-    match plan.stream.action {
-        StreamAction::Apply(shape) => {
-            apply::apply(client, &build::stream::statefulset(&p, shape))
-                .await
-                .map_err(apply_err)?;
-        }
-        StreamAction::Delete => {
-            apply::delete::<StatefulSet>(client, &ns, &stream_name)
-                .await
-                .map_err(apply_err)?;
-            tracing::info!(resource = %resource, statefulset = %stream_name, "deleted StatefulSet");
-        }
-        StreamAction::Keep => {}
-    }
     if let Some((reason, note)) = &plan.stream.event {
         tracing::info!(resource = %resource, statefulset = %stream_name, "{note}");
         ctx.event(obj, EventType::Normal, reason, note.clone())
             .await;
     }
-    let dashboard_name = build::dashboard_name(&p);
-    let mut dashboard_ready = deployment.as_ref().map(|d| {
-        d.status
-            .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0)
-    });
-    match plan.dashboard {
-        DashboardAction::Apply => {
-            apply::apply(client, &build::dashboard_deployment(&p))
-                .await
-                .map_err(apply_err)?;
-            apply::apply(client, &build::dashboard_service(&p))
-                .await
-                .map_err(apply_err)?;
-            dashboard_ready.get_or_insert(0);
-        }
-        DashboardAction::Delete => {
-            apply::delete::<Deployment>(client, &ns, &dashboard_name)
-                .await
-                .map_err(apply_err)?;
-            apply::delete::<Service>(client, &ns, &dashboard_name)
-                .await
-                .map_err(apply_err)?;
-            dashboard_ready = None;
-        }
-        DashboardAction::Keep => {}
-    }
-
     // Events for stages that newly failed.
     for (stage, st) in &plan.stages {
         let was_failed = previous
@@ -449,6 +417,110 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
     Ok(Action::requeue(
         plan.requeue_after.unwrap_or(Duration::from_secs(300)),
     ))
+}
+
+/// How often a refused pipeline is looked at again (another pipeline may have released its
+/// storage, or an object in the way may be gone).
+const REFUSED_RECHECK: Duration = Duration::from_secs(30);
+
+/// Writes the status of a pipeline the operator does not run (and an Event when the reason
+/// or the generation is new).
+async fn refuse(
+    obj: &EcomPipeline,
+    ctx: &Context,
+    (phase, reason): (Phase, &str),
+    message: &str,
+) -> Result<(), Error> {
+    let previous = obj.status.as_ref();
+    let already = previous.is_some_and(|s| {
+        s.phase == Some(phase)
+            && s.observed_generation == obj.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == reason && c.message == message)
+    });
+    if !already {
+        ctx.event(obj, EventType::Warning, reason, message.to_string())
+            .await;
+    }
+    let st = status::refused(
+        obj.metadata.generation,
+        (phase, reason),
+        message,
+        previous,
+        &now_string(),
+    );
+    if Some(&st) != previous {
+        let ns = obj.namespace().unwrap_or_default();
+        apply::status(&ctx.client, &ns, &obj.name_any(), &st)
+            .await
+            .map_err(|source| Error::Apply {
+                resource: resource_id(obj),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// The apply phase: creates, suspends and deletes the plan's Jobs, the stream StatefulSet
+/// and the dashboard, touching only objects the pipeline controls. Returns the dashboard's
+/// ready replicas (`None`: no dashboard).
+async fn apply_plan(
+    p: &validate::Pipeline,
+    plan: &plan::Plan,
+    deployment: Option<&Deployment>,
+    stream_name: &str,
+    client: &Client,
+) -> Result<Option<i32>, apply::Error> {
+    let ns = &p.owner.namespace;
+    let uid = &p.owner.uid;
+    let resource = format!("{ns}/{}", p.owner.name);
+    for job in &plan.create {
+        apply::apply(client, job, uid).await?;
+        tracing::info!(resource = %resource, job = %job.name_any(), "created Job");
+    }
+    for (job, suspend) in &plan.set_suspend {
+        apply::set_job_suspend(client, ns, job, *suspend).await?;
+    }
+    for job in &plan.delete {
+        if apply::delete::<Job>(client, ns, job, uid).await? {
+            tracing::info!(resource = %resource, job = %job, "deleted Job");
+        }
+    }
+    match plan.stream.action {
+        StreamAction::Apply(shape) => {
+            apply::apply(client, &build::stream::statefulset(p, shape), uid).await?;
+        }
+        StreamAction::Delete => {
+            if apply::delete::<StatefulSet>(client, ns, stream_name, uid).await? {
+                tracing::info!(resource = %resource, statefulset = %stream_name, "deleted StatefulSet");
+            }
+        }
+        StreamAction::Keep => {}
+    }
+    let dashboard_name = build::dashboard_name(p);
+    let mut dashboard_ready = deployment
+        .filter(|d| apply::controlled_by(*d, uid))
+        .map(|d| {
+            d.status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+        });
+    match plan.dashboard {
+        DashboardAction::Apply => {
+            apply::apply(client, &build::dashboard_deployment(p), uid).await?;
+            apply::apply(client, &build::dashboard_service(p), uid).await?;
+            dashboard_ready.get_or_insert(0);
+        }
+        DashboardAction::Delete => {
+            apply::delete::<Deployment>(client, ns, &dashboard_name, uid).await?;
+            apply::delete::<Service>(client, ns, &dashboard_name, uid).await?;
+            dashboard_ready = None;
+        }
+        DashboardAction::Keep => {}
+    }
+    Ok(dashboard_ready)
 }
 
 /// Running stages whose pods are not stuck but one of whose services is unreachable wait
@@ -515,6 +587,32 @@ async fn cleanup(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
+    // Data this pipeline never wrote is not its to delete: a pipeline refused all along, or
+    // one whose storage an older pipeline holds.
+    let quiet_status = obj
+        .status
+        .as_ref()
+        .is_none_or(|s| s.stages.is_empty() && s.phase != Some(Phase::Ready));
+    let never_ran = quiet_status && !has_workloads(&p, &ctx.client).await?;
+    let others: Vec<validate::Pipeline> = ctx
+        .pipelines
+        .state()
+        .iter()
+        .filter(|o| o.metadata.deletion_timestamp.is_none())
+        .filter_map(|o| validate::validate(o).ok())
+        .collect();
+    let held = admit::storage_conflict(&p, &others);
+    if never_ran || held.is_some() {
+        let why = held.map_or("the pipeline never ran".to_string(), |r| r.to_string());
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "CleanupSkipped",
+            format!("HDFS paths and HBase table kept: {why}"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     let ns = p.owner.namespace.clone();
     let job_name = build::cleanup_job_name(&p);
     let existing = Api::<Job>::namespaced(ctx.client.clone(), &ns)
@@ -524,10 +622,11 @@ async fn cleanup(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Error> {
             what: "the cleanup Job",
             resource: resource.clone(),
             source,
-        })?;
+        })?
+        .filter(|j| apply::controlled_by(j, &p.owner.uid));
     match existing.as_ref().map(observe::job_state) {
         None => {
-            apply::apply(&ctx.client, &build::cleanup_job(&p))
+            apply::apply(&ctx.client, &build::cleanup_job(&p), &p.owner.uid)
                 .await
                 .map_err(|source| Error::Apply {
                     resource: resource.clone(),
@@ -570,6 +669,37 @@ async fn cleanup(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Error> {
             job: job_name,
         }),
     }
+}
+
+/// Whether a Job or the stream StatefulSet of `p` exists (it ran, or was about to).
+async fn has_workloads(p: &validate::Pipeline, client: &Client) -> Result<bool, Error> {
+    let ns = &p.owner.namespace;
+    let resource = format!("{ns}/{}", p.owner.name);
+    let lp = ListParams::default().labels(&format!("{LABEL_INSTANCE}={}", p.owner.name));
+    let jobs = Api::<Job>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .map_err(|source| Error::Read {
+            what: "Jobs",
+            resource: resource.clone(),
+            source,
+        })?;
+    if jobs
+        .items
+        .iter()
+        .any(|j| apply::controlled_by(j, &p.owner.uid))
+    {
+        return Ok(true);
+    }
+    let stream = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get_opt(&build::stream::statefulset_name(p))
+        .await
+        .map_err(|source| Error::Read {
+            what: "the stream StatefulSet",
+            resource,
+            source,
+        })?;
+    Ok(stream.is_some_and(|s| apply::controlled_by(&s, &p.owner.uid)))
 }
 
 fn shutdown_signal(tx: watch::Sender<bool>) {
@@ -637,19 +767,6 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
         })
     };
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "ecom-operator".into(),
-                instance: Some(cfg.lease.identity.clone()),
-            },
-        ),
-        metrics: metrics.clone(),
-        failures: Mutex::new(HashMap::new()),
-        probe_services: cfg.probe_services,
-    });
     let (jobs, statefulsets, deployments, services) = match &cfg.namespace {
         Some(ns) => (
             Api::<Job>::namespaced(client.clone(), ns),
@@ -667,13 +784,29 @@ pub async fn run(cfg: Config) -> Result<(), Error> {
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=ecom-operator");
     let mut stop_for_ctrl = stop_rx.clone();
     let mut lost_for_ctrl = lost_rx.clone();
-    Controller::new(pipelines, watcher::Config::default())
+    let controller = Controller::new(pipelines, watcher::Config::default())
         .owns(jobs, owned.clone())
         // A stream pod becoming ready (or not) changes its StatefulSet's status.
         .owns(statefulsets, owned.clone())
         .owns(deployments, owned.clone())
         .owns(services, owned)
-        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency))
+        .with_config(kube::runtime::controller::Config::default().concurrency(cfg.concurrency));
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "ecom-operator".into(),
+                instance: Some(cfg.lease.identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+        failures: Mutex::new(HashMap::new()),
+        probe_services: cfg.probe_services,
+        policy: cfg.policy.clone(),
+        pipelines: controller.store(),
+    });
+    controller
         .graceful_shutdown_on(async move {
             tokio::select! {
                 _ = stop_for_ctrl.wait_for(|s| *s) => {}

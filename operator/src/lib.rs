@@ -7,6 +7,7 @@
 //! (server-side apply with one field manager) and [`status`] (conditions and counts from the
 //! observed Jobs, StatefulSet and pods).
 
+pub mod admit;
 pub mod apply;
 pub mod build;
 pub mod controller;

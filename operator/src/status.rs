@@ -315,19 +315,37 @@ pub fn invalid(
     previous: Option<&EcomPipelineStatus>,
     now: &str,
 ) -> EcomPipelineStatus {
+    refused(
+        generation,
+        (Phase::Invalid, "InvalidSpec"),
+        message,
+        previous,
+        now,
+    )
+}
+
+/// Status of a resource the operator does not run: `phase`, and Ready false and Degraded
+/// true with `reason` and `message`; the stages' last states stay as they were.
+pub fn refused(
+    generation: Option<i64>,
+    (phase, reason): (Phase, &str),
+    message: &str,
+    previous: Option<&EcomPipelineStatus>,
+    now: &str,
+) -> EcomPipelineStatus {
     let mut status = previous.cloned().unwrap_or_default();
     let g = generation.unwrap_or(0);
     let conds = [
         Cond {
             type_: "Ready",
             status: false,
-            reason: "InvalidSpec".into(),
+            reason: reason.into(),
             message: message.to_string(),
         },
         Cond {
             type_: "Degraded",
             status: true,
-            reason: "InvalidSpec".into(),
+            reason: reason.into(),
             message: message.to_string(),
         },
     ];
@@ -337,7 +355,7 @@ pub fn invalid(
         .retain(|c| c.type_ != "Ready" && c.type_ != "Degraded");
     status.conditions.append(&mut new);
     status.observed_generation = generation;
-    status.phase = Some(Phase::Invalid);
+    status.phase = Some(phase);
     status
 }
 

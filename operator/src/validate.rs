@@ -9,6 +9,7 @@
 //! real kube-apiserver); nothing here says them again. What is left is the conversion:
 //! metadata the server always sets, and the derived URLs and stage keys.
 
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde_json::json;
 
@@ -26,6 +27,16 @@ pub enum Error {
         /// The missing field.
         field: &'static str,
     },
+    /// The raw and clean paths (given or defaulted) meet.
+    #[error("EcomPipeline {resource}: the raw path {raw} and the clean path {clean} must be different and not inside each other")]
+    PathsOverlap {
+        /// `namespace/name` of the resource.
+        resource: String,
+        /// The raw path.
+        raw: String,
+        /// The clean path.
+        clean: String,
+    },
 }
 
 /// A validated pipeline: the spec with its derived values.
@@ -35,6 +46,8 @@ pub struct Pipeline {
     pub owner: Owner,
     /// `metadata.generation`.
     pub generation: i64,
+    /// `metadata.creationTimestamp`: of two pipelines on the same storage, the older keeps it.
+    pub created: Option<Timestamp>,
     /// The spec (defaults applied by the API server).
     pub spec: EcomPipelineSpec,
     /// `hdfs://namenode:port/raw/path`.
@@ -43,7 +56,27 @@ pub struct Pipeline {
     pub clean_url: String,
     /// `host:port` of the HBase Thrift server.
     pub thrift: String,
+    /// The Kafka topic (`spec.kafka.topic` or its default from namespace and name).
+    pub topic: String,
+    /// The serving table (`spec.hbase.table` or its default from namespace and name).
+    pub table: String,
     keys: [String; 5],
+}
+
+/// The default HDFS directory of a pipeline's data: `/ecom/<namespace>/<name>`.
+pub fn default_data_dir(namespace: &str, name: &str) -> String {
+    format!("/ecom/{namespace}/{name}")
+}
+
+/// The default Kafka topic of a pipeline: `ecom.<namespace>.<name>` (neither a namespace nor
+/// a pipeline name holds a dot, so no two pipelines get the same default).
+pub fn default_topic(namespace: &str, name: &str) -> String {
+    format!("ecom.{namespace}.{name}")
+}
+
+/// The default HBase table of a pipeline: `ecom_<namespace>_<name>` (neither holds `_`).
+pub fn default_table(namespace: &str, name: &str) -> String {
+    format!("ecom_{namespace}_{name}")
 }
 
 impl Pipeline {
@@ -111,10 +144,35 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
         .ok_or_else(|| missing("metadata.name"))?;
     let spec = obj.spec.clone();
     let hdfs = spec.hdfs.url.trim_end_matches('/');
-    let raw_url = format!("{hdfs}{}", spec.hdfs.raw_path);
-    let clean_url = format!("{hdfs}{}", spec.hdfs.clean_path);
+    let dir = default_data_dir(&namespace, &name);
+    let raw_path = spec.hdfs.raw_path.clone().unwrap_or(format!("{dir}/raw"));
+    let clean_path = spec
+        .hdfs
+        .clean_path
+        .clone()
+        .unwrap_or(format!("{dir}/clean"));
+    // The schema keeps two given paths apart; a default can still meet a given one.
+    if nested(&raw_path, &clean_path) {
+        return Err(Error::PathsOverlap {
+            resource,
+            raw: raw_path,
+            clean: clean_path,
+        });
+    }
+    let raw_url = format!("{hdfs}{raw_path}");
+    let clean_url = format!("{hdfs}{clean_path}");
     let thrift = format!("{}:{}", spec.hbase.thrift_host, spec.hbase.thrift_port);
-    let keys = stage_keys(&spec, &raw_url, &clean_url, &thrift);
+    let topic = spec
+        .kafka
+        .topic
+        .clone()
+        .unwrap_or_else(|| default_topic(&namespace, &name));
+    let table = spec
+        .hbase
+        .table
+        .clone()
+        .unwrap_or_else(|| default_table(&namespace, &name));
+    let keys = stage_keys(&spec, &topic, &table, [&raw_url, &clean_url, &thrift]);
     Ok(Pipeline {
         owner: Owner {
             name,
@@ -122,22 +180,36 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
             uid,
         },
         generation: obj.metadata.generation.unwrap_or(0),
+        created: obj.metadata.creation_timestamp.as_ref().map(|t| t.0),
         spec,
         raw_url,
         clean_url,
         thrift,
+        topic,
+        table,
         keys,
     })
 }
 
-fn stage_keys(spec: &EcomPipelineSpec, raw: &str, clean: &str, thrift: &str) -> [String; 5] {
+/// Whether two absolute paths are equal or one lies inside the other.
+pub fn nested(a: &str, b: &str) -> bool {
+    let inside = |x: &str, y: &str| x.strip_prefix(y).is_some_and(|rest| rest.starts_with('/'));
+    a == b || inside(a, b) || inside(b, a)
+}
+
+fn stage_keys(
+    spec: &EcomPipelineSpec,
+    topic: &str,
+    table: &str,
+    [raw, clean, thrift]: [&str; 3],
+) -> [String; 5] {
     let k = &spec.kafka;
     let produce = json!([
         "produce",
         spec.run_id,
         spec.source,
         k.bootstrap,
-        k.topic,
+        topic,
         k.partitions,
         k.replication_factor
     ]);
@@ -150,18 +222,10 @@ fn stage_keys(spec: &EcomPipelineSpec, raw: &str, clean: &str, thrift: &str) -> 
     let clean_key = short_hash(json!(["clean", sink, clean]).to_string().as_bytes());
     let h = &spec.hbase;
     // The Thrift transport and protocol say how the load reaches HBase, not what it writes.
-    let load = json!(["load", clean_key, thrift, h.table, h.salt_buckets]);
+    let load = json!(["load", clean_key, thrift, table, h.salt_buckets]);
     let load = short_hash(load.to_string().as_bytes());
     // The stream stage writes what sink, clean and load write, from the produced topic.
-    let stream = json!([
-        "stream",
-        produce,
-        raw,
-        clean,
-        thrift,
-        h.table,
-        h.salt_buckets
-    ]);
+    let stream = json!(["stream", produce, raw, clean, thrift, table, h.salt_buckets]);
     let stream = short_hash(stream.to_string().as_bytes());
     [produce, sink, clean_key, load, stream]
 }
@@ -175,7 +239,10 @@ mod tests {
     #[test]
     fn example_is_valid_and_keys_are_stable() {
         let p = validate(&example()).expect("valid");
-        assert_eq!(p.raw_url, "hdfs://namenode:9000/ecom/raw");
+        assert_eq!(p.raw_url, "hdfs://namenode:9000/ecom/shop/demo/raw");
+        assert_eq!(p.clean_url, "hdfs://namenode:9000/ecom/shop/demo/clean");
+        assert_eq!(p.table, "ecommerce");
+        assert_eq!(p.topic, "transactions");
         assert_eq!(p.thrift, "hbase-thrift:9090");
         let again = validate(&example()).expect("valid");
         assert_eq!(p.stage_key(Stage::Load), again.stage_key(Stage::Load));
@@ -185,7 +252,7 @@ mod tests {
     fn a_downstream_change_keeps_upstream_keys() {
         let a = validate(&example()).expect("valid");
         let mut obj = example();
-        obj.spec.hbase.table = "other".into();
+        obj.spec.hbase.table = Some("other".into());
         let b = validate(&obj).expect("valid");
         for s in [Stage::Produce, Stage::Sink, Stage::Clean] {
             assert_eq!(a.stage_key(s), b.stage_key(s), "{s}");

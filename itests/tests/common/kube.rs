@@ -190,6 +190,17 @@ impl Operator {
         lease_ns: &str,
         identity: &str,
     ) -> Operator {
+        Operator::start_with_args(kubeconfig, watch, lease_ns, identity, &[])
+    }
+
+    /// [`Operator::start_with`] with more flags of `ecom operator`.
+    pub fn start_with_args(
+        kubeconfig: &Path,
+        watch: Option<&str>,
+        lease_ns: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> Operator {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("{identity}.log"));
         let log_file = std::fs::File::create(&log).expect("operator log file");
@@ -210,6 +221,7 @@ impl Operator {
                 "1",
             ])
             .args(watch.map(|ns| ["--namespace", ns]).into_iter().flatten())
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,ecom_operator=debug")
             .stdout(Stdio::null())

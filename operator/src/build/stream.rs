@@ -71,10 +71,10 @@ pub fn args(p: &Pipeline, shards: i32) -> Vec<String> {
     let spec = &p.spec;
     let streaming = p.streaming();
     Command::Stream(Stream {
-        topic: spec.kafka.topic.clone(),
+        topic: p.topic.clone(),
         raw: p.raw_url.clone(),
         clean: p.clean_url.clone(),
-        table: spec.hbase.table.clone(),
+        table: p.table.clone(),
         salt_buckets: unsigned(spec.hbase.salt_buckets),
         batch_interval_ms: unsigned(streaming.batch_interval_ms),
         max_batch_records: unsigned(streaming.max_batch_records),

@@ -205,10 +205,11 @@ pub struct KafkaSpec {
         regex(pattern = r"^[^,\s]+:[0-9]+(,[^,\s]+:[0-9]+)*$")
     )]
     pub bootstrap: String,
-    /// Topic of the transactions (created by the producer if missing).
-    #[serde(default = "default_topic")]
+    /// Topic of the transactions (created by the producer if missing). Default:
+    /// `ecom.<namespace>.<name>`, so that no two pipelines share a topic by accident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 249), regex(pattern = r"^[a-zA-Z0-9._-]+$"))]
-    pub topic: String,
+    pub topic: Option<String>,
     /// Partitions of the topic when the producer creates it.
     #[serde(default = "default_partitions")]
     #[schemars(range(min = 1, max = 1000))]
@@ -220,10 +221,6 @@ pub struct KafkaSpec {
     /// Security settings; plaintext without authentication when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<KafkaSecurity>,
-}
-
-fn default_topic() -> String {
-    "ecom-transactions".to_string()
 }
 
 fn default_partitions() -> i32 {
@@ -357,7 +354,7 @@ fn default_ca_key() -> String {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "self.rawPath != self.cleanPath && !self.cleanPath.startsWith(self.rawPath + '/') && !self.rawPath.startsWith(self.cleanPath + '/')",
+        "rule": "!has(self.rawPath) || !has(self.cleanPath) || (self.rawPath != self.cleanPath && !self.cleanPath.startsWith(self.rawPath + '/') && !self.rawPath.startsWith(self.cleanPath + '/'))",
         "message": "rawPath and cleanPath must be different and not inside each other"
     }
 ]))]
@@ -365,22 +362,16 @@ pub struct HdfsSpec {
     /// NameNode URL, e.g. `hdfs://namenode:9000`.
     #[schemars(length(max = 1024), regex(pattern = r"^hdfs://[^/\s]+$"))]
     pub url: String,
-    /// Absolute HDFS path of the raw TSV files written by the sink.
-    #[serde(default = "default_raw_path")]
+    /// Absolute HDFS path of the raw TSV files written by the sink. Default:
+    /// `/ecom/<namespace>/<name>/raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024), regex(pattern = r"^/[^\s]*[^/\s]$"))]
-    pub raw_path: String,
-    /// Absolute HDFS path of the clean Parquet files and quality reports.
-    #[serde(default = "default_clean_path")]
+    pub raw_path: Option<String>,
+    /// Absolute HDFS path of the clean Parquet files and quality reports. Default:
+    /// `/ecom/<namespace>/<name>/clean`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024), regex(pattern = r"^/[^\s]*[^/\s]$"))]
-    pub clean_path: String,
-}
-
-fn default_raw_path() -> String {
-    "/ecom/raw".to_string()
-}
-
-fn default_clean_path() -> String {
-    "/ecom/clean".to_string()
+    pub clean_path: Option<String>,
 }
 
 /// HBase Thrift connection and serving table.
@@ -402,13 +393,14 @@ pub struct HbaseSpec {
     /// `binary`.
     #[serde(default)]
     pub thrift_protocol: ThriftProtocol,
-    /// Serving table (created by the load stage if missing).
-    #[serde(default = "default_table")]
+    /// Serving table (created by the load stage if missing; its aggregates go to
+    /// `<table>_agg`). Default: `ecom_<namespace>_<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 128),
         regex(pattern = r"^[a-zA-Z0-9_][a-zA-Z0-9_.-]*(:[a-zA-Z0-9_][a-zA-Z0-9_.-]*)?$")
     )]
-    pub table: String,
+    pub table: Option<String>,
     /// Row-key salt buckets (0 = no salting): spreads sequential keys over regions.
     #[serde(default = "default_salt_buckets")]
     #[schemars(range(min = 0, max = 1024))]
@@ -425,17 +417,13 @@ fn default_salt_buckets() -> i32 {
     16
 }
 
-fn default_table() -> String {
-    "ecommerce".to_string()
-}
-
-/// Source of the transactions: exactly one of `generated`, `file` or `url`.
+/// Source of the transactions: exactly one of `generated` or `file`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "[has(self.generated), has(self.file), has(self.url)].filter(x, x).size() == 1",
-        "message": "exactly one of source.generated, source.file or source.url must be set"
+        "rule": "has(self.generated) != has(self.file)",
+        "message": "exactly one of source.generated or source.file must be set"
     }
 ]))]
 pub struct SourceSpec {
@@ -445,10 +433,6 @@ pub struct SourceSpec {
     /// A TSV file on a PersistentVolumeClaim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileSource>,
-    /// A TSV file the producer downloads over HTTP(S).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 2048), regex(pattern = r"^https?://\S+$"))]
-    pub url: Option<String>,
 }
 
 /// Synthetic transactions.
@@ -479,6 +463,17 @@ pub struct GeneratedSource {
         ])
     )]
     pub rate_per_second: Option<f64>,
+}
+
+impl Default for GeneratedSource {
+    fn default() -> Self {
+        Self {
+            rows: default_rows(),
+            seed: default_seed(),
+            dirty_rate: default_dirty_rate(),
+            rate_per_second: None,
+        }
+    }
 }
 
 fn default_rows() -> i64 {

@@ -171,6 +171,10 @@ pub enum Phase {
     Failed,
     /// The spec does not validate (see the conditions).
     Invalid,
+    /// The operator will not run the pipeline (see the conditions): an image or Secret
+    /// outside its allow-lists, storage an older pipeline uses, or an object of a name it
+    /// would write that belongs to something else.
+    Refused,
 }
 wire_names!(Phase {
     Pending,
@@ -178,7 +182,8 @@ wire_names!(Phase {
     Ready,
     Suspended,
     Failed,
-    Invalid
+    Invalid,
+    Refused
 });
 
 /// Where one stage stands.
