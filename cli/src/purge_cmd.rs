@@ -8,9 +8,10 @@ use ecom_contract::command::flag;
 use ecom_contract::env;
 use ecom_contract::summary::{PurgeDetail, StageName, Summary};
 use ecom_jobs::load::LoadConfig;
+use ecom_jobs::owner::{self, Mark, Owner};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::{split_url, HdfsFiles};
-use ecom_jobs::store::FileStore;
+use ecom_jobs::store::{FileStore, TableError, TableStore};
 
 use crate::thrift_wire::ThriftWire;
 
@@ -29,12 +30,32 @@ pub struct PurgeArgs {
     hbase_thrift: Option<String>,
     #[command(flatten)]
     thrift_wire: ThriftWire,
+    #[command(flatten)]
+    identity: crate::stages::PipelineIdentity,
     /// Give up on each service after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
 }
 
-/// Deletes what the flags name; prints a JSON summary as the last line.
+/// Why a place marked `mark` is not `me`'s to delete (`None`: it is, or there is nothing).
+fn not_mine(mark: &Mark, me: &Owner, exists: bool) -> Option<String> {
+    match mark {
+        Mark::Owner(o) if o.uid == me.uid => None,
+        Mark::Owner(o) => Some(format!(
+            "it belongs to EcomPipeline {} (uid {})",
+            o.name, o.uid
+        )),
+        Mark::None if exists => Some(format!(
+            "it carries no pipeline's identity, so not that of {} (uid {})",
+            me.name, me.uid
+        )),
+        Mark::None => None,
+    }
+}
+
+/// Deletes what the flags name; prints a JSON summary as the last line. Run for a pipeline
+/// (`ECOM_PIPELINE_UID` set), it deletes only directories and tables marked as that
+/// pipeline's and keeps, naming them, the others.
 pub fn run(args: PurgeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let timeout = Duration::from_secs(args.timeout_secs);
@@ -49,10 +70,21 @@ pub fn run(args: PurgeArgs) -> Result<()> {
         }
         targets.push((authority, dir, url.clone()));
     }
+    // Run for a pipeline, only what carries its identity goes; by hand, what the flags name.
+    let me = args.identity.owner();
     let mut removed_paths = Vec::new();
+    let mut kept = Vec::new();
     for (authority, dir, url) in targets {
         let store = HdfsFiles::open(&authority, timeout)
             .with_context(|| format!("connecting to HDFS at {authority}"))?;
+        if let Some(me) = &me {
+            let mark = owner::dir_mark(&store, &dir, &url)?;
+            if let Some(why) = not_mine(&mark, me, store.exists(&dir)?) {
+                tracing::warn!(%url, "kept: {why}");
+                kept.push(format!("{url}: {why}"));
+                continue;
+            }
+        }
         store
             .remove_all(&dir)
             .with_context(|| format!("deleting {url}"))?;
@@ -72,12 +104,37 @@ pub fn run(args: PurgeArgs) -> Result<()> {
             ..Default::default()
         }
         .agg_table();
-        for name in [table.clone(), agg] {
-            tables
-                .drop_table(&name)
-                .with_context(|| format!("dropping table {name} on {addr}"))?;
-            tracing::info!(table = %name, "dropped (if it existed)");
-            dropped_tables.push(name);
+        let place = format!("table {table} on {addr}");
+        let why = match &me {
+            None => None,
+            Some(me) => match tables.table(&agg) {
+                Ok(t) => not_mine(&owner::table_mark(t.as_ref(), &place)?, me, true),
+                // No aggregates table: nothing of this pipeline's was loaded there.
+                Err(TableError::NoTable(_)) => {
+                    let fact = match tables.table(table) {
+                        Ok(_) => true,
+                        Err(TableError::NoTable(_)) => false,
+                        Err(e) => return Err(e).with_context(|| format!("reading {place}")),
+                    };
+                    not_mine(&Mark::None, me, fact)
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading {place}")),
+            },
+        };
+        match why {
+            Some(why) => {
+                tracing::warn!(%table, "kept: {why}");
+                kept.push(format!("{place}: {why}"));
+            }
+            None => {
+                for name in [table.clone(), agg] {
+                    tables
+                        .drop_table(&name)
+                        .with_context(|| format!("dropping table {name} on {addr}"))?;
+                    tracing::info!(table = %name, "dropped (if it existed)");
+                    dropped_tables.push(name);
+                }
+            }
         }
     }
     let summary = Summary {
@@ -89,6 +146,7 @@ pub fn run(args: PurgeArgs) -> Result<()> {
         detail: Some(PurgeDetail {
             paths: removed_paths,
             tables: dropped_tables,
+            kept,
         }),
     };
     println!("{}", serde_json::to_string(&summary)?);

@@ -38,5 +38,11 @@ pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
 /// The shard index of a pod of the streaming StatefulSet (its pod index); `--shard COUNT`
 /// reads it, before [`JOB_COMPLETION_INDEX`].
 pub const SHARD_INDEX: &str = "ECOM_SHARD_INDEX";
+/// UID of the `EcomPipeline` a stage runs for: the stage marks the HDFS directories and the
+/// HBase table it writes as this pipeline's, refuses those marked by another, and `ecom
+/// purge` deletes only what carries it. Unset (a stage run by hand): no marks.
+pub const PIPELINE_UID: &str = "ECOM_PIPELINE_UID";
+/// `namespace/name` of that `EcomPipeline` (written into marks, for messages).
+pub const PIPELINE: &str = "ECOM_PIPELINE";
 /// Log filter of `tracing` (e.g. `info`).
 pub const RUST_LOG: &str = "RUST_LOG";

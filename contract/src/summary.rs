@@ -285,6 +285,10 @@ pub struct PurgeDetail {
     pub paths: Vec<String>,
     /// Tables dropped (if they existed).
     pub tables: Vec<String>,
+    /// Directories and tables kept because they do not carry the pipeline's identity, each
+    /// with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
 }
 
 /// The counts the operator keeps of a stage's run (the `summary` of its status), summed over

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::kube::*;
 use common::{seed_tables, service_env};
+use ecom_jobs::owner::{self, Owner};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::hdfs::HdfsFiles;
 use ecom_jobs::store::{FileStore, TableStore};
@@ -474,7 +475,8 @@ async fn delete_runs_the_finalizer() {
     wait_gone(&api, "kept").await;
 
     // Delete: the real cleanup Job (`ecom purge`) runs first, against the real HDFS and
-    // HBase; the resource goes when it succeeded, and the data with it.
+    // HBase; the resource goes when it succeeded, and the data marked as the pipeline's with
+    // it. A path the spec names but another pipeline marked stays, as does an unrelated one.
     let suffix = unique("f").replace('-', "");
     let hdfs_url = service_env("HDFS_URL");
     let thrift = service_env("HBASE_THRIFT");
@@ -482,6 +484,24 @@ async fn delete_runs_the_finalizer() {
     let base = format!("/ecf-{suffix}");
     let table = format!("ecf_{suffix}");
     let keep = format!("/ecf-keep-{suffix}/k.tsv");
+    let obj = create_pipeline(
+        &api,
+        "purged",
+        json!({
+            "cleanupPolicy": "Delete",
+            "hdfs": {"url": hdfs_url, "rawPath": format!("{base}/raw"), "cleanPath": format!("{base}/other/clean")},
+            "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port, "table": table}
+        }),
+    )
+    .await;
+    let me = Owner {
+        uid: obj.uid().expect("uid"),
+        name: format!("{ns}/purged"),
+    };
+    let other = Owner {
+        uid: "another-pipeline".into(),
+        name: format!("{ns}/another"),
+    };
     {
         let (hdfs_url, thrift, base, table, keep) = (
             hdfs_url.clone(),
@@ -490,30 +510,27 @@ async fn delete_runs_the_finalizer() {
             table.clone(),
             keep.clone(),
         );
+        let (me, other) = (me.clone(), other.clone());
         tokio::task::spawn_blocking(move || {
             let files = HdfsFiles::open(&hdfs_url, Duration::from_secs(30)).expect("hdfs");
             for path in [
                 format!("{base}/raw/a.tsv"),
-                format!("{base}/clean/_manifest/r.json"),
+                format!("{base}/other/clean/_manifest/r.json"),
                 keep,
             ] {
                 files.write_atomic(&path, b"1\n").expect("write");
             }
-            seed_tables(&HbaseTables::new(HbaseConfig::new(thrift)), &table);
+            owner::claim_dir(&files, &format!("{base}/raw"), "raw", &me).expect("mark raw");
+            owner::claim_dir(&files, &format!("{base}/other/clean"), "clean", &other)
+                .expect("mark clean");
+            let tables = HbaseTables::new(HbaseConfig::new(thrift));
+            seed_tables(&tables, &table);
+            let agg = tables.table(&format!("{table}_agg")).expect("agg table");
+            owner::claim_table(agg.as_ref(), "table", &me).expect("mark table");
         })
         .await
         .expect("seed data");
     }
-    create_pipeline(
-        &api,
-        "purged",
-        json!({
-            "cleanupPolicy": "Delete",
-            "hdfs": {"url": hdfs_url, "rawPath": format!("{base}/raw"), "cleanPath": format!("{base}/clean")},
-            "hbase": {"thriftHost": thrift_host, "thriftPort": thrift_port, "table": table}
-        }),
-    )
-    .await;
     wait_job_of(&client, &ns, "purged", "produce").await;
     api.delete("purged", &DeleteParams::default())
         .await
@@ -529,7 +546,9 @@ async fn delete_runs_the_finalizer() {
         let tables = HbaseTables::new(HbaseConfig::new(thrift));
         (
             files.exists(&format!("{base}/raw")).expect("exists"),
-            files.exists(&format!("{base}/clean")).expect("exists"),
+            files
+                .exists(&format!("{base}/other/clean/_manifest/r.json"))
+                .expect("exists"),
             files.exists(&keep).expect("exists"),
             tables.table(&table).is_ok(),
             tables.table(&format!("{table}_agg")).is_ok(),
@@ -539,8 +558,14 @@ async fn delete_runs_the_finalizer() {
     .expect("check data");
     assert_eq!(
         gone,
-        (false, false, true, false, false),
-        "(raw, clean, unrelated path, table, aggregates table) exist after cleanup: {message}"
+        (false, true, true, false, false),
+        "(raw, another pipeline's clean, unrelated path, table, aggregates table) exist after cleanup: {message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "belongs to EcomPipeline {ns}/another (uid another-pipeline)"
+        )),
+        "{message}"
     );
 }
 

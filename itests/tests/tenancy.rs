@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::kube::*;
 use common::{seed_tables, service_env};
+use ecom_jobs::owner::{self, Owner};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
+use ecom_jobs::store::hdfs::HdfsFiles;
 use ecom_jobs::store::TableStore;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -280,4 +282,57 @@ async fn images_and_secrets_outside_the_allow_lists_are_refused() {
     // Within the lists the pipeline runs.
     create_pipeline(&api, "allowed", sasl("ecom-kafka")).await;
     wait_job_of(&client, &ns, "allowed", "produce").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_refuses_a_directory_another_pipeline_marked() {
+    let hdfs_url = service_env("HDFS_URL");
+    let dir = format!("/tenancy-marked-{}", unique("d"));
+    {
+        let (hdfs_url, dir) = (hdfs_url.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || {
+            let files = HdfsFiles::open(&hdfs_url, Duration::from_secs(30)).expect("hdfs");
+            let first = Owner {
+                uid: "uid-first".into(),
+                name: "shop/first".into(),
+            };
+            owner::claim_dir(&files, &dir, &dir, &first).expect("mark");
+        })
+        .await
+        .expect("mark the directory");
+    }
+    let url = format!("{hdfs_url}{dir}");
+    let out = std::process::Command::new(ecom_bin())
+        .args([
+            "sink",
+            "--topic",
+            "unused",
+            "--output",
+            &url,
+            "--until-caught-up",
+        ])
+        .args(["--kafka-bootstrap", &service_env("KAFKA_BOOTSTRAP")])
+        .env("ECOM_PIPELINE_UID", "uid-second")
+        .env("ECOM_PIPELINE", "shop/second")
+        .env("ECOM_ATTEMPTS", "5")
+        .output()
+        .expect("ecom sink");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("summary")).expect("summary json");
+    // Refused at once (a permanent error): one attempt, the owner named.
+    assert_eq!(summary["attempts"], 1, "{summary}");
+    let error = summary["error"].as_str().expect("error");
+    assert!(
+        error.contains(&format!(
+            "{url} belongs to EcomPipeline shop/first (uid uid-first), not to shop/second (uid uid-second)"
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("remove {url}/.ecom-owner")),
+        "{error}"
+    );
 }

@@ -7,6 +7,7 @@ pub mod clean;
 pub mod generate;
 pub mod incremental;
 pub mod load;
+pub mod owner;
 pub mod produce;
 pub mod record;
 pub mod retry;

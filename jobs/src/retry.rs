@@ -19,6 +19,7 @@ use crate::clean::CleanError;
 use crate::generate::GenerateError;
 use crate::incremental::IncrementalError;
 use crate::load::LoadError;
+use crate::owner::OwnerError;
 use crate::produce::ProduceError;
 use crate::sink::SinkError;
 use crate::store::hdfs::HdfsFailure;
@@ -87,7 +88,8 @@ pub fn class_of(e: &(dyn StdError + 'static)) -> Option<ErrorClass> {
         ProduceError,
         SinkError,
         StreamError,
-        GenerateError
+        GenerateError,
+        OwnerError
     );
     None
 }

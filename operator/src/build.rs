@@ -180,9 +180,21 @@ fn ecom_container(p: &Pipeline, name: &str, args: Vec<String>, env: Vec<EnvVar>)
     }
 }
 
-/// Environment every stage container gets.
-fn common_env() -> Vec<EnvVar> {
+/// Environment every container of the pipeline gets.
+pub(crate) fn common_env() -> Vec<EnvVar> {
     vec![env(names::RUST_LOG, "info")]
+}
+
+/// The pipeline's identity, which the stages that write storage mark it with (and `ecom
+/// purge` checks).
+pub(crate) fn identity_env(p: &Pipeline) -> [EnvVar; 2] {
+    [
+        env(names::PIPELINE_UID, p.owner.uid.clone()),
+        env(
+            names::PIPELINE,
+            format!("{}/{}", p.owner.namespace, p.owner.name),
+        ),
+    ]
 }
 
 /// HBase Thrift address, transport and protocol as environment variables (`ecom load`,
@@ -403,6 +415,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         }
         Stage::Sink => {
             env.extend(kafka_env(p));
+            env.extend(identity_env(p));
             Command::Sink(command::Sink {
                 topic: p.topic.clone(),
                 output: p.raw_url.clone(),
@@ -411,6 +424,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
             })
         }
         Stage::Clean => {
+            env.extend(identity_env(p));
             if let Some(bytes) = clean_max_run_bytes(&spec.stages.clean) {
                 env.push(self::env(names::CLEAN_MAX_RUN_BYTES, s(bytes)));
             }
@@ -422,6 +436,7 @@ pub fn stage_job(p: &Pipeline, stage: Stage, opts: JobOptions) -> Job {
         }
         Stage::Load | Stage::Stream => {
             env.extend(hbase_env(p));
+            env.extend(identity_env(p));
             Command::Load(command::Load {
                 input: p.clean_url.clone(),
                 table: p.table.clone(),
@@ -614,6 +629,7 @@ pub fn cleanup_job(p: &Pipeline) -> Job {
     .args();
     let mut env = common_env();
     env.extend(hbase_env(p));
+    env.extend(identity_env(p));
     let container = ecom_container(p, "cleanup", args, env);
     let labels = p.owner.labels("cleanup");
     Job {

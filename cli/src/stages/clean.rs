@@ -9,7 +9,7 @@ use ecom_contract::summary::{CleanDetail, StageName};
 use ecom_jobs::incremental::{CleanRun, RawInput};
 use ecom_jobs::runtime::Ticker;
 
-use super::{is_remote, open_store, resolve_shard, run_stage, StageCommon};
+use super::{claim_dir, is_remote, open_store, resolve_shard, run_stage, StageCommon};
 use crate::retry::Permanent;
 
 /// Stage flags of `ecom clean`.
@@ -48,6 +48,12 @@ pub fn clean_stage(
             return Err(Permanent(format!("--input {input}: no such file or directory")).into());
         }
         let local_file = local && Path::new(&raw_path).is_file();
+        claim_dir(
+            stage.common.identity.owner().as_ref(),
+            out.as_ref(),
+            &clean_dir,
+            output,
+        )?;
         let run = CleanRun {
             raw: raw.as_ref(),
             input: if local_file {

@@ -8,7 +8,9 @@ use ecom_contract::summary::{LoadDetail, StageName};
 use ecom_jobs::load::{load_committed, LoadConfig};
 use ecom_jobs::runtime::Ticker;
 
-use super::{open_store, per_second, resolve_shard, run_stage, StageCommon, TableArgs};
+use super::{
+    claim_table, open_store, per_second, resolve_shard, run_stage, StageCommon, TableArgs,
+};
 use crate::progress::rows_bar;
 
 /// Flags of `ecom load`.
@@ -44,6 +46,12 @@ pub fn load(args: LoadArgs) -> Result<()> {
         let timeout = clock.call(args.common.call_timeout);
         let (files, dir) = open_store(&args.input, timeout)?;
         let (tables, place) = args.tables.open(clock, timeout, args.concurrency)?;
+        claim_table(
+            args.common.identity.owner().as_ref(),
+            tables.as_ref(),
+            &args.tables.table,
+            &place,
+        )?;
         let cfg = LoadConfig {
             table: args.tables.table.clone(),
             salt_buckets: args.tables.salt_buckets,

@@ -21,6 +21,8 @@ use anyhow::{Context, Result};
 use ecom_contract::env;
 use ecom_contract::summary::{StageName, Summary};
 use ecom_jobs::incremental::Shard;
+use ecom_jobs::load::{LoadConfig, AGG_FAMILY};
+use ecom_jobs::owner::{self, Owner};
 use ecom_jobs::retry::ErrorClass;
 use ecom_jobs::runtime::{self, parse_duration, Clock, Report, StageFailure, StageOptions};
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
@@ -59,6 +61,8 @@ pub struct StageCommon {
     /// HBase I/O); a call is retried within the deadline.
     #[arg(long, env = env::CALL_TIMEOUT, default_value = "30s", value_parser = parse_duration)]
     pub call_timeout: Duration,
+    #[command(flatten)]
+    pub identity: PipelineIdentity,
 }
 
 impl StageCommon {
@@ -171,6 +175,63 @@ impl TableArgs {
             .into()),
         }
     }
+}
+
+/// The pipeline a stage runs for: set by the operator, absent when a stage is run by hand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineIdentity {
+    /// UID of the EcomPipeline this stage runs for: the HDFS directories and the HBase
+    /// table the stage writes are marked as that pipeline's, and those another pipeline
+    /// marked are refused. Unset: no marks are read or written.
+    #[arg(long, env = env::PIPELINE_UID)]
+    pub pipeline_uid: Option<String>,
+    /// `namespace/name` of that EcomPipeline (written into the marks, for messages).
+    #[arg(long, env = env::PIPELINE, requires = "pipeline_uid")]
+    pub pipeline: Option<String>,
+}
+
+impl PipelineIdentity {
+    /// The owner the flags name, if any.
+    pub fn owner(&self) -> Option<Owner> {
+        let uid = self.pipeline_uid.clone().filter(|u| !u.is_empty())?;
+        Some(Owner {
+            uid,
+            name: self.pipeline.clone().unwrap_or_else(|| "?".to_string()),
+        })
+    }
+}
+
+/// Marks directory `dir` of `store` (named `url`) as the stage's pipeline's, when the stage
+/// runs for one; fails when another pipeline marked it.
+pub fn claim_dir(me: Option<&Owner>, store: &dyn FileStore, dir: &str, url: &str) -> Result<()> {
+    if let Some(me) = me {
+        owner::claim_dir(store, dir, url, me)?;
+    }
+    Ok(())
+}
+
+/// Marks `table` (through its aggregates table, created if missing) as the stage's
+/// pipeline's, when the stage runs for one; fails when another pipeline marked it.
+pub fn claim_table(
+    me: Option<&Owner>,
+    tables: &dyn TableStore,
+    table: &str,
+    place: &str,
+) -> Result<()> {
+    if let Some(me) = me {
+        let agg = LoadConfig {
+            table: table.to_string(),
+            ..LoadConfig::default()
+        }
+        .agg_table();
+        tables.ensure_table(&agg, &[AGG_FAMILY])?;
+        owner::claim_table(
+            tables.table(&agg)?.as_ref(),
+            &format!("table {table} on {place}"),
+            me,
+        )?;
+    }
+    Ok(())
 }
 
 /// Whether `url` names HDFS.

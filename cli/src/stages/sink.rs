@@ -12,7 +12,7 @@ use ecom_jobs::runtime::{parse_duration, signal, Budget, StageOptions, Ticker};
 use ecom_jobs::sink::{run_sink, SinkConfig, SinkMode};
 use ecom_jobs::store::kafka::KafkaLog;
 
-use super::{kafka_config, open_store, per_second, run_stage, StageCommon};
+use super::{claim_dir, kafka_config, open_store, per_second, run_stage, StageCommon};
 
 /// Flags of `ecom sink`.
 #[derive(Debug, clap::Args)]
@@ -76,6 +76,12 @@ pub fn sink(args: SinkArgs) -> Result<()> {
     run_stage(&opts, |clock, _| {
         let timeout = clock.call(args.common.call_timeout);
         let (files, dir) = open_store(&args.output, timeout)?;
+        claim_dir(
+            args.common.identity.owner().as_ref(),
+            files.as_ref(),
+            &dir,
+            &args.output,
+        )?;
         let cfg = kafka_config(
             &args.kafka_bootstrap,
             &args.topic,

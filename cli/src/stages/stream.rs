@@ -11,7 +11,10 @@ use ecom_jobs::runtime::{parse_duration, signal, Budget, StageOptions, Ticker};
 use ecom_jobs::store::kafka::KafkaTail;
 use ecom_jobs::stream::{run_stream, StreamConfig, StreamStores};
 
-use super::{kafka_config, open_store, resolve_shard, run_stage, StageCommon, TableArgs};
+use super::{
+    claim_dir, claim_table, kafka_config, open_store, resolve_shard, run_stage, StageCommon,
+    TableArgs,
+};
 use crate::RuleArgs;
 
 /// Flags of `ecom stream`.
@@ -77,7 +80,11 @@ pub fn stream(args: StreamArgs) -> Result<()> {
         let (raw, raw_dir) = open_store(&args.raw, timeout)?;
         let (out, clean_dir) = open_store(&args.clean, timeout)?;
         let concurrency = 4;
-        let (tables, _) = args.tables.open(clock, timeout, concurrency)?;
+        let (tables, place) = args.tables.open(clock, timeout, concurrency)?;
+        let me = args.common.identity.owner();
+        claim_dir(me.as_ref(), raw.as_ref(), &raw_dir, &args.raw)?;
+        claim_dir(me.as_ref(), out.as_ref(), &clean_dir, &args.clean)?;
+        claim_table(me.as_ref(), tables.as_ref(), &args.tables.table, &place)?;
         let kafka = kafka_config(
             &args.kafka_bootstrap,
             &args.topic,

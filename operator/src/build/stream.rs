@@ -18,8 +18,8 @@ use ecom_contract::command::{Command, Stream};
 use ecom_contract::env as names;
 
 use super::{
-    common_env, ecom_container, empty_dir, hardened_pod, hbase_env, kafka_env, kafka_properties,
-    kafka_tls_volume, resources, unsigned,
+    common_env, ecom_container, empty_dir, hardened_pod, hbase_env, identity_env, kafka_env,
+    kafka_properties, kafka_tls_volume, resources, unsigned,
 };
 use crate::meta::{
     Stage, ANNOTATION_EXEC_HASH, ANNOTATION_SHARDS, LABEL_COMPONENT, LABEL_STAGE_KEY,
@@ -91,6 +91,7 @@ pub fn statefulset(p: &Pipeline, shape: StreamShape) -> StatefulSet {
     let mut env = common_env();
     env.extend(kafka_env(p));
     env.extend(hbase_env(p));
+    env.extend(identity_env(p));
     env.push(EnvVar {
         name: names::SHARD_INDEX.to_string(),
         value: None,
