@@ -229,6 +229,42 @@ async fn assert_only_the_producer_job(client: &Client, ns: &str) {
 /// fact table's row count grows with the micro-batches and ends at exactly the clean rows of
 /// the generated data. Then two shards become one: the old pods stop before the new one
 /// starts (never two shard counts at once), and the count stays exact.
+/// Restarts of the operator containers of the chart's Deployment.
+async fn operator_restarts(client: &Client) -> i32 {
+    pods_with(client, NS, "app.kubernetes.io/component=operator")
+        .await
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .map(|c| c.restart_count)
+        .sum()
+}
+
+/// Sends SIGKILL to the `ecom operator` process of the node's pod (a process of this
+/// machine, in a container's cgroup).
+fn kill_the_operator() {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "ecom operator"])
+        .output()
+        .expect("pgrep");
+    let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| c.contains("kubepods"))
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(!pids.is_empty(), "no operator process in a pod");
+    for pid in pids {
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -9 {pid}");
+    }
+}
+
 // One scenario on purpose: the resharding needs the loaded pipeline before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_streaming_statefulset_is_ready_and_loads_exactly_the_truth_while_resharding() {
@@ -296,6 +332,10 @@ async fn real_node_streaming_statefulset_is_ready_and_loads_exactly_the_truth_wh
     );
 
     // Follow the fact table while the producer runs; the pipeline becomes Ready meanwhile.
+    // Once rows arrive, the operator is killed with SIGKILL (the kubelet restarts it): the
+    // stream is not in its hands, and it takes up its status where it was.
+    let restarts_before = operator_restarts(&client).await;
+    let mut operator_killed = false;
     let mut counts: Vec<i64> = Vec::new();
     let mut ready_while_producing = false;
     let deadline = Instant::now() + Duration::from_secs(480);
@@ -317,6 +357,10 @@ async fn real_node_streaming_statefulset_is_ready_and_loads_exactly_the_truth_wh
         let n = fact_rows(&tables, &table);
         if counts.last() != Some(&n) {
             counts.push(n);
+        }
+        if !operator_killed && n > 0 {
+            kill_the_operator();
+            operator_killed = true;
         }
         let produced = s
             .stages
@@ -341,6 +385,14 @@ async fn real_node_streaming_statefulset_is_ready_and_loads_exactly_the_truth_wh
     };
     assert_only_the_producer_job(&client, &ns).await;
     eprintln!("fact table rows while streaming: {counts:?} (expected in the end: {expected})");
+    assert!(
+        operator_killed,
+        "no row arrived before the producer finished"
+    );
+    assert!(
+        operator_restarts(&client).await > restarts_before,
+        "the operator's container was not restarted after SIGKILL"
+    );
     assert!(
         counts.windows(2).all(|w| w[0] <= w[1]),
         "loaded rows went down: {counts:?}"
