@@ -464,9 +464,12 @@ async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
     assert_eq!(kind["nodes"][0]["role"], "control-plane");
 
     // NOTES.txt renders against the server and tells how to apply the example and port-forward.
+    // (A release name of its own: a chart installed by `make cluster-up` owns the default
+    // release's ClusterRole.)
+    let release = unique("notes");
     let notes = helm(&[
         "install",
-        "ecom-pipeline",
+        &release,
         CHART,
         "--namespace",
         &ns,
@@ -493,7 +496,7 @@ async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
     }
     let notes = helm(&[
         "install",
-        "ecom-pipeline",
+        &release,
         CHART,
         "--namespace",
         &ns,
