@@ -52,7 +52,8 @@ fn chart_lints_and_renders_every_values_file() {
         assert!(out.contains("0 chart(s) failed"), "{setup}: {out}");
     }
 
-    // Default: the operator only, cluster-wide, hardened; the CRD kept on uninstall.
+    // Default: the operator only, cluster-wide, hardened, NetworkPolicies on (their content:
+    // chart_support/policy.rs); the CRD kept on uninstall.
     let objs = render("ecom-pipeline", "ecom", &[], &[]);
     let kinds: BTreeSet<&str> = objs.iter().map(kind_of).collect();
     assert_eq!(
@@ -62,6 +63,7 @@ fn chart_lints_and_renders_every_values_file() {
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "Deployment",
+            "NetworkPolicy",
             "Role",
             "RoleBinding",
             "Service",
@@ -136,9 +138,13 @@ fn chart_lints_and_renders_every_values_file() {
     );
     let kinds: BTreeSet<&str> = objs.iter().map(kind_of).collect();
     assert!(!kinds.contains("ClusterRole"), "{kinds:?}");
+    assert!(!kinds.contains("ClusterRoleBinding"), "{kinds:?}");
     assert!(kinds.contains("NetworkPolicy") && kinds.contains("ServiceMonitor"));
     let role = find(&objs, "Role", "ecom-pipeline-operator");
     assert_eq!(role["metadata"]["namespace"], "analytics");
+    let binding = find(&objs, "RoleBinding", "ecom-pipeline-operator");
+    assert_eq!(binding["metadata"]["namespace"], "analytics");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
     let op = find(&objs, "Deployment", "ecom-pipeline-operator");
     assert_eq!(op["spec"]["replicas"], 2);
     assert!(container(op, "operator")["args"]
@@ -147,7 +153,7 @@ fn chart_lints_and_renders_every_values_file() {
         .contains(&json!("--namespace=analytics")));
     assert!(objs.iter().all(|o| !name_of(o).starts_with("ecom-kafka")));
 
-    // Switches: no CRD, no RBAC, no metrics Service.
+    // Switches: no CRD, no RBAC, no metrics Service, no NetworkPolicies.
     let objs = render(
         "ecom-pipeline",
         "ecom",
@@ -156,6 +162,7 @@ fn chart_lints_and_renders_every_values_file() {
             "crds.install=false".into(),
             "rbac.create=false".into(),
             "metrics.service.enabled=false".into(),
+            "networkPolicy.enabled=false".into(),
         ],
     );
     let kinds: BTreeSet<&str> = objs.iter().map(kind_of).collect();
@@ -175,6 +182,21 @@ fn values_schema_rejects_bad_values() {
         ("operator.watchNamespace=Not_A_Namespace", "watchNamespace"),
         ("devInfra.kafka.clusterId=short", "clusterId"),
         ("operator.unknownKey=1", "unknownKey"),
+        // Egress to every address, or a rule that would render without `to`.
+        ("networkPolicy.apiServer.cidrs={0.0.0.0/0}", "cidrs"),
+        ("networkPolicy.apiServer.cidrs=null", "apiServer"),
+        ("networkPolicy.dns.to=null", "dns"),
+        (
+            "networkPolicy.services[0].name=kafka,networkPolicy.services[0].ports={9092}",
+            "services",
+        ),
+        (
+            "networkPolicy.services[0].name=kafka,networkPolicy.services[0].ports={9092},networkPolicy.services[0].cidrs={::/0}",
+            "services",
+        ),
+        ("networkPolicy.metricsFrom[0].anything=1", "metricsFrom"),
+        // A pattern the comma-joined variable could not carry.
+        ("operator.allowedSecrets[0]=a\\,b", "allowedSecrets"),
     ] {
         let out = Command::new(service_env("HELM"))
             .args([
@@ -314,6 +336,43 @@ async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
             "{setup}: {out}"
         );
     }
+    // NetworkPolicies of every shape the values allow are valid objects: services by address
+    // range and by peers, no ingress peers at all, a watched namespace.
+    let text = render_text(
+        "ecom-pipeline",
+        &ns,
+        &[],
+        &[
+            "operator.watchNamespace=analytics".into(),
+            "networkPolicy.services[0].name=hdfs".into(),
+            "networkPolicy.services[0].ports={8020,9866}".into(),
+            "networkPolicy.services[0].cidrs={10.20.0.0/16,fd00::/8}".into(),
+            "networkPolicy.services[1].name=kafka".into(),
+            "networkPolicy.services[1].ports={9093}".into(),
+            "networkPolicy.services[1].peers[0].podSelector.matchLabels.app=kafka".into(),
+            "networkPolicy.metricsFrom=null".into(),
+            "networkPolicy.dashboardFrom=null".into(),
+        ],
+    );
+    let policies: Vec<Value> = documents(&text)
+        .into_iter()
+        .filter(|o| kind_of(o) == "NetworkPolicy")
+        .collect();
+    assert_eq!(policies.len(), 3);
+    let refs: Vec<&Value> = policies.iter().collect();
+    let out = kubectl_in(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+            "-",
+        ],
+        &to_yaml_stream(&refs),
+    );
+    assert_eq!(out.matches("(server dry run)").count(), 3, "{out}");
+
     // The check has teeth: a pod without the hardening is refused in that namespace.
     let bad = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "bad", "namespace": restricted},
@@ -405,9 +464,12 @@ async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
     assert_eq!(kind["nodes"][0]["role"], "control-plane");
 
     // NOTES.txt renders against the server and tells how to apply the example and port-forward.
+    // (A release name of its own: a chart installed by `make cluster-up` owns the default
+    // release's ClusterRole.)
+    let release = unique("notes");
     let notes = helm(&[
         "install",
-        "ecom-pipeline",
+        &release,
         CHART,
         "--namespace",
         &ns,
@@ -422,6 +484,35 @@ async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
         "{notes}"
     );
     assert!(notes.contains("port-forward svc/"), "{notes}");
+    // And the security settings: the cluster-wide scope with the advice, the allow-lists, the
+    // NetworkPolicies and what they let the pipeline pods reach.
+    for line in [
+        "RBAC: a ClusterRole",
+        "Recommended for production: --set operator.watchNamespace=NAMESPACE",
+        "with the Secrets matching ecom-*, kafka-creds",
+        "may reach DNS and the development services, nothing else.",
+    ] {
+        assert!(notes.contains(line), "{line}: {notes}");
+    }
+    let notes = helm(&[
+        "install",
+        &release,
+        CHART,
+        "--namespace",
+        &ns,
+        "-f",
+        &format!("{CHART}/values-production.yaml"),
+        "--set",
+        "crds.install=false",
+        "--dry-run=server",
+    ]);
+    for line in [
+        "RBAC: a Role in namespace analytics only",
+        "with the Secrets matching ecom-kafka-user, ecom-kafka-ca",
+        "may reach DNS and kafka, hdfs, hbase-thrift, nothing else.",
+    ] {
+        assert!(notes.contains(line), "{line}: {notes}");
+    }
 }
 
 // ------------------------------------------------------------------------------------------

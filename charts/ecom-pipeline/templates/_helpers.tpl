@@ -171,3 +171,69 @@ the answer contains TEXT (a fixed string); argument: (list PORT PATH TEXT).
 exec:
   command: ["bash", "-c", {{ $script | quote }}]
 {{- end -}}
+
+{{/* Egress rule of every NetworkPolicy: DNS queries to networkPolicy.dns.to only. */}}
+{{- define "ecom.dnsEgress" -}}
+{{- $dns := .Values.networkPolicy.dns -}}
+# DNS: these ports of these peers only.
+- ports:
+    {{- range $dns.ports }}
+    - port: {{ . }}
+      protocol: UDP
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  to:
+    {{- toYaml (required "networkPolicy.dns.to: list the DNS servers' peers (an egress rule without them would admit every address)" $dns.to) | nindent 4 }}
+{{- end -}}
+
+{{/*
+Egress rules to the pipelines' data services: one per networkPolicy.services entry (its TCP
+ports, to its cidrs and peers), and with devInfra.enabled one per development service (its
+pods by podSelector in the release namespace). Each rule has a non-empty `to`.
+*/}}
+{{- define "ecom.serviceEgress" -}}
+{{- range .Values.networkPolicy.services }}
+{{- if not (or .cidrs .peers) }}
+{{- fail (printf "networkPolicy.services %s: list cidrs or peers (an egress rule without them would admit every address)" .name) }}
+{{- end }}
+# {{ .name }}: these ports of these peers only.
+- ports:
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  to:
+    {{- range .cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+    {{- with .peers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end }}
+{{- if .Values.devInfra.enabled }}
+{{- range list (list "kafka" 9092) (list "hdfs-namenode" 8020) (list "hdfs-datanode" 9866) (list "hbase" 9090) }}
+# The development {{ index . 0 }} pods of the release.
+- ports:
+    - port: {{ index . 1 }}
+      protocol: TCP
+  to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $.Release.Namespace }}
+      podSelector:
+        matchLabels:
+          {{- include "ecom.devSelector" (list $ (index . 0)) | nindent 10 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Patterns of the images EcomPipelines may name (ECOM_ALLOWED_IMAGES), comma-separated:
+operator.allowedImages, or any tag or digest of image.repository when that list is empty.
+*/}}
+{{- define "ecom.allowedImages" -}}
+{{- $repo := .Values.image.repository -}}
+{{- join "," (default (list (printf "%s:*" $repo) (printf "%s@*" $repo)) .Values.operator.allowedImages) -}}
+{{- end -}}

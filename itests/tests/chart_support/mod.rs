@@ -1,7 +1,10 @@
 //! Helpers of the chart tests (`chart.rs`): running helm and kubectl against the harness's API
-//! server, rendering the chart and finding objects in what it renders.
+//! server, rendering the chart and finding objects in what it renders. `policy` holds the
+//! tests of the chart's NetworkPolicies and allow-lists, `netpol` their helpers.
 
 pub mod dry_run;
+pub mod netpol;
+mod policy;
 pub mod rbac;
 
 use std::io::Write;
