@@ -120,15 +120,19 @@ pub async fn create_namespace(client: &Client, prefix: &str) -> String {
     ns
 }
 
-/// A fresh namespace with the `default` ServiceAccount (no controller-manager creates it).
+/// A fresh namespace with the `default` ServiceAccount (made here unless a controller-manager
+/// made it first).
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let ns = create_namespace(client, prefix).await;
     let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let obj: ServiceAccount =
         serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("sa");
-    sa.create(&PostParams::default(), &obj)
-        .await
-        .unwrap_or_else(|e| panic!("create ServiceAccount in {ns}: {e}"));
+    match sa.create(&PostParams::default(), &obj).await {
+        Ok(_) => {}
+        // A controller-manager (the real node's, when it runs) made it first.
+        Err(::kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create ServiceAccount in {ns}: {e}"),
+    }
     ns
 }
 
