@@ -489,7 +489,7 @@ async fn rendered_objects_and_manifests_pass_server_side_dry_run() {
     for line in [
         "RBAC: a ClusterRole",
         "Recommended for production: --set operator.watchNamespace=NAMESPACE",
-        "with the Secrets matching ecom-*, kafka-creds",
+        "with the Secrets matching ecom-*",
         "may reach DNS and the development services, nothing else.",
     ] {
         assert!(notes.contains(line), "{line}: {notes}");

@@ -94,9 +94,9 @@ async fn real_node_secured_kafka_gets_credentials_from_the_secret() {
     let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
     let password = service_env("KAFKA_SASL_PASSWORD");
     let user = service_env("KAFKA_SASL_USER");
-    secret(&client, &ns, "kafka-creds", &user, &password).await;
+    secret(&client, &ns, "ecom-kafka-creds", &user, &password).await;
     let rows = 2000u64;
-    create(&api, &secured("secure", "kafka-creds", rows, json!({})))
+    create(&api, &secured("secure", "ecom-kafka-creds", rows, json!({})))
         .await
         .expect("create pipeline");
 
@@ -118,7 +118,7 @@ async fn real_node_secured_kafka_gets_credentials_from_the_secret() {
             .expect("KAFKA_SASL_PASSWORD from a secretKeyRef");
         assert_eq!(
             (sk.name.as_str(), sk.key.as_str()),
-            ("kafka-creds", "password")
+            ("ecom-kafka-creds", "password")
         );
     }
 
@@ -141,11 +141,11 @@ async fn real_node_wrong_kafka_password_fails_naming_the_broker_and_authenticati
     let ns = node_namespace(&client, "node-sasl-bad").await;
     let api: Api<EcomPipeline> = Api::namespaced(client.clone(), &ns);
     let user = service_env("KAFKA_SASL_USER");
-    secret(&client, &ns, "bad-creds", &user, "not-the-password").await;
+    secret(&client, &ns, "ecom-bad-creds", &user, "not-the-password").await;
     // The producer gives up after one call timeout (30 s) within this deadline.
     let manifest = secured(
         "denied",
-        "bad-creds",
+        "ecom-bad-creds",
         100,
         json!({"stages": {"produce": {"activeDeadlineSeconds": 60, "backoffLimit": 0}}}),
     );

@@ -440,7 +440,9 @@ fn operator_env_carries_the_allow_lists() {
     for image in ["ecom:dev", "ecom:no-such-tag"] {
         assert!(admitted(&node["ECOM_ALLOWED_IMAGES"], image), "{image}");
     }
-    assert!(admitted(&node["ECOM_ALLOWED_SECRETS"], "kafka-creds"));
+    for secret in ["ecom-kafka-creds", "ecom-bad-creds"] {
+        assert!(admitted(&node["ECOM_ALLOWED_SECRETS"], secret), "{secret}");
+    }
     assert!(!admitted(&node["ECOM_ALLOWED_SECRETS"], "kafka-admin"));
 
     // Production: the external example's image and both its Secrets, nothing else.
