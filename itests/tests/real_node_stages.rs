@@ -96,9 +96,12 @@ async fn real_node_secured_kafka_gets_credentials_from_the_secret() {
     let user = service_env("KAFKA_SASL_USER");
     secret(&client, &ns, "ecom-kafka-creds", &user, &password).await;
     let rows = 2000u64;
-    create(&api, &secured("secure", "ecom-kafka-creds", rows, json!({})))
-        .await
-        .expect("create pipeline");
+    create(
+        &api,
+        &secured("secure", "ecom-kafka-creds", rows, json!({})),
+    )
+    .await
+    .expect("create pipeline");
 
     for stage in ["produce", "sink"] {
         let job = job_of(&client, &ns, "secure", stage).await;

@@ -103,6 +103,11 @@ async fn the_younger_of_two_pipelines_on_one_table_is_refused_and_its_delete_kee
     )
     .await;
     wait_job_of(&client, &ns, "older", "produce").await;
+    wait_for("older's status lists its stages", || async {
+        let s = status_of(&api, "older").await?;
+        (!s.stages.is_empty()).then_some(())
+    })
+    .await;
     // Another topic and other paths, but the same table: refused, with the reason.
     create_pipeline(
         &api,

@@ -4,9 +4,9 @@
 //!   allow-lists ([`Policy`], set in the chart's values): the right to create an
 //!   `EcomPipeline` in a namespace is the right to run an allowed image there with the
 //!   allowed Secrets, no more.
-//! - No two pipelines share storage: the older of two pipelines that name the same Kafka
-//!   topic, overlapping HDFS paths or the same HBase table keeps it, the younger is refused
-//!   ([`storage_conflict`]).
+//! - No two pipelines share storage: of two pipelines that name the same Kafka topic,
+//!   overlapping HDFS paths or the same HBase table, the one that came first keeps it, the
+//!   other is refused ([`storage_conflict`]).
 
 use std::fmt;
 
@@ -136,8 +136,8 @@ pub enum Refusal {
         /// The allow-list.
         allowed: String,
     },
-    /// Another, older pipeline uses the same storage.
-    #[error("{what} is used by EcomPipeline {other}, which is older; give this pipeline its own (or delete the other)")]
+    /// Another pipeline, which came first, uses the same storage.
+    #[error("{what} is used by EcomPipeline {other}, which came first; give this pipeline its own (or delete the other)")]
     StorageInUse {
         /// What both name, e.g. `HBase table t on host:9090`.
         what: String,
@@ -236,13 +236,15 @@ pub fn shared_storage(a: &Pipeline, b: &Pipeline) -> Option<String> {
     None
 }
 
-/// The refusal of `p` if an older pipeline among `others` shares its storage (older: earlier
-/// creation, then the smaller UID; `p` itself in `others` is ignored).
+/// The refusal of `p` if a pipeline among `others` that comes first shares its storage. First
+/// comes one that started (the operator created its workloads), then the earlier created (to
+/// the second: the API server's precision), then the smaller UID. `p` itself in `others` is
+/// ignored; leave out of `others` the pipelines that cannot run (refused by the policy).
 pub fn storage_conflict<'a>(
     p: &Pipeline,
     others: impl IntoIterator<Item = &'a Pipeline>,
 ) -> Option<Refusal> {
-    let age = |q: &Pipeline| (q.created, q.owner.uid.clone());
+    let age = |q: &Pipeline| (!q.started, q.created, q.owner.uid.clone());
     others
         .into_iter()
         .filter(|o| o.owner.uid != p.owner.uid && age(o) < age(p))
@@ -401,7 +403,7 @@ mod tests {
             let text = refusal.to_string();
             assert!(text.starts_with(what), "{text}");
             assert!(
-                text.contains("EcomPipeline shop/a, which is older"),
+                text.contains("EcomPipeline shop/a, which came first"),
                 "{text}"
             );
             // The older one keeps running.
@@ -416,5 +418,14 @@ mod tests {
         // Paths sharing only a prefix of a name are no conflict.
         let sibling = young(&|o| o.spec.hdfs.raw_path = Some("/ecom/shop/a-raw".into()));
         assert_eq!(storage_conflict(&sibling, [&a]), None);
+        // One that started keeps its storage against an older one that did not.
+        let mut running = young(&|o| o.spec.hbase.table = Some("ecom_shop_a".into()));
+        running.started = true;
+        assert_eq!(storage_conflict(&running, [&a]), None);
+        let refused = storage_conflict(&a, [&running]).expect("the older one waits");
+        assert!(
+            refused.to_string().contains("shop/b, which came first"),
+            "{refused}"
+        );
     }
 }

@@ -285,6 +285,7 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         .iter()
         .filter(|o| o.metadata.deletion_timestamp.is_none())
         .filter_map(|o| validate::validate(o).ok())
+        .filter(|o| admit::check_policy(o, &ctx.policy).is_ok())
         .collect();
     if let Some(r) = admit::storage_conflict(&p, &others) {
         refuse(obj, ctx, (Phase::Refused, r.reason()), &r.to_string()).await?;
@@ -600,6 +601,7 @@ async fn cleanup(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Error> {
         .iter()
         .filter(|o| o.metadata.deletion_timestamp.is_none())
         .filter_map(|o| validate::validate(o).ok())
+        .filter(|o| admit::check_policy(o, &ctx.policy).is_ok())
         .collect();
     let held = admit::storage_conflict(&p, &others);
     if never_ran || held.is_some() {

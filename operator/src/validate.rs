@@ -46,8 +46,12 @@ pub struct Pipeline {
     pub owner: Owner,
     /// `metadata.generation`.
     pub generation: i64,
-    /// `metadata.creationTimestamp`: of two pipelines on the same storage, the older keeps it.
+    /// `metadata.creationTimestamp`: of two pipelines on the same storage that have not
+    /// started, the older keeps it.
     pub created: Option<Timestamp>,
+    /// Whether the operator ever started a stage of it (its status lists stages): of two
+    /// pipelines on the same storage, one that started keeps it.
+    pub started: bool,
     /// The spec (defaults applied by the API server).
     pub spec: EcomPipelineSpec,
     /// `hdfs://namenode:port/raw/path`.
@@ -181,6 +185,7 @@ pub fn validate(obj: &EcomPipeline) -> Result<Pipeline, Error> {
         },
         generation: obj.metadata.generation.unwrap_or(0),
         created: obj.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        started: obj.status.as_ref().is_some_and(|s| !s.stages.is_empty()),
         spec,
         raw_url,
         clean_url,
