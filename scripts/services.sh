@@ -1073,7 +1073,9 @@ selected_groups() {
 # The node's address on the loopback device (see ECOM_NODE_IP above).
 ensure_node_ip() {
   [[ $ECOM_HOST == "$ECOM_NODE_IP" ]] || return 0
-  ip -4 addr show dev lo 2>/dev/null | grep -qF " $ECOM_NODE_IP/" && return 0
+  # Not `ip ... | grep -q`: under pipefail, ip killed by SIGPIPE once grep has matched made
+  # the check fail now and then, and the add below then failed on the existing address.
+  [[ "$(ip -4 addr show dev lo 2>/dev/null)" == *" $ECOM_NODE_IP/"* ]] && return 0
   ensure_cmd ip iproute2
   ip addr add "$ECOM_NODE_IP/32" dev lo || die "could not add the node address $ECOM_NODE_IP/32 to the loopback device"
   log "added the node address $ECOM_NODE_IP/32 to the loopback device"
