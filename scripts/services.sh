@@ -40,11 +40,18 @@ fi
 
 ECOM_KAFKA_PORT="${ECOM_KAFKA_PORT:-9092}"
 ECOM_KAFKA_CONTROLLER_PORT="${ECOM_KAFKA_CONTROLLER_PORT:-9093}"
-# A second, separate broker whose only client listener is SASL_PLAINTEXT (mechanism PLAIN).
+# A second, separate broker for the secured-Kafka tests, with three client listeners:
+# SASL_PLAINTEXT (mechanism PLAIN, also its inter-broker listener), SSL (TLS only) and
+# SASL_SSL (mechanism SCRAM-SHA-512); TLS with a certificate of a test CA (KAFKA_PKI_DIR).
 ECOM_KAFKA_SASL_PORT="${ECOM_KAFKA_SASL_PORT:-9094}"
 ECOM_KAFKA_SASL_CONTROLLER_PORT="${ECOM_KAFKA_SASL_CONTROLLER_PORT:-9095}"
+ECOM_KAFKA_SSL_PORT="${ECOM_KAFKA_SSL_PORT:-9096}"
+ECOM_KAFKA_SASL_SSL_PORT="${ECOM_KAFKA_SASL_SSL_PORT:-9097}"
 ECOM_KAFKA_SASL_USER="${ECOM_KAFKA_SASL_USER:-ecom}"
 ECOM_KAFKA_SASL_PASSWORD="${ECOM_KAFKA_SASL_PASSWORD:-ecom-sasl-secret}"
+# The SCRAM-SHA-512 user of the SASL_SSL listener (created when the storage is formatted).
+ECOM_KAFKA_SCRAM_USER="${ECOM_KAFKA_SCRAM_USER:-ecom-scram}"
+ECOM_KAFKA_SCRAM_PASSWORD="${ECOM_KAFKA_SCRAM_PASSWORD:-ecom-scram-secret}"
 ECOM_HDFS_PORT="${ECOM_HDFS_PORT:-9000}"
 ECOM_HDFS_HTTP_PORT="${ECOM_HDFS_HTTP_PORT:-9870}"
 ECOM_HDFS_DATANODE_PORT="${ECOM_HDFS_DATANODE_PORT:-9866}"
@@ -96,6 +103,8 @@ RUN_DIR="$ECOM_STATE/run"
 LOG_DIR="$ECOM_STATE/logs"
 KUBE_DIR="$ECOM_STATE/kube"
 PKI_DIR="$KUBE_DIR/pki"
+# The test CA and the secured broker's certificate, kept across restarts (like PKI_DIR).
+KAFKA_PKI_DIR="$ECOM_STATE/kafka-pki"
 KUBECONFIG_FILE="$KUBE_DIR/kubeconfig"
 
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
@@ -255,7 +264,7 @@ group_components() {
 group_ports() {
   case "$1" in
     kafka) echo "$ECOM_KAFKA_PORT $ECOM_KAFKA_CONTROLLER_PORT" ;;
-    kafka-sasl) echo "$ECOM_KAFKA_SASL_PORT $ECOM_KAFKA_SASL_CONTROLLER_PORT" ;;
+    kafka-sasl) echo "$ECOM_KAFKA_SASL_PORT $ECOM_KAFKA_SASL_CONTROLLER_PORT $ECOM_KAFKA_SSL_PORT $ECOM_KAFKA_SASL_SSL_PORT" ;;
     hdfs) echo "$ECOM_HDFS_PORT $ECOM_HDFS_HTTP_PORT $ECOM_HDFS_DATANODE_PORT $ECOM_HDFS_DATANODE_HTTP_PORT $ECOM_HDFS_DATANODE_IPC_PORT" ;;
     hbase) echo "$ECOM_ZK_PORT $ECOM_HBASE_MASTER_PORT $ECOM_HBASE_REGIONSERVER_PORT $ECOM_HBASE_THRIFT_PORT $ECOM_HBASE_THRIFT_FRAMED_PORT" ;;
     kube) echo "$ECOM_ETCD_PORT $ECOM_ETCD_PEER_PORT $ECOM_APISERVER_PORT" ;;
@@ -336,6 +345,7 @@ compile_probe() {
 resolve_kafka() {
   maven_resolve "$KAFKA_HOME" "$SERVICES_DIR/kafka/pom.xml" \
     "kafka.version=$KAFKA_VERSION" "log4j2.version=$KAFKA_LOG4J2_VERSION"
+  compile_probe "$KAFKA_HOME" "$SERVICES_DIR/probes/KafkaProbe.java" "$KAFKA_HOME/lib/*"
 }
 
 resolve_hdfs() {
@@ -487,14 +497,24 @@ log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR
 EOF
 }
 
-# start_kafka_broker NAME PROTOCOL PORT CONTROLLER-PORT MIN-HEAP MAX-HEAP < EXTRA-PROPERTIES:
+# start_kafka_broker NAME LISTENERS CONTROLLER-PORT MIN-HEAP MAX-HEAP [FORMAT-ARG...]
+#   < EXTRA-PROPERTIES:
 # one single-node KRaft broker (broker and controller) as component NAME, its state in
-# $ECOM_STATE/NAME (wiped first), its client and inter-broker listener PROTOCOL on PORT; the
-# server.properties lines it reads on standard input are appended to the common ones. The
-# config directory is private: a SASL broker's config holds the password.
+# $ECOM_STATE/NAME (wiped first). LISTENERS is `PROTOCOL:PORT[ PROTOCOL:PORT...]`, one client
+# listener per security protocol (named after it); the first is also the inter-broker one.
+# The server.properties lines it reads on standard input are appended to the common ones;
+# the FORMAT-ARGs go to `StorageTool format` (e.g. `--add-scram`). The config directory is
+# private: a SASL broker's config holds the password.
 start_kafka_broker() {
-  local name="$1" protocol="$2" port="$3" controller_port="$4" xms="$5" xmx="$6"
-  local dir="$ECOM_STATE/$name" cluster_id
+  local name="$1" listeners="$2" controller_port="$3" xms="$4" xmx="$5"
+  shift 5
+  local dir="$ECOM_STATE/$name" cluster_id l protocol="" bind="" advertised="" map=""
+  for l in $listeners; do
+    [[ -n $protocol ]] || protocol="${l%%:*}"
+    bind+="${l%%:*}://$ECOM_HOST:${l#*:},"
+    map+="${l%%:*}:${l%%:*},"
+  done
+  advertised="${bind%,}"
   rm -rf "$dir"
   mkdir -p "$dir/data" "$dir/conf"
   chmod 700 "$dir/conf"
@@ -505,11 +525,11 @@ start_kafka_broker() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$ECOM_HOST:$controller_port
-listeners=$protocol://$ECOM_HOST:$port,CONTROLLER://$ECOM_HOST:$controller_port
-advertised.listeners=$protocol://$ECOM_HOST:$port
+listeners=${bind}CONTROLLER://$ECOM_HOST:$controller_port
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=$protocol
-listener.security.protocol.map=$protocol:$protocol,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=${map}CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=1
@@ -536,7 +556,7 @@ EOF
   log "formatting the KRaft storage of $name (cluster id $cluster_id)"
   "$JAVA" "${JVM_TOOL[@]}" -Dlog4j2.configurationFile="$dir/conf/log4j2.properties" \
     -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$dir/conf/server.properties" >>"$(log_file "$name")" 2>&1 ||
+    -t "$cluster_id" -c "$dir/conf/server.properties" "$@" >>"$(log_file "$name")" 2>&1 ||
     fail_group "$name" "kafka.tools.StorageTool format failed ($name)"
   start_component "$name" "$dir" "$JAVA" "${JVM_COMMON[@]}" -Xms"$xms" -Xmx"$xmx" \
     -Dlog4j2.configurationFile="$dir/conf/log4j2.properties" -Dkafka.logs.dir="$dir" \
@@ -544,7 +564,7 @@ EOF
 }
 
 start_kafka() {
-  start_kafka_broker kafka PLAINTEXT "$ECOM_KAFKA_PORT" "$ECOM_KAFKA_CONTROLLER_PORT" \
+  start_kafka_broker kafka "PLAINTEXT:$ECOM_KAFKA_PORT" "$ECOM_KAFKA_CONTROLLER_PORT" \
     128m "$ECOM_KAFKA_HEAP" <<EOF
 offsets.topic.num.partitions=4
 num.network.threads=2
@@ -576,9 +596,57 @@ ready_kafka() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Kafka with SASL: a second KRaft node (own ports and data dir, same distribution) whose client
-# and inter-broker listener is SASL_PLAINTEXT with mechanism PLAIN. PLAIN rather than SCRAM:
-# the project's librdkafka is built without OpenSSL, which SCRAM needs (see README-services.md).
+# Secured Kafka: a second KRaft node (own ports and data dir, same distribution) for the
+# secured-Kafka tests, with three client listeners, each named after its protocol:
+#   SASL_PLAINTEXT, mechanism PLAIN (the user is in its JAAS line), also inter-broker;
+#   SSL, TLS only;
+#   SASL_SSL, mechanism SCRAM-SHA-512 (the user is created in the cluster metadata when the
+#   storage is formatted: `StorageTool format --add-scram`, no client call after start).
+# TLS serves a certificate of a test CA ($KAFKA_PKI_DIR/ca.crt, which clients trust) from PEM
+# files (ssl.keystore.type=PEM: no keytool, no key store password).
+
+# The secured broker's listeners, for start_kafka_broker.
+kafka_sasl_listeners() {
+  printf 'SASL_PLAINTEXT:%s SSL:%s SASL_SSL:%s' \
+    "$ECOM_KAFKA_SASL_PORT" "$ECOM_KAFKA_SSL_PORT" "$ECOM_KAFKA_SASL_SSL_PORT"
+}
+
+# A test CA and the secured broker's certificate, for the names clients dial: localhost,
+# 127.0.0.1, ECOM_HOST and the node address (where the node's pods reach host services). Made
+# once and kept across restarts, so that a CA file a test or a Secret holds stays valid; made
+# again when ECOM_HOST changed. Delete $KAFKA_PKI_DIR to renew it.
+ensure_kafka_pki() {
+  local dir="$KAFKA_PKI_DIR" sans="DNS:localhost,IP:127.0.0.1,IP:$ECOM_HOST"
+  [[ $ECOM_NODE_IP == "$ECOM_HOST" ]] || sans+=",IP:$ECOM_NODE_IP"
+  if [[ -f $dir/.complete ]] &&
+    openssl x509 -noout -ext subjectAltName -in "$dir/broker.crt" 2>/dev/null | grep -q "IP Address:$ECOM_HOST\(,\|$\)"; then
+    return 0
+  fi
+  need_cmd openssl "install Debian package openssl"
+  log "generating the Kafka test CA and the secured broker's certificate in $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir" "$LOG_DIR"
+  (
+    cd "$dir"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout ca.key -out ca.crt \
+      -subj "/CN=ecom-pipeline-kafka-test-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout broker.key -out broker.csr -subj "/CN=kafka-sasl"
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" "subjectAltName=$sans" >broker.ext
+    openssl x509 -req -sha256 -days 3650 -in broker.csr -CA ca.crt -CAkey ca.key \
+      -set_serial "0x$(openssl rand -hex 16)" -extfile broker.ext -out broker.crt
+    # The broker's PEM key store: its unencrypted PKCS#8 key, then its certificate chain.
+    cat broker.key broker.crt ca.crt >broker.pem
+    rm -f broker.csr broker.ext
+    chmod 644 ca.crt
+  ) >"$LOG_DIR/kafka-pki.log" 2>&1 || {
+    tail -n 30 "$LOG_DIR/kafka-pki.log" >&2
+    die "openssl failed while generating the Kafka test CA (log: $LOG_DIR/kafka-pki.log)"
+  }
+  touch "$dir/.complete"
+}
 
 # The JAAS line of the PLAIN login module: the broker's own identity and the accepted user.
 kafka_sasl_jaas() {
@@ -587,11 +655,21 @@ kafka_sasl_jaas() {
 }
 
 start_kafka_sasl() {
-  start_kafka_broker kafka-sasl SASL_PLAINTEXT "$ECOM_KAFKA_SASL_PORT" \
-    "$ECOM_KAFKA_SASL_CONTROLLER_PORT" 64m "$ECOM_KAFKA_SASL_HEAP" <<EOF
+  # StorageTool reads `[name=...,password=...]` without quoting.
+  [[ $ECOM_KAFKA_SCRAM_USER =~ ^[A-Za-z0-9._-]+$ && $ECOM_KAFKA_SCRAM_PASSWORD =~ ^[A-Za-z0-9._-]+$ ]] ||
+    die "ECOM_KAFKA_SCRAM_USER and ECOM_KAFKA_SCRAM_PASSWORD may hold only letters, digits, '.', '_' and '-'"
+  ensure_kafka_pki
+  start_kafka_broker kafka-sasl "$(kafka_sasl_listeners)" "$ECOM_KAFKA_SASL_CONTROLLER_PORT" \
+    64m "$ECOM_KAFKA_SASL_HEAP" \
+    --add-scram "SCRAM-SHA-512=[name=$ECOM_KAFKA_SCRAM_USER,password=$ECOM_KAFKA_SCRAM_PASSWORD]" <<EOF
 sasl.enabled.mechanisms=PLAIN
 sasl.mechanism.inter.broker.protocol=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=$(kafka_sasl_jaas)
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKA_PKI_DIR/broker.pem
+ssl.client.auth=none
 offsets.topic.num.partitions=2
 num.network.threads=1
 num.io.threads=2
@@ -599,34 +677,74 @@ background.threads=1
 EOF
 }
 
-# Produce a message and consume it back with the SASL credentials: kcat, or Kafka's console
-# tools with a client config file.
-kafka_sasl_roundtrip() {
-  local bootstrap="$ECOM_HOST:$ECOM_KAFKA_SASL_PORT" topic="ecom-ready" msg
-  local conf="$ECOM_STATE/kafka-sasl/conf/client.properties"
-  port_open "$ECOM_HOST" "$ECOM_KAFKA_SASL_PORT" || return 1
-  msg="ready-$(date +%s%N)"
-  if command -v kcat >/dev/null 2>&1; then
-    local sasl=(-X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN
-      -X "sasl.username=$ECOM_KAFKA_SASL_USER" -X "sasl.password=$ECOM_KAFKA_SASL_PASSWORD")
-    printf '%s\n' "$msg" | timeout 30 kcat -b "$bootstrap" "${sasl[@]}" -t "$topic" -P -X message.timeout.ms=10000 || return 1
-    timeout 30 kcat -b "$bootstrap" "${sasl[@]}" -t "$topic" -C -o beginning -e -q | grep -qxF "$msg"
+# Whether the running secured broker was started with other listeners or an older
+# certificate than this script now makes (an older services.sh, a renewed CA): `up` restarts it.
+kafka_sasl_outdated() {
+  local conf="$ECOM_STATE/kafka-sasl/conf/server.properties" want="" l
+  for l in $(kafka_sasl_listeners); do want+="${l%%:*}://$ECOM_HOST:${l#*:},"; done
+  want="listeners=${want}CONTROLLER://$ECOM_HOST:$ECOM_KAFKA_SASL_CONTROLLER_PORT"
+  ! grep -qxF "$want" "$conf" 2>/dev/null || [[ $KAFKA_PKI_DIR/broker.pem -nt $conf ]]
+}
+
+# Whether kcat's librdkafka can authenticate with SCRAM to Kafka 4: before librdkafka 2.6.1
+# its client-final-message repeats the client nonce, which Kafka 4 refuses as invalid
+# credentials (Debian 12's kcat links librdkafka 2.0.2).
+kcat_scram_ok() {
+  local v
+  v="$(kcat -V 2>&1 | sed -n 's/.*librdkafka \([0-9][0-9.]*\).*/\1/p' | head -n 1)"
+  [[ -n $v ]] && [[ "$(printf '%s\n' 2.6.1 "$v" | sort -V | head -n 1)" == 2.6.1 ]]
+}
+
+# kafka_secure_roundtrip PORT PROTOCOL [MECHANISM USER PASSWORD]: produce a message through
+# the secured broker's listener on PORT and consume it back (TLS trusting only the test CA):
+# with kcat, or else (and for SCRAM unless kcat's librdkafka is recent enough) with the Java
+# client in one JVM (probes/KafkaProbe.java) and a client config file.
+kafka_secure_roundtrip() {
+  local port="$1" protocol="$2" mechanism="${3:-}" user="${4:-}" password="${5:-}"
+  local bootstrap="$ECOM_HOST:$port" topic="ecom-ready" msg ca="$KAFKA_PKI_DIR/ca.crt"
+  local conf="$ECOM_STATE/kafka-sasl/conf/client-$protocol.properties"
+  port_open "$ECOM_HOST" "$port" || return 1
+  msg="ready-$protocol-$(date +%s%N)"
+  if command -v kcat >/dev/null 2>&1 && { [[ $mechanism != SCRAM-* ]] || kcat_scram_ok; }; then
+    local x=(-X "security.protocol=$protocol")
+    [[ $protocol != *SSL ]] || x+=(-X "ssl.ca.location=$ca")
+    [[ -z $mechanism ]] ||
+      x+=(-X "sasl.mechanisms=$mechanism" -X "sasl.username=$user" -X "sasl.password=$password")
+    printf '%s\n' "$msg" | timeout 30 kcat -b "$bootstrap" "${x[@]}" -t "$topic" -P -X message.timeout.ms=10000 || return 1
+    timeout 30 kcat -b "$bootstrap" "${x[@]}" -t "$topic" -C -o beginning -e -q | grep -qxF "$msg"
   else
-    printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=%s\n' \
-      "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$ECOM_KAFKA_SASL_USER\" password=\"$ECOM_KAFKA_SASL_PASSWORD\";" >"$conf"
-    printf '%s\n' "$msg" | timeout 60 "$JAVA" "${JVM_TOOL[@]}" -cp "$KAFKA_HOME/lib/*" \
-      org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$bootstrap" --topic "$topic" \
-      --producer.config "$conf" || return 1
-    timeout 60 "$JAVA" "${JVM_TOOL[@]}" -cp "$KAFKA_HOME/lib/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
-      --bootstrap-server "$bootstrap" --topic "$topic" --from-beginning --timeout-ms 10000 \
-      --consumer.config "$conf" | grep -qxF "$msg"
+    local module=""
+    case "$mechanism" in
+      PLAIN) module=org.apache.kafka.common.security.plain.PlainLoginModule ;;
+      SCRAM-*) module=org.apache.kafka.common.security.scram.ScramLoginModule ;;
+    esac
+    {
+      printf 'security.protocol=%s\n' "$protocol"
+      [[ $protocol != *SSL ]] || printf 'ssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$ca"
+      [[ -z $module ]] || printf 'sasl.mechanism=%s\nsasl.jaas.config=%s required username="%s" password="%s";\n' \
+        "$mechanism" "$module" "$user" "$password"
+    } >"$conf"
+    timeout 60 "$JAVA" "${JVM_TOOL[@]}" -cp "$KAFKA_HOME/lib/*:$KAFKA_HOME/probes" \
+      KafkaProbe "$bootstrap" "$conf" "$topic"
   fi
+}
+
+kafka_sasl_roundtrip() {
+  kafka_secure_roundtrip "$ECOM_KAFKA_SASL_PORT" SASL_PLAINTEXT PLAIN "$ECOM_KAFKA_SASL_USER" "$ECOM_KAFKA_SASL_PASSWORD"
+}
+
+kafka_ssl_roundtrip() { kafka_secure_roundtrip "$ECOM_KAFKA_SSL_PORT" SSL; }
+
+kafka_scram_roundtrip() {
+  kafka_secure_roundtrip "$ECOM_KAFKA_SASL_SSL_PORT" SASL_SSL SCRAM-SHA-512 "$ECOM_KAFKA_SCRAM_USER" "$ECOM_KAFKA_SCRAM_PASSWORD"
 }
 
 ready_kafka_sasl() {
   command -v kcat >/dev/null 2>&1 || apt_install kcat ||
-    log "kcat not available; checking the SASL Kafka with its own console tools"
+    log "kcat not available; checking the secured Kafka with its own console tools"
   wait_ready kafka-sasl "Kafka SASL_PLAINTEXT/PLAIN at $ECOM_HOST:$ECOM_KAFKA_SASL_PORT (produce + consume as $ECOM_KAFKA_SASL_USER)" kafka_sasl_roundtrip
+  wait_ready kafka-sasl "Kafka SSL at $ECOM_HOST:$ECOM_KAFKA_SSL_PORT (produce + consume, trusting $KAFKA_PKI_DIR/ca.crt)" kafka_ssl_roundtrip
+  wait_ready kafka-sasl "Kafka SASL_SSL/SCRAM-SHA-512 at $ECOM_HOST:$ECOM_KAFKA_SASL_SSL_PORT (produce + consume as $ECOM_KAFKA_SCRAM_USER)" kafka_scram_roundtrip
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -955,7 +1073,9 @@ selected_groups() {
 # The node's address on the loopback device (see ECOM_NODE_IP above).
 ensure_node_ip() {
   [[ $ECOM_HOST == "$ECOM_NODE_IP" ]] || return 0
-  ip -4 addr show dev lo 2>/dev/null | grep -qF " $ECOM_NODE_IP/" && return 0
+  # Not `ip ... | grep -q`: under pipefail, ip killed by SIGPIPE once grep has matched made
+  # the check fail now and then, and the add below then failed on the existing address.
+  [[ "$(ip -4 addr show dev lo 2>/dev/null)" == *" $ECOM_NODE_IP/"* ]] && return 0
   ensure_cmd ip iproute2
   ip addr add "$ECOM_NODE_IP/32" dev lo || die "could not add the node address $ECOM_NODE_IP/32 to the loopback device"
   log "added the node address $ECOM_NODE_IP/32 to the loopback device"
@@ -998,12 +1118,18 @@ cmd_up() {
   : >"$LOG_DIR/probe-node.log"
 
   resolve_groups "${groups[@]}" $( ((with_node)) && echo node)
+  # Before the reuse check below: a renewed CA means a restart of the secured broker.
+  if has_group kafka-sasl "${groups[@]}"; then ensure_kafka_pki; fi
 
   # Start what is not running (a group with a dead component is restarted whole, on fresh data).
   for g in "${groups[@]}"; do
     if group_running "$g"; then
-      log "$g: already running, reusing it"
-      continue
+      if [[ $g == kafka-sasl ]] && kafka_sasl_outdated; then
+        log "$g: running with other listeners or an older certificate than this script makes; restarting it"
+      else
+        log "$g: already running, reusing it"
+        continue
+      fi
     fi
     # A node outlives no API server it was registered with.
     [[ $g != kube ]] || stop_group node
@@ -1092,6 +1218,12 @@ cmd_env() {
   printf 'export KAFKA_SASL_MECHANISM=PLAIN\n'
   printf 'export KAFKA_SASL_USER=%q\n' "$ECOM_KAFKA_SASL_USER"
   printf 'export KAFKA_SASL_PASSWORD=%q\n' "$ECOM_KAFKA_SASL_PASSWORD"
+  printf 'export KAFKA_SSL_BOOTSTRAP=%q\n' "$ECOM_HOST:$ECOM_KAFKA_SSL_PORT"
+  printf 'export KAFKA_SASL_SSL_BOOTSTRAP=%q\n' "$ECOM_HOST:$ECOM_KAFKA_SASL_SSL_PORT"
+  printf 'export KAFKA_SASL_SSL_MECHANISM=SCRAM-SHA-512\n'
+  printf 'export KAFKA_SCRAM_USER=%q\n' "$ECOM_KAFKA_SCRAM_USER"
+  printf 'export KAFKA_SCRAM_PASSWORD=%q\n' "$ECOM_KAFKA_SCRAM_PASSWORD"
+  printf 'export KAFKA_TLS_CA=%q\n' "$KAFKA_PKI_DIR/ca.crt"
   printf 'export HDFS_URL=%q\n' "hdfs://$ECOM_HOST:$ECOM_HDFS_PORT"
   printf 'export HBASE_THRIFT=%q\n' "$ECOM_HOST:$ECOM_HBASE_THRIFT_PORT"
   printf 'export HBASE_THRIFT_FRAMED=%q\n' "$ECOM_HOST:$ECOM_HBASE_THRIFT_FRAMED_PORT"

@@ -39,7 +39,7 @@ mod tests {
     use ecom_jobs::produce::ProduceError;
     use ecom_jobs::sink::SinkError;
     use ecom_jobs::store::hdfs::HdfsFailure;
-    use ecom_jobs::store::kafka::KafkaLogError;
+    use ecom_jobs::store::kafka::{KafkaLogError, Refusal};
     use ecom_jobs::store::{FileStoreError, LogError, RemoteKind, TableError};
     use hdfs_native::HdfsError;
     use std::io::{self, ErrorKind};
@@ -285,6 +285,17 @@ mod tests {
             }))),
             T
         );
+        // A broker refusing the TLS handshake or the SASL login: the same settings never pass.
+        for refusal in [Refusal::Tls, Refusal::Authentication] {
+            assert_eq!(
+                of(ProduceError::Log(LogError::from(KafkaLogError::Refused {
+                    bootstrap: "kafka:9096".into(),
+                    refusal,
+                    message: "ssl://kafka:9096/bootstrap: SSL handshake failed".into(),
+                }))),
+                P
+            );
+        }
         assert_eq!(
             of(SinkError::Log {
                 topic: "orders".into(),

@@ -2,7 +2,8 @@
 //! harness: client, CRD install, namespaces, polling, the `ecom operator` process, and a
 //! kubelet + Job-controller stand-in, either writing given termination messages
 //! ([`finish_job`]) or really running a Job's container command locally with the same args and
-//! env against the real services ([`run_pod_locally`]).
+//! env against the real services ([`run_pod_locally`]), Secrets resolved like the kubelet does
+//! ([`pod_secrets`]: `secretKeyRef` variables, `secret` volumes mapped to a scratch directory).
 //!
 //! Why a stand-in remains beside the real node (`real_node*.rs`, run by `make node-test` on
 //! the harness's one-node cluster): these tests run first, on the API server alone (no
@@ -11,9 +12,12 @@
 //! operator replicas racing for a Job, a restart between two reconciles) that the real Job
 //! controller would overwrite and a real pod could not be made to produce on cue, and a
 //! cleanup Job held back while the test looks at the resource being deleted (the finalizer
-//! test; the cleanup itself then runs locally against the real services). Every pipeline that
-//! runs its stages for real runs them on the node: the quick start, secured Kafka, streaming
-//! cycles, failures, kills (`real_node*.rs`), together with what only a real node shows
+//! test; the cleanup itself then runs locally against the real services), and the TLS tests
+//! (`kafka_tls.rs`: produce and sink Jobs run locally with their Secrets resolved, the CA file
+//! mounted, and a wrong CA's failure written back as the pod's termination message). Every
+//! other pipeline that runs its stages for real runs them on the node: the quick start,
+//! secured Kafka over SASL_PLAINTEXT, streaming cycles, failures, kills (`real_node*.rs`),
+//! together with what only a real node shows
 //! (scheduling, the Job controller's indexes, backoff, OOMKilled, termination messages as the
 //! kubelet cuts them, DNS, Services, port-forward, garbage collection).
 //!
@@ -33,7 +37,7 @@ use ::kube::{Client, ResourceExt};
 use ecom_operator::crd::{EcomPipeline, EcomPipelineStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{json, Value};
 
@@ -738,9 +742,45 @@ impl Drop for LocalPod {
     }
 }
 
+/// The Secrets of a namespace as the kubelet stand-in reads them: name -> key -> bytes.
+pub type PodSecrets = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// Every Secret of `ns`, for [`spawn_pod_locally_with`].
+pub async fn pod_secrets(client: &Client, ns: &str) -> PodSecrets {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list the Secrets of {ns}: {e}"));
+    list.items
+        .into_iter()
+        .map(|s| {
+            let data = s.data.clone().unwrap_or_default();
+            let keys = data.into_iter().map(|(k, v)| (k, v.0)).collect();
+            (s.name_any(), keys)
+        })
+        .collect()
+}
+
+/// The value of `key` of Secret `name`; a missing one fails as the kubelet would refuse to
+/// start the container.
+fn secret_value<'a>(secrets: &'a PodSecrets, name: &str, key: &str) -> &'a [u8] {
+    secrets
+        .get(name)
+        .and_then(|s| s.get(key))
+        .unwrap_or_else(|| panic!("the pod needs key {key} of Secret {name}, which is missing"))
+}
+
 /// Starts completion index `index` of `job` as a local process, resolving the container's
 /// env like the kubelet: literal values (with `$(VAR)` expansion) and the completion index.
 pub fn spawn_pod_locally(job: &Job, index: i32) -> LocalPod {
+    spawn_pod_locally_with(job, index, &PodSecrets::new())
+}
+
+/// [`spawn_pod_locally`] with `secrets` ([`pod_secrets`]) resolved like the kubelet does:
+/// `secretKeyRef` variables get the key's value, and each `secret` volume's items are
+/// written to a scratch directory that stands for its mount path in the args and env.
+pub fn spawn_pod_locally_with(job: &Job, index: i32, secrets: &PodSecrets) -> LocalPod {
     let spec = job
         .spec
         .clone()
@@ -750,13 +790,52 @@ pub fn spawn_pod_locally(job: &Job, index: i32) -> LocalPod {
     let scratch = std::env::temp_dir().join(unique(&format!("pod-{}", job.name_any())));
     std::fs::create_dir_all(&scratch).expect("scratch dir");
     let summary = scratch.join("termination-log");
+    // Secret volumes: (mount path, the scratch directory holding its items).
+    let mut mounts: Vec<(String, String)> = Vec::new();
+    for m in c.volume_mounts.clone().unwrap_or_default() {
+        let Some(source) = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == m.name)
+            .and_then(|v| v.secret.clone())
+        else {
+            continue;
+        };
+        let name = source
+            .secret_name
+            .clone()
+            .expect("secret volume names its Secret");
+        let dir = scratch.join("volumes").join(&m.name);
+        std::fs::create_dir_all(&dir).expect("volume dir");
+        let items: Vec<(String, String)> = match source.items {
+            Some(items) => items.into_iter().map(|i| (i.key, i.path)).collect(),
+            None => secrets
+                .get(&name)
+                .map(|s| s.keys().map(|k| (k.clone(), k.clone())).collect())
+                .unwrap_or_default(),
+        };
+        for (key, path) in items {
+            std::fs::write(dir.join(path), secret_value(secrets, &name, &key))
+                .expect("write a Secret item");
+        }
+        mounts.push((m.mount_path, dir.display().to_string()));
+    }
+    let mounted = |s: String| {
+        mounts
+            .iter()
+            .fold(s, |s, (path, dir)| s.replace(path.as_str(), dir))
+    };
     let mut env = BTreeMap::new();
     for e in c.env.clone().unwrap_or_default() {
         let value = if let Some(v) = e.value {
-            expand(&v, &env)
+            mounted(expand(&v, &env))
         } else if let Some(from) = e.value_from {
             if from.field_ref.is_some() {
                 index.to_string()
+            } else if let Some(r) = from.secret_key_ref {
+                String::from_utf8(secret_value(secrets, &r.name, &r.key).to_vec())
+                    .expect("a Secret value in an env variable is UTF-8")
             } else {
                 continue;
             }
@@ -771,7 +850,7 @@ pub fn spawn_pod_locally(job: &Job, index: i32) -> LocalPod {
         .args
         .unwrap_or_default()
         .iter()
-        .map(|a| expand(a, &env))
+        .map(|a| mounted(expand(a, &env)))
         .collect();
     let file = |name: &str| std::fs::File::create(scratch.join(name)).expect("pod log file");
     let child = Command::new(ecom_bin())
@@ -798,12 +877,14 @@ pub async fn run_pod_locally(job: &Job, index: i32) -> (bool, String) {
 }
 
 /// Runs every completion index of `job` locally, one after the other, each of which must
-/// succeed; then marks the Job complete with their termination messages, which it returns.
+/// succeed, with the Secrets of `ns`; then marks the Job complete with their termination
+/// messages, which it returns.
 pub async fn run_job_locally(client: &Client, ns: &str, job: &Job) -> Vec<String> {
     let n = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
+    let secrets = pod_secrets(client, ns).await;
     let mut messages = Vec::new();
     for i in 0..n {
-        let (ok, message) = run_pod_locally(job, i).await;
+        let (ok, message) = spawn_pod_locally_with(job, i, &secrets).wait().await;
         assert!(ok, "{} index {i} failed:\n{message}", job.name_any());
         messages.push(message);
     }

@@ -68,6 +68,31 @@ impl KafkaConfig {
         }
     }
 
+    /// A client librdkafka refused to create, with the files the settings name
+    /// (`ssl.ca.location` and the other `*.location` properties).
+    pub(super) fn client_err(
+        &self,
+        what: &'static str,
+        source: rdkafka::error::KafkaError,
+    ) -> KafkaLogError {
+        let files: Vec<String> = self
+            .extra
+            .iter()
+            .filter(|(k, _)| k.ends_with(".location"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        KafkaLogError::Client {
+            bootstrap: self.bootstrap.clone(),
+            what,
+            files: if files.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", files.join(", "))
+            },
+            source: Box::new(source),
+        }
+    }
+
     pub(super) fn err(&self, op: &'static str, message: impl std::fmt::Display) -> KafkaLogError {
         KafkaLogError::Cluster {
             bootstrap: self.bootstrap.clone(),

@@ -1,5 +1,7 @@
 //! The clients' contexts: delivery reports counted for the producer, and the
-//! last client error librdkafka reported, kept to explain a failed call.
+//! last client error librdkafka reported, kept to explain a failed call (and,
+//! when its code says the broker refused the connection's security, to end the
+//! call at once).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -7,7 +9,7 @@ use std::sync::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::ProducerContext;
 
@@ -45,14 +47,62 @@ impl ClientContext for DeliveryCounter {
     }
 }
 
+/// Why a broker refused a connection, from the code of librdkafka's error event: the
+/// refusals that another attempt with the same settings cannot change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The TLS handshake failed (`RD_KAFKA_RESP_ERR__SSL`): most often the broker's
+    /// certificate is not signed by the CA the client trusts (`ssl.ca.location`) or does not
+    /// name the address dialled. librdkafka reports a connection closed during the
+    /// handshake with another code, as a transport error.
+    Tls,
+    /// SASL authentication failed (`RD_KAFKA_RESP_ERR__AUTHENTICATION`): wrong mechanism,
+    /// user name or password.
+    Authentication,
+}
+
+impl Refusal {
+    /// The refusal a librdkafka error code means, if any.
+    pub fn of_code(code: RDKafkaErrorCode) -> Option<Refusal> {
+        match code {
+            RDKafkaErrorCode::SSL => Some(Refusal::Tls),
+            RDKafkaErrorCode::Authentication => Some(Refusal::Authentication),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Tls => {
+                "TLS handshake failed (is the broker's certificate signed by the CA in \
+                 ssl.ca.location, and does it name the address dialled?)"
+            }
+            Refusal::Authentication => {
+                "SASL authentication failed (check sasl.mechanism, the user name and the password)"
+            }
+        })
+    }
+}
+
 /// Remembers the last client-level error librdkafka reported (a failed SASL
-/// authentication, a refused connection), to name the cause when a call then fails.
+/// authentication, a refused connection), to name the cause when a call then fails,
+/// and the first refusal among them ([`Refusal`]).
 #[derive(Default)]
-pub struct LastClientError(Mutex<Option<String>>);
+pub struct LastClientError {
+    last: Mutex<Option<String>>,
+    refused: Mutex<Option<(Refusal, String)>>,
+}
 
 impl LastClientError {
     fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|e| e.clone())
+        self.last.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// The first refusal reported, with librdkafka's words (they name the broker).
+    pub fn refusal(&self) -> Option<(Refusal, String)> {
+        self.refused.lock().ok().and_then(|r| r.clone())
     }
 
     /// `message`, followed by the last client error if there was one.
@@ -76,7 +126,7 @@ impl ClientContext for LastClientError {
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", "{fac} {log_message}");
-                if let Ok(mut last) = self.0.lock() {
+                if let Ok(mut last) = self.last.lock() {
                     *last = Some(log_message.to_string());
                 }
             }
@@ -90,12 +140,19 @@ impl ClientContext for LastClientError {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "Kafka client error");
-        if let Ok(mut last) = self.0.lock() {
-            *last = Some(if reason.is_empty() {
-                error.to_string()
-            } else {
-                format!("{error} ({reason})")
-            });
+        let text = if reason.is_empty() {
+            error.to_string()
+        } else {
+            format!("{error} ({reason})")
+        };
+        if let Some(refusal) = error.rdkafka_error_code().and_then(Refusal::of_code) {
+            if let Ok(mut refused) = self.refused.lock() {
+                let words = if reason.is_empty() { &text } else { reason };
+                refused.get_or_insert_with(|| (refusal, words.to_string()));
+            }
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(text);
         }
     }
 }
@@ -115,5 +172,45 @@ impl ProducerContext for DeliveryCounter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_come_from_the_error_code_and_the_first_one_stays() {
+        let errors = LastClientError::default();
+        errors.error(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(errors.refusal(), None);
+        errors.error(
+            KafkaError::Global(RDKafkaErrorCode::SSL),
+            "ssl://b:9096/bootstrap: SSL handshake failed",
+        );
+        errors.error(
+            KafkaError::Global(RDKafkaErrorCode::Authentication),
+            "sasl_ssl://b:9097/bootstrap: SASL authentication error",
+        );
+        assert_eq!(
+            errors.refusal(),
+            Some((
+                Refusal::Tls,
+                "ssl://b:9096/bootstrap: SSL handshake failed".to_string()
+            ))
+        );
+        // The explanation still names the last error.
+        assert!(errors.explain("x").contains("SASL authentication error"));
+        assert_eq!(
+            Refusal::of_code(RDKafkaErrorCode::Authentication),
+            Some(Refusal::Authentication)
+        );
+        assert_eq!(
+            Refusal::of_code(RDKafkaErrorCode::BrokerTransportFailure),
+            None
+        );
     }
 }

@@ -213,11 +213,8 @@ pub(super) fn consumer_with(
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608");
     cfg.apply_extra(&mut c);
-    c.create().map_err(|source| KafkaLogError::Client {
-        bootstrap: cfg.bootstrap.clone(),
-        what: "consumer",
-        source,
-    })
+    c.create()
+        .map_err(|source| cfg.client_err("consumer", source))
 }
 
 impl MessageLog for KafkaLog {

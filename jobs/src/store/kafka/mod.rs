@@ -13,8 +13,12 @@
 //! consumer-group offsets: the caller says where to read from), end offsets
 //! come from the partition watermarks. Every call that waits on the cluster
 //! fails after the configured timeout with an error that names the bootstrap
-//! address, and the last client error librdkafka reported (such as a failed
-//! SASL authentication) when there was one.
+//! address, and the last client error librdkafka reported when there was one.
+//! A metadata lookup (the first call of every stage) serves the client's error
+//! events while it waits: a broker refusing the connection's security (a TLS
+//! certificate the configured CA did not sign, a failed SASL authentication)
+//! ends it at once with [`KafkaLogError::Refused`], a permanent error, instead
+//! of a timeout and retries.
 //!
 //! The settings are in `config`, the `--kafka-property` and environment
 //! parsing in `properties`, the clients' contexts in `context`, the topic's
@@ -35,7 +39,7 @@ use rdkafka::error::KafkaError;
 use super::log::LogError;
 
 pub use config::KafkaConfig;
-pub use context::{DeliveryCounter, LastClientError};
+pub use context::{DeliveryCounter, LastClientError, Refusal};
 pub use message_log::KafkaLog;
 pub use properties::{
     kafka_properties, property_env_name, ENV_PROPERTY_PREFIX, ENV_SASL_PASSWORD, ENV_SASL_USERNAME,
@@ -48,14 +52,17 @@ pub use topic::{create_topic, topic_partitions};
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaLogError {
     /// The client refused its configuration.
-    #[error("Kafka at {bootstrap}: creating the {what}: {source}")]
+    #[error("Kafka at {bootstrap}: creating the {what}{files}: {source}")]
     Client {
         /// Bootstrap servers.
         bootstrap: String,
         /// Which client.
         what: &'static str,
+        /// The files the configuration names (` (ssl.ca.location=PATH)`), which
+        /// librdkafka's message leaves out; empty when none.
+        files: String,
         /// The rdkafka error.
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// A `--kafka-property` argument is not `KEY=VALUE`.
     #[error("--kafka-property {0}: expected KEY=VALUE")]
@@ -70,6 +77,17 @@ pub enum KafkaLogError {
         key: String,
         /// The environment variable to use instead.
         env: String,
+    },
+    /// The broker refused the connection's security (TLS or SASL); librdkafka's
+    /// message names the broker and the cause.
+    #[error("Kafka at {bootstrap}: {refusal}: {message}")]
+    Refused {
+        /// Bootstrap servers.
+        bootstrap: String,
+        /// What was refused.
+        refusal: Refusal,
+        /// librdkafka's report of the refusal.
+        message: String,
     },
     /// The cluster did not answer in time, or answered with an error.
     #[error("Kafka at {bootstrap}, topic {topic}: {op}: {message}")]
@@ -92,14 +110,16 @@ impl From<KafkaLogError> for LogError {
 }
 
 impl KafkaLogError {
-    /// A client librdkafka refused to create (its configuration) or a malformed
-    /// property never heals; the cluster not answering or answering with an error may.
+    /// A client librdkafka refused to create (its configuration), a malformed property or
+    /// a broker refusing the connection's security never heals; the cluster not answering
+    /// or answering with an error may.
     pub fn class(&self) -> Option<crate::retry::ErrorClass> {
         use crate::retry::ErrorClass::{Permanent, Transient};
         Some(match self {
             KafkaLogError::Client { .. }
             | KafkaLogError::MalformedProperty(_)
-            | KafkaLogError::SecretOnCommandLine { .. } => Permanent,
+            | KafkaLogError::SecretOnCommandLine { .. }
+            | KafkaLogError::Refused { .. } => Permanent,
             KafkaLogError::Cluster { .. } => Transient,
         })
     }

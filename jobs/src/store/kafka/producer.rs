@@ -33,11 +33,7 @@ pub(super) fn new_producer(cfg: &KafkaConfig) -> Result<IdempotentProducer, Kafk
         .set("reconnect.backoff.ms", "20");
     cfg.apply_extra(&mut c);
     c.create_with_context(DeliveryCounter::default())
-        .map_err(|source| KafkaLogError::Client {
-            bootstrap: cfg.bootstrap.clone(),
-            what: "producer",
-            source,
-        })
+        .map_err(|source| cfg.client_err("producer", source))
 }
 
 /// Waits until every enqueued record has its delivery report, or fails once
