@@ -180,7 +180,7 @@ impl LoadError {
             LoadError::Json(_) => Some(ErrorClass::Permanent),
             LoadError::WritersStopped => None,
             LoadError::Runs(e) => e.class(),
-            LoadError::Report { .. } => Some(ErrorClass::Permanent),
+            LoadError::Report { .. } | LoadError::Aggregates(_) => Some(ErrorClass::Permanent),
         }
     }
 }
