@@ -156,6 +156,7 @@ pub fn run_pipeline(args: &DemoArgs) -> Result<(EmbeddedTables, ecom_jobs::clean
         roll_rows: 100_000,
         roll_bytes: 64 << 20,
         roll_interval_ms: 0,
+        skip_offset_gaps: false,
     };
     let bar = rows_bar("sink", produced.records);
     let sunk = sink_until_caught_up(&mut log, &files, &sink_cfg, |n| bar.inc(n))?;
