@@ -163,9 +163,9 @@ impl IncrementalError {
             IncrementalError::Clean(e) => e.class(),
             IncrementalError::Table(e) => e.class(),
             IncrementalError::Parquet { source, .. } => Some(polars_class(source)),
-            IncrementalError::Json { .. } | IncrementalError::BadShard(_) => {
-                Some(ErrorClass::Permanent)
-            }
+            IncrementalError::Json { .. }
+            | IncrementalError::BadShard(_)
+            | IncrementalError::NotTsv { .. } => Some(ErrorClass::Permanent),
         }
     }
 }

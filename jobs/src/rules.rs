@@ -19,9 +19,9 @@ pub const MAX_AMOUNT_CEILING_CENTS: i64 = 100_000_000_000;
 /// Parses a `--max-amount` value (a plain decimal such as `1000000` or `2500.50`) into cents:
 /// positive and at most [`MAX_AMOUNT_CEILING_CENTS`]; the reason when it is not.
 pub fn parse_max_amount(text: &str) -> Result<i64, String> {
-    let cents = parse_amount(text)
-        .and_then(checked_cents)
+    let amount = parse_amount(text)
         .ok_or_else(|| format!("{text:?} is not a plain decimal amount such as 1000000.00"))?;
+    let cents = checked_cents(amount).unwrap_or(i64::MAX);
     if cents <= 0 {
         return Err(format!("{text:?} is not above zero"));
     }

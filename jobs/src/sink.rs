@@ -237,16 +237,29 @@ pub(crate) fn write_held(
         written.push((rendered, file.records));
         writes.push((tmp, file.data));
     }
-    files.write_files(&[], &mut writes.into_iter())?;
-    let last_round = rounds.iter().copied().max().unwrap_or(0);
-    for round in 0..=last_round {
-        let batch: Vec<(String, String)> = moves
-            .iter()
-            .zip(&rounds)
-            .filter(|(_, r)| **r == round)
-            .map(|(m, _)| m.clone())
-            .collect();
-        files.rename_files(&batch)?;
+    let renamed = (|| {
+        files.write_files(&[], &mut writes.into_iter())?;
+        let last_round = rounds.iter().copied().max().unwrap_or(0);
+        for round in 0..=last_round {
+            let batch: Vec<(String, String)> = moves
+                .iter()
+                .zip(&rounds)
+                .filter(|(_, r)| **r == round)
+                .map(|(m, _)| m.clone())
+                .collect();
+            files.rename_files(&batch)?;
+        }
+        Ok::<(), FileStoreError>(())
+    })();
+    if let Err(e) = renamed {
+        // The temporary files of this batch that were not renamed go (best effort: a
+        // restarted sink or stream also removes them).
+        for (tmp, _) in &moves {
+            if let Err(e) = files.remove_all(tmp) {
+                tracing::debug!(error = %e, "temporary raw file not removed");
+            }
+        }
+        return Err(e.into());
     }
     Ok(written)
 }
