@@ -514,8 +514,8 @@ pub enum CubeError {
     /// A sum of the aggregates of `what` does not fit its type (never wrapped or
     /// saturated): amounts beyond what cleaning keeps by default (`--max-amount`).
     #[error(
-        "aggregates of {what}: the {sum} cannot be represented (overflow); clean with a \
-         --max-amount bound"
+        "aggregates of {what}: the {sum} cannot be represented (overflow); cleaning drops \
+         such amounts (rule amount_out_of_range, --max-amount) unless --seed-compat"
     )]
     Overflow {
         /// The file, run or cube part.

@@ -323,7 +323,7 @@ pub fn checked_cents(amount: f64) -> Option<i64> {
     let cents = (amount * 100.0).round();
     // 2^63 is exact in an f64; every f64 below it converts exactly.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (cents.is_finite() && (-LIMIT..LIMIT).contains(&cents)).then(|| cents as i64)
+    (cents.is_finite() && (-LIMIT..LIMIT).contains(&cents)).then_some(cents as i64)
 }
 
 #[cfg(test)]

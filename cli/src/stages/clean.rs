@@ -97,10 +97,10 @@ fn location(url: &str) -> Result<(String, Vec<String>)> {
             .ok_or_else(|| Permanent(format!("{url}: expected hdfs://host:port/path")))?;
         let mut authority = authority.to_ascii_lowercase();
         let host = authority.trim_start_matches("hdfs://");
-        if !host
+        let has_port = host
             .rsplit_once(':')
-            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-        {
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        if !has_port {
             authority.push_str(":8020");
         }
         let mut parts: Vec<String> = Vec::new();

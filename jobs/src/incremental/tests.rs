@@ -260,9 +260,10 @@ fn byte_limited_runs_clean_what_one_run_cleans() {
 
 /// A local store whose commit (the move into `_manifest/`) fails, as if
 /// the process died right before it.
-fn crash_before_commit(
-    store: &LocalFiles,
-) -> FailingRenames<impl Fn(&[(String, String)], usize) -> bool + Send + Sync> {
+/// Whether a rename of `moves` (call `n`) fails.
+type FailsWhen = fn(&[(String, String)], usize) -> bool;
+
+fn crash_before_commit(store: &LocalFiles) -> FailingRenames<FailsWhen> {
     FailingRenames::new(store.clone(), |moves: &[(String, String)], _| {
         moves.iter().any(|(_, to)| to.contains(MANIFEST_DIR))
     })

@@ -180,13 +180,13 @@ fn a_batch_sink_writes_full_files_a_few_at_a_time_in_offset_order() {
 /// A one-partition log of 600 records (`0\tline` to `599\tline`) with `deleted` gone.
 fn with_deleted(
     dir: &std::path::Path,
-    deleted: Vec<std::ops::Range<u64>>,
+    deleted: &[(u64, u64)],
 ) -> crate::store::log::testing::Deleted<LocalLog> {
     let mut log = LocalLog::open(dir.join("log"), 1).expect("log");
     fill(&mut log, 0..600);
     crate::store::log::testing::Deleted {
         log,
-        deleted: deleted.into_iter().map(|r| (0, r)).collect(),
+        deleted: deleted.iter().map(|&(from, to)| (0, from..to)).collect(),
     }
 }
 
@@ -195,7 +195,7 @@ fn records_deleted_before_they_were_read_fail_the_sink_naming_the_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = LocalFiles::new(dir.path().join("files"));
     // Retention removed the first 100 records before the sink ever ran.
-    let mut log = with_deleted(dir.path(), vec![0..100]);
+    let mut log = with_deleted(dir.path(), &[(0, 100)]);
     let err = sink_until_caught_up(&mut log, &files, &cfg(64), |_| {}).expect_err("a gap");
     let text = err.to_string();
     assert!(
@@ -222,7 +222,7 @@ fn records_deleted_before_they_were_read_fail_the_sink_naming_the_offsets() {
     assert!(committed(&files).is_empty(), "nothing written");
 
     // A hole in the middle, found while reading: the files before it are kept.
-    let mut log = with_deleted(&dir.path().join("second"), vec![250..300]);
+    let mut log = with_deleted(&dir.path().join("second"), &[(250, 300)]);
     let err = sink_until_caught_up(&mut log, &files, &cfg(50), |_| {}).expect_err("a gap");
     assert!(
         err.to_string().contains("expected offset 250, found 300"),
@@ -236,7 +236,7 @@ fn records_deleted_before_they_were_read_fail_the_sink_naming_the_offsets() {
 fn skipped_gaps_are_counted_and_cut_the_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = LocalFiles::new(dir.path().join("files"));
-    let mut log = with_deleted(dir.path(), vec![0..100, 250..300]);
+    let mut log = with_deleted(dir.path(), &[(0, 100), (250, 300)]);
     let c = SinkConfig {
         skip_offset_gaps: true,
         ..cfg(1000)
@@ -272,7 +272,7 @@ fn a_partition_that_ends_before_the_committed_offsets_fails() {
             b"x\n",
         )
         .expect("write");
-    let mut log = with_deleted(dir.path(), vec![]);
+    let mut log = with_deleted(dir.path(), &[]);
     for skip in [false, true] {
         let c = SinkConfig {
             skip_offset_gaps: skip,
