@@ -64,7 +64,7 @@ struct Columns {
 }
 
 /// Names of the allow-list flags, in [`CATEGORICAL`] order.
-pub const KNOWN_FLAGS: [&str; 3] = ["category_ok", "payment_ok", "status_ok"];
+const KNOWN_FLAGS: [&str; 3] = ["category_ok", "payment_ok", "status_ok"];
 /// The categorical columns, in [`KNOWN_FLAGS`] order.
 const CATEGORICAL: [usize; 3] = [c::CATEGORY, c::PAYMENT_METHOD, c::STATUS];
 /// The allow-list rule of each categorical column, in [`CATEGORICAL`] order.
