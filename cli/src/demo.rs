@@ -51,9 +51,9 @@ pub struct DemoArgs {
     /// Run the pipeline, print the report and exit without serving.
     #[arg(long)]
     no_serve: bool,
-    /// Clean with the seed's Spark semantics only.
-    #[arg(long)]
-    seed_compat: bool,
+    /// The cleaning rules (`--seed-compat`: the seed's Spark semantics only).
+    #[command(flatten)]
+    rules: crate::RuleArgs,
 }
 
 const TOPIC: &str = "transactions";
@@ -156,6 +156,7 @@ pub fn run_pipeline(args: &DemoArgs) -> Result<(EmbeddedTables, ecom_jobs::clean
         roll_rows: 100_000,
         roll_bytes: 64 << 20,
         roll_interval_ms: 0,
+        skip_offset_gaps: false,
     };
     let bar = rows_bar("sink", produced.records);
     let sunk = sink_until_caught_up(&mut log, &files, &sink_cfg, |n| bar.inc(n))?;
@@ -169,7 +170,7 @@ pub fn run_pipeline(args: &DemoArgs) -> Result<(EmbeddedTables, ecom_jobs::clean
         input: RawInput::Dir(RAW_DIR.into()),
         out: &files,
         clean_dir: CLEAN_DIR.into(),
-        cfg: crate::clean_config(args.seed_compat, &[], &[])?,
+        cfg: args.rules.config()?,
         shard: Shard::default(),
         max_run_bytes: u64::MAX,
     };

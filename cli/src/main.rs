@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use ecom_contract::command::flag;
 use ecom_jobs::clean::CleanConfig;
 use ecom_jobs::generate::{Dirt, GenerateConfig, Generator, TimestampMode};
 use ecom_jobs::rules::{Fix, Rule};
@@ -137,27 +138,100 @@ pub(crate) struct CleanArgs {
     stage: stages::CleanStageArgs,
 }
 
-/// The cleaning rules of `ecom clean` and `ecom stream`.
+/// The cleaning rules of `ecom clean`, `ecom stream` and `ecom demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RuleArgs {
-    /// Reproduce the seed's Spark step exactly: its null drop and typo fixes only.
+    /// Reproduce the seed's Spark step exactly: its null drop and typo fixes only (no
+    /// amount range, no allow-lists).
     #[arg(long)]
     pub seed_compat: bool,
     /// Switch a drop rule off (repeatable): invalid_utf8, too_few_fields,
     /// too_many_fields, missing_field, unparseable_amount, unparseable_id,
-    /// nonpositive_amount, unparseable_timestamp, duplicate_order_id.
+    /// nonpositive_amount, amount_out_of_range, unparseable_timestamp, unknown_category,
+    /// unknown_payment_method, unknown_status, duplicate_order_id.
     #[arg(long = "disable-rule", value_name = "RULE")]
     pub disable_rules: Vec<String>,
     /// Switch a fix off (repeatable): credit_card_typo, debit_card_typo, normalized_value.
     #[arg(long = "disable-fix", value_name = "FIX")]
     pub disable_fixes: Vec<String>,
+    /// Drop rows whose amount is beyond this, either sign (rule amount_out_of_range): a
+    /// plain decimal, at most 1000000000. The default keeps every sum of cents exact.
+    #[arg(
+        long = flag::MAX_AMOUNT,
+        value_name = "AMOUNT",
+        default_value = "1000000",
+        value_parser = parse_max_amount
+    )]
+    pub max_amount: i64,
+    /// The categories a row may have, comma-separated (rule unknown_category; case and
+    /// whitespace variants are normalised to them). Default: the seed's seven.
+    #[arg(long = flag::CATEGORIES, value_name = "LIST", value_delimiter = ',')]
+    pub categories: Option<Vec<String>>,
+    /// The payment methods a row may have once the typo fixes ran, comma-separated (rule
+    /// unknown_payment_method). Default: Credit Card, Debit Card, PayPal, Cash.
+    #[arg(long = flag::PAYMENT_METHODS, value_name = "LIST", value_delimiter = ',')]
+    pub payment_methods: Option<Vec<String>>,
+    /// The statuses a row may have, comma-separated (rule unknown_status). Default:
+    /// Pending, Shipped, Delivered, Cancelled.
+    #[arg(long = flag::STATUSES, value_name = "LIST", value_delimiter = ',')]
+    pub statuses: Option<Vec<String>>,
+}
+
+/// `--max-amount` in cents.
+fn parse_max_amount(text: &str) -> std::result::Result<i64, String> {
+    ecom_jobs::rules::parse_max_amount(text)
 }
 
 impl RuleArgs {
     /// The cleaner's configuration.
     pub fn config(&self) -> Result<CleanConfig> {
-        clean_config(self.seed_compat, &self.disable_rules, &self.disable_fixes)
+        let disabled_rules = self
+            .disable_rules
+            .iter()
+            .map(|r| {
+                Rule::from_name(r).with_context(|| format!("--disable-rule: unknown rule {r:?}"))
+            })
+            .collect::<Result<BTreeSet<_>>>()?;
+        let disabled_fixes = self
+            .disable_fixes
+            .iter()
+            .map(|f| Fix::from_name(f).with_context(|| format!("--disable-fix: unknown fix {f:?}")))
+            .collect::<Result<BTreeSet<_>>>()?;
+        let defaults = CleanConfig::default();
+        Ok(CleanConfig {
+            seed_compat: self.seed_compat,
+            disabled_rules,
+            disabled_fixes,
+            max_amount_cents: self.max_amount,
+            categories: allow_list(flag::CATEGORIES, &self.categories, defaults.categories)?,
+            payment_methods: allow_list(
+                flag::PAYMENT_METHODS,
+                &self.payment_methods,
+                defaults.payment_methods,
+            )?,
+            statuses: allow_list(flag::STATUSES, &self.statuses, defaults.statuses)?,
+        })
     }
+}
+
+/// An allow-list flag's values (`default` when absent); an empty value is refused.
+fn allow_list(
+    name: &str,
+    given: &Option<Vec<String>>,
+    default: Vec<String>,
+) -> Result<Vec<String>> {
+    let Some(values) = given else {
+        return Ok(default);
+    };
+    if values.iter().any(String::is_empty) {
+        return Err(retry::Permanent(format!(
+            "--{name} {:?}: an empty value (to accept any value, switch the rule off with \
+             --disable-rule)",
+            values.join(",")
+        ))
+        .into());
+    }
+    Ok(values.clone())
 }
 
 fn main() -> std::process::ExitCode {
@@ -243,26 +317,6 @@ fn generate(args: GenerateArgs) -> Result<()> {
         eprintln!("{json}");
     }
     Ok(())
-}
-
-pub(crate) fn clean_config(
-    seed_compat: bool,
-    disable_rules: &[String],
-    disable_fixes: &[String],
-) -> Result<CleanConfig> {
-    let disabled_rules = disable_rules
-        .iter()
-        .map(|r| Rule::from_name(r).with_context(|| format!("--disable-rule: unknown rule {r:?}")))
-        .collect::<Result<BTreeSet<_>>>()?;
-    let disabled_fixes = disable_fixes
-        .iter()
-        .map(|f| Fix::from_name(f).with_context(|| format!("--disable-fix: unknown fix {f:?}")))
-        .collect::<Result<BTreeSet<_>>>()?;
-    Ok(CleanConfig {
-        seed_compat,
-        disabled_rules,
-        disabled_fixes,
-    })
 }
 
 fn clean(args: CleanArgs) -> Result<()> {

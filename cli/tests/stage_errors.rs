@@ -156,3 +156,91 @@ fn clean_into_unreachable_hdfs_is_retried() {
         "the error counts the attempts: {error}"
     );
 }
+
+/// Every file under `dir` with its content, sorted by path.
+fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("list") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let data = std::fs::read(&p).expect("read");
+                out.push((p, data));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn clean_refuses_an_output_that_overlaps_its_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::fs::write(
+        data.join("in.tsv"),
+        "1\t7\tBooks\t12.5\tCash\tPending\t2024-01-01 10:00:00\n",
+    )
+    .expect("write input");
+    // A clean output beside it, and then the output cleaned into itself: refused, and the
+    // good data stays as it was.
+    let clean = dir.path().join("clean");
+    let ok = ecom()
+        .args(["clean", "--summary-file", "/dev/null", "--input"])
+        .arg(&data)
+        .arg("--output")
+        .arg(&clean)
+        .output()
+        .expect("run ecom");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let before = tree(&clean);
+    let cases = [
+        (clean.clone(), clean.clone(), "they are the same directory"),
+        (
+            data.clone(),
+            data.join("clean"),
+            "the output is inside the input",
+        ),
+        (
+            data.join("in.tsv"),
+            data.clone(),
+            "the input is inside the output",
+        ),
+        (
+            clean.join("x/.."),
+            clean.clone(),
+            "they are the same directory",
+        ),
+    ];
+    for (i, (input, output, relation)) in cases.iter().enumerate() {
+        let summary = failed_summary(
+            ecom()
+                .arg("clean")
+                .arg("--input")
+                .arg(input)
+                .arg("--output")
+                .arg(output)
+                .args(["--attempts", "3"]),
+            &dir.path().join(format!("summary-{i}.json")),
+        );
+        assert_eq!(summary["attempts"], 1, "{summary}");
+        let error = summary["error"].as_str().expect("error text");
+        assert!(
+            error.contains(&format!("--input {}", input.display()))
+                && error.contains(&format!("--output {}", output.display()))
+                && error.contains(relation),
+            "the error names both and why: {error}"
+        );
+        assert!(error.ends_with("(permanent error, not retried)"), "{error}");
+    }
+    assert_eq!(tree(&clean), before, "the clean output is untouched");
+    assert!(!data.join("clean").exists());
+}

@@ -69,6 +69,17 @@ pub mod flag {
     pub const BATCH_INTERVAL: &str = "batch-interval";
     /// Records one micro-batch takes at most.
     pub const MAX_BATCH_RECORDS: &str = "max-batch-records";
+    /// The largest amount cleaning keeps (clean, stream, demo).
+    pub const MAX_AMOUNT: &str = "max-amount";
+    /// The categories cleaning knows, comma-separated (clean, stream, demo).
+    pub const CATEGORIES: &str = "categories";
+    /// The payment methods cleaning knows, comma-separated (clean, stream, demo).
+    pub const PAYMENT_METHODS: &str = "payment-methods";
+    /// The statuses cleaning knows, comma-separated (clean, stream, demo).
+    pub const STATUSES: &str = "statuses";
+    /// Skip and count records retention deleted before they were read, instead of failing
+    /// (sink, stream).
+    pub const SKIP_OFFSET_GAPS: &str = "skip-offset-gaps";
 }
 
 /// Where produce takes its records from.

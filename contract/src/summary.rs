@@ -98,6 +98,14 @@ pub struct ProduceDetail {
     pub header_lines: u64,
     /// Blank lines skipped.
     pub blank_lines: u64,
+    /// Records skipped because they are larger than the producer accepts (key and value over
+    /// `max_record_bytes`); the others were sent.
+    pub oversize_records: u64,
+    /// Bytes of the lines of those records.
+    pub oversize_bytes: u64,
+    /// The largest record (key and value) sent: Kafka's `message.max.bytes` less the
+    /// record's framing.
+    pub max_record_bytes: u64,
     /// Records per second over the run.
     pub records_per_second: f64,
 }
@@ -116,6 +124,11 @@ pub struct SinkDetail {
     pub files: u64,
     /// Offset each partition resumed from.
     pub resumed_from: BTreeMap<String, u64>,
+    /// Gaps skipped in the partitions' offsets (`--skip-offset-gaps`; without it a gap fails
+    /// the sink).
+    pub offset_gaps: u64,
+    /// Offsets skipped over those gaps: records deleted (by retention) before they were read.
+    pub skipped_offsets: u64,
     /// Records per second over the run.
     pub records_per_second: f64,
 }
@@ -144,6 +157,10 @@ pub struct StreamDetail {
     pub cross_batch_duplicates: u64,
     /// Largest end-to-end lag of a micro-batch, milliseconds.
     pub max_lag_ms: Option<u64>,
+    /// Gaps skipped in the partitions' offsets (`--skip-offset-gaps`).
+    pub offset_gaps: u64,
+    /// Offsets skipped over those gaps: records deleted before they were read.
+    pub skipped_offsets: u64,
 }
 
 /// The data-quality report of one cleaning run. `rows_in = rows_out + Σ dropped`.

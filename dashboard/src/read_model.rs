@@ -350,7 +350,7 @@ impl Delta {
 impl Snapshot {
     /// Applies a delta; returns whether the data changed.
     pub fn apply(&mut self, delta: Delta) -> bool {
-        let mut changed = delta.rebuild || !delta.files.is_empty();
+        let mut changed = delta.rebuild;
         if delta.rebuild {
             let version = self.version;
             *self = Snapshot {
@@ -359,8 +359,18 @@ impl Snapshot {
             };
         }
         for f in delta.files {
-            self.model.merge(&f.cube);
-            self.aggregates.merge(&f.summary);
+            // A file whose sums cannot be represented is left out, never wrapped, and not
+            // marked seen; the model is checked first, and its bound covers every sum the
+            // aggregates make of the same rows.
+            let merged = self
+                .model
+                .merge(&f.cube)
+                .and_then(|()| self.aggregates.merge(&f.summary));
+            if let Err(overflow) = merged {
+                tracing::error!(error = %overflow.of(f.key.as_str()), "aggregates of a file left out");
+                continue;
+            }
+            changed = true;
             self.files += 1;
             self.salt_buckets = f.salt_buckets;
             if f.loaded_at > self.last_update {

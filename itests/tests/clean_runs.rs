@@ -107,3 +107,148 @@ fn byte_limited_runs_keep_what_one_run_keeps() {
     assert_eq!(again["runs"].as_array().map(Vec::len), Some(0), "{again}");
     assert_eq!(again["already_cleaned"], 4, "{again}");
 }
+
+/// Runs `ecom` expecting a failure after one attempt; returns its summary's error.
+fn clean_error(args: &[&str]) -> String {
+    let out = ecom_cmd(args).output().expect("run ecom");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "ecom {args:?} succeeded:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary json");
+    assert_eq!(
+        (&v["ok"], &v["attempts"]),
+        (&false.into(), &1.into()),
+        "{v}"
+    );
+    v["error"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn overlapping_directories_and_files_that_are_not_tsv_are_refused_on_hdfs() {
+    let run = Run::new("cleanrefuse");
+    let (input, truth) = run.generate(&["--rows", "2000", "--seed", "17"]);
+    let store = run.hdfs_store();
+    let raw_dir = format!("{}/raw", run.base);
+    store
+        .write_atomic(
+            &format!("{raw_dir}/part-0.tsv"),
+            &std::fs::read(&input).expect("read input"),
+        )
+        .expect("write raw");
+    let raw = run.raw_url();
+    // The same directory (written another way), and an output inside the input.
+    let same = raw.replace("/raw", "/x/../raw/");
+    for (output, relation) in [
+        (same.as_str(), "they are the same directory"),
+        (&*format!("{raw}/clean"), "the output is inside the input"),
+    ] {
+        let error = clean_error(&["clean", "--input", &raw, "--output", output]);
+        assert!(
+            error.contains(&format!("--input {raw}"))
+                && error.contains(&format!("--output {output}"))
+                && error.contains(relation),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        store.list_dirs(&raw_dir).expect("list"),
+        vec![],
+        "nothing written"
+    );
+
+    // A quality report and a Parquet file in the raw directory: named, nothing cleaned.
+    store
+        .write_atomic(
+            &format!("{raw_dir}/report-1.json"),
+            b"{\n  \"rows_in\": 1\n}\n",
+        )
+        .expect("write json");
+    store
+        .write_atomic(
+            &format!("{raw_dir}/part-1.parquet"),
+            b"PAR1\x15\x04 junk PAR1",
+        )
+        .expect("write parquet");
+    let error = clean_error(&run.clean_args());
+    assert!(
+        error.contains("report-1.json (no tab in its first 64 KiB)")
+            && error.contains("part-1.parquet (Parquet)")
+            && !error.contains("part-0.tsv"),
+        "{error}"
+    );
+    let clean_dir = format!("{}/clean", run.base);
+    assert!(committed_runs(&store, &clean_dir).expect("runs").is_empty());
+    // Moved away, the TSV file cleans as usual.
+    store
+        .remove_all(&format!("{raw_dir}/report-1.json"))
+        .expect("rm");
+    store
+        .remove_all(&format!("{raw_dir}/part-1.parquet"))
+        .expect("rm");
+    let cleaned = ecom_json(&run.clean_args());
+    assert_eq!(
+        cleaned["report"]["rows_out"], truth.full.rows_out,
+        "{cleaned}"
+    );
+    run.cleanup();
+}
+
+#[test]
+fn a_failed_clean_run_leaves_no_temporary_files_on_hdfs() {
+    let run = Run::new("cleanfail");
+    let (input, truth) = run.generate(&["--rows", "3000", "--seed", "19"]);
+    let store = run.hdfs_store();
+    store
+        .write_atomic(
+            &format!("{}/raw/part-0.tsv", run.base),
+            &std::fs::read(&input).expect("read input"),
+        )
+        .expect("write raw");
+    let raw = run.raw_url();
+    let url = |dir: &str| format!("{}{}/{dir}", run.hdfs, run.base);
+    // A first output tells the run id and its partitions (both depend on the input only).
+    let first = ecom_json(&["clean", "--input", &raw, "--output", &url("first")]);
+    let run_id = first["run"].as_str().expect("run id").to_string();
+    let manifest = &committed_runs(&store, &format!("{}/first", run.base)).expect("runs")[0];
+    assert!(manifest.parquet_files.len() > 2, "{manifest:?}");
+    // In the second output, a non-empty directory where a partition file goes: moving the
+    // run's files into place fails there.
+    let (date, _) = manifest.partitions.iter().nth(1).expect("a partition");
+    let second = format!("{}/second", run.base);
+    let blocker = format!("{second}/date={date}/part-{run_id}.parquet");
+    store
+        .write_atomic(&format!("{blocker}/in-the-way"), b"x")
+        .expect("write blocker");
+    let error = clean_error(&[
+        "clean",
+        "--input",
+        &raw,
+        "--output",
+        &url("second"),
+        "--attempts",
+        "1",
+    ]);
+    eprintln!("clean failed as expected: {error}");
+    assert!(committed_runs(&store, &second).expect("runs").is_empty());
+    // Nothing of the attempt is left: no staging directory, no partition file, no report.
+    let staging = format!("{second}/{}", ecom_jobs::incremental::STAGING_DIR);
+    assert_eq!(store.list_dirs(&staging).expect("staging"), vec![]);
+    assert_eq!(store.list_hidden(&second).expect("hidden"), vec![]);
+    assert_eq!(store.list(&second).expect("list"), vec![], "no report left");
+    for dir in store.list_dirs(&second).expect("dirs") {
+        let files = store.list(&dir.path).expect("list");
+        assert!(
+            files.iter().all(|f| !f.path.contains(&run_id)),
+            "{}: {files:?}",
+            dir.path
+        );
+    }
+    // The next run commits the same rows as the first output.
+    let again = ecom_json(&["clean", "--input", &raw, "--output", &url("second")]);
+    assert_eq!(again["report"]["rows_out"], truth.full.rows_out, "{again}");
+    run.cleanup();
+}

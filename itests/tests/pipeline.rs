@@ -176,7 +176,9 @@ fn pipeline_end_to_end_matches_ground_truth() {
     let stored = run.stored_aggregates();
     let mut expected = Aggregates::default();
     for r in &clean {
-        expected.add(&r.category, r.amount, &r.payment, &r.status, &r.timestamp);
+        expected
+            .add(&r.category, r.amount, &r.payment, &r.status, &r.timestamp)
+            .expect("clean rows add up");
     }
     assert_eq!(stored, expected);
     assert_eq!(stored.total.revenue_cents, truth.clean_revenue_cents);

@@ -3,12 +3,57 @@
 //! The loader computes one [`Aggregates`] per clean input file and stores it
 //! under that file's id, so re-loading a file rewrites the same cells
 //! (idempotent) and the dashboard merges a handful of small rows.
+//!
+//! Every sum is checked: a count, a sum of cents or of squared cents that its
+//! type cannot hold is an [`Overflow`] (the caller names the file), never a
+//! wrapped or saturated value. Cleaning bounds amounts (`--max-amount`), so a
+//! realistic run never gets there.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::to_cents;
+use crate::record::checked_cents;
+
+/// A sum that cannot be represented (or an amount with no `i64` of cents): which one.
+/// Callers turn it into their error naming the file ([`Overflow::of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow {
+    /// What overflowed, e.g. `revenue of a category`.
+    pub sum: &'static str,
+}
+
+impl Overflow {
+    /// The error of `what` (a file, a cube part) with this overflow.
+    pub fn of(self, what: impl Into<String>) -> CubeError {
+        CubeError::Overflow {
+            what: what.into(),
+            sum: self.sum,
+        }
+    }
+}
+
+/// `a + b`, or the overflow of `sum`.
+fn add_i64(a: i64, b: i64, sum: &'static str) -> Result<i64, Overflow> {
+    a.checked_add(b).ok_or(Overflow { sum })
+}
+
+/// `a + b`, or the overflow of `sum`.
+fn add_u64(a: u64, b: u64, sum: &'static str) -> Result<u64, Overflow> {
+    a.checked_add(b).ok_or(Overflow { sum })
+}
+
+/// `a + b`, or the overflow of `sum`.
+fn add_u128(a: u128, b: u128, sum: &'static str) -> Result<u128, Overflow> {
+    a.checked_add(b).ok_or(Overflow { sum })
+}
+
+/// The cents of an amount, or the overflow of the amount itself.
+fn cents_of(amount: f64) -> Result<i64, Overflow> {
+    checked_cents(amount).ok_or(Overflow {
+        sum: "amount in cents",
+    })
+}
 
 /// Count and revenue of a group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,14 +65,19 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, cents: i64) {
-        self.orders += 1;
-        self.revenue_cents += cents;
+    /// This tally plus `orders` and `cents`, or the overflow of `what`.
+    fn plus(&self, orders: u64, cents: i64, what: &'static str) -> Result<Tally, Overflow> {
+        Ok(Tally {
+            orders: add_u64(self.orders, orders, what)?,
+            revenue_cents: add_i64(self.revenue_cents, cents, what)?,
+        })
     }
-    fn merge(&mut self, other: &Tally) {
-        self.orders += other.orders;
-        self.revenue_cents += other.revenue_cents;
+
+    fn add(&mut self, cents: i64, what: &'static str) -> Result<(), Overflow> {
+        *self = self.plus(1, cents, what)?;
+        Ok(())
     }
+
     /// Mean amount in currency units (0 for an empty group).
     pub fn average(&self) -> f64 {
         if self.orders == 0 {
@@ -61,8 +111,24 @@ pub struct Aggregates {
     pub amount_units: BTreeMap<i64, u64>,
 }
 
+/// The sums of `theirs` added to `mine`, key by key (only the keys of `theirs`).
+fn tally_sums(
+    mine: &BTreeMap<String, Tally>,
+    theirs: &BTreeMap<String, Tally>,
+    what: &'static str,
+) -> Result<Vec<(String, Tally)>, Overflow> {
+    theirs
+        .iter()
+        .map(|(k, t)| {
+            let base = mine.get(k).copied().unwrap_or_default();
+            Ok((k.clone(), base.plus(t.orders, t.revenue_cents, what)?))
+        })
+        .collect()
+}
+
 impl Aggregates {
-    /// Adds one clean row.
+    /// Adds one clean row; an amount with no `i64` of cents or a sum that would overflow
+    /// is an [`Overflow`] (then `self` may hold part of the row: discard it).
     pub fn add(
         &mut self,
         category: &str,
@@ -70,34 +136,79 @@ impl Aggregates {
         payment: &str,
         status: &str,
         timestamp: &str,
-    ) {
-        let cents = to_cents(amount);
-        self.total.add(cents);
+    ) -> Result<(), Overflow> {
+        let cents = cents_of(amount)?;
+        self.total.add(cents, "total revenue")?;
         self.min_cents = Some(self.min_cents.map_or(cents, |m| m.min(cents)));
         self.max_cents = Some(self.max_cents.map_or(cents, |m| m.max(cents)));
         self.by_category
             .entry(category.into())
             .or_default()
-            .add(cents);
-        self.by_status.entry(status.into()).or_default().add(cents);
+            .add(cents, "revenue of a category")?;
+        self.by_status
+            .entry(status.into())
+            .or_default()
+            .add(cents, "revenue of a status")?;
         self.by_payment
             .entry(payment.into())
             .or_default()
-            .add(cents);
-        *self
+            .add(cents, "revenue of a payment method")?;
+        let n = self
             .by_category_status
             .entry(category.into())
             .or_default()
             .entry(status.into())
-            .or_default() += 1;
+            .or_default();
+        *n = add_u64(*n, 1, "orders of a category and status")?;
         let hour = timestamp.get(..13).unwrap_or(timestamp);
-        self.by_hour.entry(hour.into()).or_default().add(cents);
-        *self.amount_units.entry(cents.div_euclid(100)).or_default() += 1;
+        self.by_hour
+            .entry(hour.into())
+            .or_default()
+            .add(cents, "revenue of an hour")?;
+        let n = self.amount_units.entry(cents.div_euclid(100)).or_default();
+        *n = add_u64(*n, 1, "orders of an amount")?;
+        Ok(())
     }
 
-    /// Merges another set of aggregates into this one.
-    pub fn merge(&mut self, other: &Aggregates) {
-        self.total.merge(&other.total);
+    /// Merges another set of aggregates into this one. Every sum is computed, checked,
+    /// before anything changes: on an [`Overflow`] `self` is unchanged.
+    pub fn merge(&mut self, other: &Aggregates) -> Result<(), Overflow> {
+        let total = self.total.plus(
+            other.total.orders,
+            other.total.revenue_cents,
+            "total revenue",
+        )?;
+        let by_category = tally_sums(
+            &self.by_category,
+            &other.by_category,
+            "revenue of a category",
+        )?;
+        let by_status = tally_sums(&self.by_status, &other.by_status, "revenue of a status")?;
+        let by_payment = tally_sums(
+            &self.by_payment,
+            &other.by_payment,
+            "revenue of a payment method",
+        )?;
+        let by_hour = tally_sums(&self.by_hour, &other.by_hour, "revenue of an hour")?;
+        let mut by_category_status = Vec::new();
+        for (cat, statuses) in &other.by_category_status {
+            let mine = self.by_category_status.get(cat);
+            for (s, n) in statuses {
+                let base = mine.and_then(|m| m.get(s)).copied().unwrap_or(0);
+                let sum = add_u64(base, *n, "orders of a category and status")?;
+                by_category_status.push((cat.clone(), s.clone(), sum));
+            }
+        }
+        let amount_units = other
+            .amount_units
+            .iter()
+            .map(|(u, n)| {
+                let base = self.amount_units.get(u).copied().unwrap_or(0);
+                Ok((*u, add_u64(base, *n, "orders of an amount")?))
+            })
+            .collect::<Result<Vec<_>, Overflow>>()?;
+        // Everything fits: apply.
+        self.total = total;
         self.min_cents = match (self.min_cents, other.min_cents) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -106,25 +217,15 @@ impl Aggregates {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        for (mine, theirs) in [
-            (&mut self.by_category, &other.by_category),
-            (&mut self.by_status, &other.by_status),
-            (&mut self.by_payment, &other.by_payment),
-            (&mut self.by_hour, &other.by_hour),
-        ] {
-            for (k, t) in theirs {
-                mine.entry(k.clone()).or_default().merge(t);
-            }
+        self.by_category.extend(by_category);
+        self.by_status.extend(by_status);
+        self.by_payment.extend(by_payment);
+        self.by_hour.extend(by_hour);
+        for (cat, s, n) in by_category_status {
+            self.by_category_status.entry(cat).or_default().insert(s, n);
         }
-        for (cat, statuses) in &other.by_category_status {
-            let mine = self.by_category_status.entry(cat.clone()).or_default();
-            for (s, n) in statuses {
-                *mine.entry(s.clone()).or_default() += n;
-            }
-        }
-        for (u, n) in &other.amount_units {
-            *self.amount_units.entry(*u).or_default() += n;
-        }
+        self.amount_units.extend(amount_units);
+        Ok(())
     }
 
     /// The whole-unit bucket holding the `q` quantile (0..=1) of amounts:
@@ -192,11 +293,37 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// Merges another cell of the same key (sorted lists stay sorted).
-    pub fn merge(&mut self, other: &Cell) {
+    /// Merges another cell of the same key (sorted lists stay sorted). Every sum is
+    /// checked before anything changes: on an [`Overflow`] `self` is unchanged.
+    pub fn merge(&mut self, other: &Cell) -> Result<(), Overflow> {
         if other.orders == 0 {
-            return;
+            return Ok(());
         }
+        let orders = add_u64(self.orders, other.orders, "orders of a cell")?;
+        let sum_cents = add_i64(self.sum_cents, other.sum_cents, "revenue of a cell")?;
+        let sum_sq_cents = add_u128(
+            self.sum_sq_cents,
+            other.sum_sq_cents,
+            "squared amounts of a cell",
+        )?;
+        let amounts = try_merge_sorted(
+            &self.amounts,
+            &other.amounts,
+            |a| a.0,
+            |a, b| Ok((a.0, add_u64(a.1, b.1, "orders of an amount")?)),
+        )?;
+        let users = try_merge_sorted(
+            &self.users,
+            &other.users,
+            |u| u.user_id,
+            |a, b| {
+                Ok(UserTally {
+                    user_id: a.user_id,
+                    orders: add_u64(a.orders, b.orders, "orders of a user")?,
+                    revenue_cents: add_i64(a.revenue_cents, b.revenue_cents, "revenue of a user")?,
+                })
+            },
+        )?;
         if self.orders == 0 {
             self.min_cents = other.min_cents;
             self.max_cents = other.max_cents;
@@ -204,25 +331,11 @@ impl Cell {
             self.min_cents = self.min_cents.min(other.min_cents);
             self.max_cents = self.max_cents.max(other.max_cents);
         }
-        self.orders += other.orders;
-        self.sum_cents += other.sum_cents;
-        self.sum_sq_cents += other.sum_sq_cents;
-        self.amounts = merge_sorted(
-            &self.amounts,
-            &other.amounts,
-            |a| a.0,
-            |a, b| (a.0, a.1 + b.1),
-        );
-        self.users = merge_sorted(
-            &self.users,
-            &other.users,
-            |u| u.user_id,
-            |a, b| UserTally {
-                user_id: a.user_id,
-                orders: a.orders + b.orders,
-                revenue_cents: a.revenue_cents + b.revenue_cents,
-            },
-        );
+        self.orders = orders;
+        self.sum_cents = sum_cents;
+        self.sum_sq_cents = sum_sq_cents;
+        self.amounts = amounts;
+        self.users = users;
         let mut ids = Vec::with_capacity(self.order_ids.len() + other.order_ids.len());
         let (mut i, mut j) = (0, 0);
         while i < self.order_ids.len() && j < other.order_ids.len() {
@@ -237,6 +350,7 @@ impl Cell {
         ids.extend_from_slice(&self.order_ids[i..]);
         ids.extend_from_slice(&other.order_ids[j..]);
         self.order_ids = ids;
+        Ok(())
     }
 }
 
@@ -247,11 +361,27 @@ pub fn merge_sorted<T: Copy, K: Ord>(
     key: impl Fn(&T) -> K,
     join: impl Fn(&T, &T) -> T,
 ) -> Vec<T> {
+    match try_merge_sorted(a, b, key, |x, y| {
+        Ok::<T, std::convert::Infallible>(join(x, y))
+    }) {
+        Ok(merged) => merged,
+        Err(never) => match never {},
+    }
+}
+
+/// Merges two lists sorted by `key`, combining equal keys with `join`, which may fail
+/// (an overflowing sum): then the first failure.
+pub fn try_merge_sorted<T: Copy, K: Ord, E>(
+    a: &[T],
+    b: &[T],
+    key: impl Fn(&T) -> K,
+    join: impl Fn(&T, &T) -> Result<T, E>,
+) -> Result<Vec<T>, E> {
     if a.is_empty() {
-        return b.to_vec();
+        return Ok(b.to_vec());
     }
     if b.is_empty() {
-        return a.to_vec();
+        return Ok(a.to_vec());
     }
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
@@ -266,7 +396,7 @@ pub fn merge_sorted<T: Copy, K: Ord>(
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                out.push(join(&a[i], &b[j]));
+                out.push(join(&a[i], &b[j])?);
                 i += 1;
                 j += 1;
             }
@@ -274,7 +404,7 @@ pub fn merge_sorted<T: Copy, K: Ord>(
     }
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
-    out
+    Ok(out)
 }
 
 /// The cube of one clean file: cells keyed by (hour, category, payment,
@@ -292,7 +422,7 @@ pub struct CubeBuilder {
 }
 
 impl CubeBuilder {
-    /// Adds one clean row.
+    /// Adds one clean row; an amount with no `i64` of cents is an [`Overflow`].
     #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
@@ -303,7 +433,8 @@ impl CubeBuilder {
         payment: &str,
         status: &str,
         timestamp: &str,
-    ) {
+    ) -> Result<(), Overflow> {
+        let cents = cents_of(amount)?;
         let key = CellKey {
             hour: timestamp.get(..13).unwrap_or(timestamp).to_string(),
             category: category.to_string(),
@@ -313,11 +444,12 @@ impl CubeBuilder {
         self.rows
             .entry(key)
             .or_default()
-            .push((to_cents(amount), user_id, order_id));
+            .push((cents, user_id, order_id));
+        Ok(())
     }
 
-    /// The finished cube.
-    pub fn finish(self) -> Cube {
+    /// The finished cube, or the [`Overflow`] of one of its sums.
+    pub fn finish(self) -> Result<Cube, Overflow> {
         let mut cells = BTreeMap::new();
         for (key, mut rows) in self.rows {
             let mut cell = Cell {
@@ -326,9 +458,12 @@ impl CubeBuilder {
                 ..Default::default()
             };
             for &(cents, _, order_id) in &rows {
-                cell.orders += 1;
-                cell.sum_cents += cents;
-                cell.sum_sq_cents += (i128::from(cents) * i128::from(cents)) as u128;
+                cell.orders = add_u64(cell.orders, 1, "orders of a cell")?;
+                cell.sum_cents = add_i64(cell.sum_cents, cents, "revenue of a cell")?;
+                // |cents| < 2^63, so its square (< 2^126) fits; the sum is checked.
+                let square = u128::from(cents.unsigned_abs()).pow(2);
+                cell.sum_sq_cents =
+                    add_u128(cell.sum_sq_cents, square, "squared amounts of a cell")?;
                 cell.min_cents = cell.min_cents.min(cents);
                 cell.max_cents = cell.max_cents.max(cents);
                 cell.order_ids.push(order_id);
@@ -337,7 +472,9 @@ impl CubeBuilder {
             rows.sort_unstable_by_key(|r| r.0);
             for &(cents, _, _) in &rows {
                 match cell.amounts.last_mut() {
-                    Some(last) if last.0 == cents => last.1 += 1,
+                    Some(last) if last.0 == cents => {
+                        last.1 = add_u64(last.1, 1, "orders of an amount")?;
+                    }
                     _ => cell.amounts.push((cents, 1)),
                 }
             }
@@ -345,8 +482,9 @@ impl CubeBuilder {
             for &(cents, user_id, _) in &rows {
                 match cell.users.last_mut() {
                     Some(last) if last.user_id == user_id => {
-                        last.orders += 1;
-                        last.revenue_cents += cents;
+                        last.orders = add_u64(last.orders, 1, "orders of a user")?;
+                        last.revenue_cents =
+                            add_i64(last.revenue_cents, cents, "revenue of a user")?;
                     }
                     _ => cell.users.push(UserTally {
                         user_id,
@@ -357,11 +495,12 @@ impl CubeBuilder {
             }
             cells.insert(key, cell);
         }
-        Cube { cells }
+        Ok(Cube { cells })
     }
 }
 
-/// Errors decoding a stored cube part.
+/// Errors of stored aggregates: a cube part that does not decode, or a sum that cannot be
+/// represented.
 #[derive(Debug, thiserror::Error)]
 pub enum CubeError {
     /// The bytes are not a cube part of this version.
@@ -371,6 +510,18 @@ pub enum CubeError {
         part: String,
         /// What is wrong.
         message: String,
+    },
+    /// A sum of the aggregates of `what` does not fit its type (never wrapped or
+    /// saturated): amounts beyond what cleaning keeps by default (`--max-amount`).
+    #[error(
+        "aggregates of {what}: the {sum} cannot be represented (overflow); cleaning drops \
+         such amounts (rule amount_out_of_range, --max-amount) unless --seed-compat"
+    )]
+    Overflow {
+        /// The file, run or cube part.
+        what: String,
+        /// Which sum.
+        sum: &'static str,
     },
 }
 
@@ -439,6 +590,12 @@ impl Reader<'_> {
         }
         Ok(n as usize)
     }
+    /// The id after `prev` in a delta-coded list.
+    fn next_id(&mut self, prev: u64) -> Result<u64, CubeError> {
+        let delta = self.u64()?;
+        prev.checked_add(delta)
+            .ok_or_else(|| self.err("id beyond 64 bits"))
+    }
     fn str(&mut self) -> Result<String, CubeError> {
         let n = self.len()?;
         let (s, rest) = self.buf.split_at(n);
@@ -448,16 +605,20 @@ impl Reader<'_> {
 }
 
 impl Cube {
-    /// Merges another cube into this one.
-    pub fn merge(&mut self, other: &Cube) {
+    /// Merges another cube into this one; on an [`Overflow`] the cells merged before
+    /// the failing one stay merged (discard the cube).
+    pub fn merge(&mut self, other: &Cube) -> Result<(), Overflow> {
         for (k, c) in &other.cells {
-            self.cells.entry(k.clone()).or_default().merge(c);
+            self.cells.entry(k.clone()).or_default().merge(c)?;
         }
+        Ok(())
     }
 
-    /// Orders in the cube.
+    /// Orders in the cube (saturating: a count only for logs).
     pub fn orders(&self) -> u64 {
-        self.cells.values().map(|c| c.orders).sum()
+        self.cells
+            .values()
+            .fold(0u64, |n, c| n.saturating_add(c.orders))
     }
 
     /// Encodes the cube as parts of at most about `part_bytes` bytes each
@@ -517,7 +678,7 @@ impl Cube {
     }
 
     /// Decodes one part written by [`Cube::encode_parts`] and merges it in;
-    /// `part` names it in errors.
+    /// `part` names it in errors (a sum that overflows included).
     pub fn merge_part(&mut self, bytes: &[u8], part: &str) -> Result<(), CubeError> {
         let mut r = Reader { buf: bytes, part };
         if r.buf.get(..4) != Some(CUBE_MAGIC.as_slice()) {
@@ -551,7 +712,7 @@ impl Cube {
             c.users.reserve(n);
             let mut prev = 0u64;
             for _ in 0..n {
-                prev += r.u64()?;
+                prev = r.next_id(prev)?;
                 c.users.push(UserTally {
                     user_id: prev,
                     orders: r.u64()?,
@@ -562,10 +723,14 @@ impl Cube {
             c.order_ids.reserve(n);
             let mut prev = 0u64;
             for _ in 0..n {
-                prev += r.u64()?;
+                prev = r.next_id(prev)?;
                 c.order_ids.push(prev);
             }
-            self.cells.entry(key).or_default().merge(&c);
+            self.cells
+                .entry(key)
+                .or_default()
+                .merge(&c)
+                .map_err(|o| o.of(part))?;
         }
         if !r.buf.is_empty() {
             return Err(r.err("trailing bytes"));
@@ -575,110 +740,4 @@ impl Cube {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_equals_adding_everything_once() {
-        let rows = [
-            ("Books", 12.5, "Cash", "Pending", "2024-01-01 10:00:00"),
-            ("Books", 7.25, "PayPal", "Shipped", "2024-01-01 10:30:00"),
-            ("Toys", 100.0, "Cash", "Pending", "2024-01-01 11:00:00"),
-        ];
-        let mut all = Aggregates::default();
-        let (mut a, mut b) = (Aggregates::default(), Aggregates::default());
-        for (i, r) in rows.iter().enumerate() {
-            all.add(r.0, r.1, r.2, r.3, r.4);
-            let part = if i == 0 { &mut a } else { &mut b };
-            part.add(r.0, r.1, r.2, r.3, r.4);
-        }
-        a.merge(&b);
-        assert_eq!(a, all);
-        assert_eq!(all.total.revenue_cents, 11975);
-        assert_eq!(all.by_category["Books"].orders, 2);
-        assert_eq!(all.by_hour["2024-01-01 10"].orders, 2);
-        assert_eq!(all.min_cents, Some(725));
-        assert_eq!(all.quantile_unit(0.5), Some(12));
-    }
-
-    #[test]
-    fn cube_round_trips_through_parts_and_merges() {
-        let rows = [
-            (
-                10,
-                7,
-                "Books",
-                12.5,
-                "Cash",
-                "Pending",
-                "2024-01-01 10:00:00",
-            ),
-            (
-                11,
-                7,
-                "Books",
-                12.5,
-                "Cash",
-                "Pending",
-                "2024-01-01 10:59:59",
-            ),
-            (
-                12,
-                3,
-                "Books",
-                7.25,
-                "Cash",
-                "Pending",
-                "2024-01-01 10:30:00",
-            ),
-            (
-                13,
-                3,
-                "Toys",
-                -1.0,
-                "PayPal",
-                "Shipped",
-                "2024-01-01 11:00:00",
-            ),
-        ];
-        let mut all = CubeBuilder::default();
-        let (mut a, mut b) = (CubeBuilder::default(), CubeBuilder::default());
-        for (i, r) in rows.iter().enumerate() {
-            all.add(r.0, r.1, r.2, r.3, r.4, r.5, r.6);
-            let part = if i % 2 == 0 { &mut a } else { &mut b };
-            part.add(r.0, r.1, r.2, r.3, r.4, r.5, r.6);
-        }
-        let all = all.finish();
-        let mut merged = a.finish();
-        merged.merge(&b.finish());
-        assert_eq!(merged, all);
-        let books = &all.cells[&CellKey {
-            hour: "2024-01-01 10".into(),
-            category: "Books".into(),
-            payment: "Cash".into(),
-            status: "Pending".into(),
-        }];
-        assert_eq!(books.orders, 3);
-        assert_eq!(books.sum_cents, 3225);
-        assert_eq!(books.sum_sq_cents, 1250 * 1250 * 2 + 725 * 725);
-        assert_eq!(books.amounts, vec![(725, 1), (1250, 2)]);
-        assert_eq!(books.users[1].orders, 2);
-        assert_eq!(books.order_ids, vec![10, 11, 12]);
-        for size in [1, 1 << 20] {
-            let parts = all.encode_parts(size);
-            let mut back = Cube::default();
-            for (i, p) in parts.iter().enumerate() {
-                back.merge_part(p, &i.to_string()).expect("decode");
-            }
-            assert_eq!(back, all, "part size {size}");
-        }
-        let mut bad = Cube::default();
-        assert!(bad.merge_part(b"nope", "x").is_err());
-        let mut truncated = all.encode_parts(1 << 20).remove(0);
-        truncated.truncate(truncated.len() - 1);
-        let err = bad
-            .merge_part(&truncated, "cube/f/0")
-            .expect_err("truncated");
-        assert!(err.to_string().contains("cube/f/0"), "{err}");
-    }
-}
+mod tests;

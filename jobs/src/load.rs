@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::aggregates::{Aggregates, Cube, CubeBuilder};
+use crate::aggregates::{Aggregates, Cube, CubeBuilder, CubeError};
 use crate::clean::QualityReport;
 use crate::store::log::partition_for;
 use crate::store::{
@@ -67,6 +67,10 @@ pub enum LoadError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// A clean file's amount has no 64-bit cents, or a sum of its aggregates overflows
+    /// (the error names the file and the order reached).
+    #[error(transparent)]
+    Aggregates(#[from] CubeError),
 }
 
 /// Where and how to load.
@@ -436,13 +440,16 @@ fn read_clean(
         cell(&mut cells, "payment_info:payment_method", at(pay, i));
         cell(&mut cells, "status_info:status", at(status, i));
         cell(&mut cells, "timestamp_info:timestamp", at(ts, i));
+        let overflow =
+            |o: crate::aggregates::Overflow| o.of(format!("{name} (at order {})", at(order, i)));
         agg.add(
             at(cat, i),
             amount.get(i).unwrap_or(0.0),
             at(pay, i),
             at(status, i),
             at(ts, i),
-        );
+        )
+        .map_err(overflow)?;
         cube.add(
             at(order, i).parse().unwrap_or_default(),
             at(user, i).parse().unwrap_or_default(),
@@ -451,7 +458,8 @@ fn read_clean(
             at(pay, i),
             at(status, i),
             at(ts, i),
-        );
+        )
+        .map_err(overflow)?;
         batch.push(Row {
             key: row_key(at(order, i), cfg.salt_buckets).into_bytes(),
             cells,
@@ -466,7 +474,8 @@ fn read_clean(
     if !batch.is_empty() {
         send(sorted(batch))?;
     }
-    Ok((agg, cube.finish(), text.height() as u64))
+    let cube = cube.finish().map_err(|o| o.of(name.clone()))?;
+    Ok((agg, cube, text.height() as u64))
 }
 
 #[cfg(test)]

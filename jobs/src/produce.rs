@@ -1,4 +1,9 @@
 //! Produce: raw TSV lines into a message log, keyed by order id.
+//!
+//! A line whose record (key and value) is larger than the log accepts
+//! ([`MessageLog::max_record_bytes`], Kafka's `message.max.bytes`) is skipped, logged with
+//! its line number and counted, instead of failing the run: the other records are sent
+//! once. Only the first bytes of such a line are held in memory.
 
 use std::io::BufRead;
 
@@ -41,6 +46,47 @@ pub struct ProduceSummary {
     pub blank_lines: u64,
     /// Payload bytes delivered.
     pub bytes: u64,
+    /// Records skipped because they are larger than the log accepts.
+    #[serde(default)]
+    pub oversize_records: u64,
+    /// Bytes of those records (their whole lines).
+    #[serde(default)]
+    pub oversize_bytes: u64,
+}
+
+/// Oversize lines logged one by one at most; the rest are only counted.
+const OVERSIZE_LOGGED: u64 = 10;
+
+/// Reads one line (through its `\n`) into `buf`, keeping at most `cap` bytes of it and
+/// consuming the rest; returns the bytes consumed (0 at the end) and whether it was cut.
+fn read_line_capped<R: BufRead>(
+    input: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<(usize, bool)> {
+    let (mut consumed, mut cut) = (0usize, false);
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok((consumed, cut));
+        }
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = cap.saturating_sub(buf.len()).min(take);
+        buf.extend_from_slice(&chunk[..room]);
+        cut |= room < take;
+        input.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, cut));
+        }
+    }
 }
 
 /// The message key of a raw line: its first field (the order id).
@@ -106,6 +152,11 @@ pub fn produce_paced<R: BufRead>(
     let mut used = 0;
     let start = std::time::Instant::now();
     let mut first_ts: Option<i64> = None;
+    // The largest record (key and value) the log takes: a longer line (its value, plus a
+    // `\r\n` not trimmed yet) cannot be one, and is not read further.
+    let limit = log.max_record_bytes();
+    let cap = limit.map_or(usize::MAX, |max| max.saturating_add(2));
+    let mut line_no = 0u64;
     loop {
         if used == batch.len() {
             batch.push(Message {
@@ -115,15 +166,16 @@ pub fn produce_paced<R: BufRead>(
         }
         let message = &mut batch[used];
         message.value.clear();
-        let n = input
-            .read_until(b'\n', &mut message.value)
-            .map_err(|source| ProduceError::Read {
+        let (n, cut) = read_line_capped(&mut input, &mut message.value, cap).map_err(|source| {
+            ProduceError::Read {
                 input: name.to_string(),
                 source,
-            })?;
+            }
+        })?;
         if n == 0 {
             break;
         }
+        line_no += 1;
         progress(n as u64);
         let len = trim_terminator(&message.value).len();
         message.value.truncate(len);
@@ -135,6 +187,23 @@ pub fn produce_paced<R: BufRead>(
         if value == HEADER.as_bytes() {
             summary.header_lines += 1;
             continue;
+        }
+        if let Some(max) = limit {
+            let record = key_of(value).len() + value.len();
+            if cut || record > max {
+                summary.oversize_records += 1;
+                summary.oversize_bytes += n as u64;
+                if summary.oversize_records <= OVERSIZE_LOGGED {
+                    tracing::warn!(
+                        input = name,
+                        line = line_no,
+                        bytes = n,
+                        max_record_bytes = max,
+                        "skipping a record larger than the log accepts (message.max.bytes)"
+                    );
+                }
+                continue;
+            }
         }
         let due = match (pacing.rate, pacing.replay) {
             (Some(rate), _) if rate > 0.0 => Some(summary.records as f64 / rate),
@@ -167,6 +236,13 @@ pub fn produce_paced<R: BufRead>(
     }
     log.append(&batch[..used])?;
     log.flush()?;
+    if summary.oversize_records > OVERSIZE_LOGGED {
+        tracing::warn!(
+            input = name,
+            skipped = summary.oversize_records,
+            "records larger than the log accepts were skipped (only the first were logged)"
+        );
+    }
     Ok(summary)
 }
 
@@ -180,6 +256,8 @@ mod tests {
         messages: Vec<Message>,
         appends: usize,
         flushes: usize,
+        /// The largest record it takes (`None`: any).
+        max: Option<usize>,
     }
 
     impl MessageLog for Recorder {
@@ -200,6 +278,9 @@ mod tests {
         }
         fn end_offset(&self, _: u32) -> Result<u64, LogError> {
             Ok(self.messages.len() as u64)
+        }
+        fn max_record_bytes(&self) -> Option<usize> {
+            self.max
         }
     }
 
@@ -274,5 +355,73 @@ mod tests {
         assert_eq!(epoch_seconds(b"2024-01-01 00:00:00"), Some(1_704_067_200));
         assert_eq!(epoch_seconds(b"2024-03-01 01:02:03"), Some(1_709_254_923));
         assert_eq!(epoch_seconds(b"garbage"), None);
+    }
+
+    #[test]
+    fn records_over_the_limit_are_skipped_and_counted_and_the_rest_sent_once() {
+        // A record is its key (the order id) and its line: `7\t` + padding.
+        let sized = |id: u32, record: usize| {
+            let key = id.to_string();
+            let pad = record - 2 * key.len() - 1;
+            format!("{key}\t{}", "x".repeat(pad))
+        };
+        let max = 100;
+        let lines = [
+            sized(1, 100),                  // exactly the limit: sent
+            sized(2, 101),                  // one byte over: skipped
+            sized(3, 10),                   // sent
+            sized(4, 100_000),              // far over: skipped, read no further than the limit
+            sized(5, 99),                   // sent
+            format!("{}\r", sized(6, 100)), // the limit, with a CRLF ending: sent
+        ];
+        let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let mut log = Recorder {
+            max: Some(max),
+            ..Recorder::default()
+        };
+        let mut seen = 0;
+        let s = produce(input.as_bytes(), "big.tsv", &mut log, |n| seen += n).expect("produce");
+        assert_eq!(seen, input.len() as u64, "every byte is consumed");
+        assert_eq!((s.records, s.oversize_records), (4, 2));
+        assert_eq!(
+            s.oversize_bytes,
+            (lines[1].len() + 1 + lines[3].len() + 1) as u64
+        );
+        let keys: Vec<&[u8]> = log.messages.iter().map(|m| &m.key[..]).collect();
+        assert_eq!(keys, [&b"1"[..], b"3", b"5", b"6"]);
+        for m in &log.messages {
+            assert!(m.key.len() + m.value.len() <= max, "{m:?}");
+        }
+        assert_eq!(log.messages[0].value, lines[0].as_bytes());
+        assert_eq!(log.flushes, 1);
+
+        // Without a limit every line goes.
+        let mut any = Recorder::default();
+        let s = produce(input.as_bytes(), "big.tsv", &mut any, |_| {}).expect("produce");
+        assert_eq!((s.records, s.oversize_records), (6, 0));
+    }
+
+    #[test]
+    fn capped_lines_consume_everything_and_keep_the_cap() {
+        let data = b"abcdefgh\nij\n\nklm";
+        let mut input = std::io::BufReader::with_capacity(3, &data[..]);
+        let mut got = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            let (n, cut) = read_line_capped(&mut input, &mut buf, 4).expect("read");
+            if n == 0 {
+                break;
+            }
+            got.push((n, cut, String::from_utf8(buf).expect("utf8")));
+        }
+        assert_eq!(
+            got,
+            [
+                (9, true, "abcd".to_string()),
+                (3, false, "ij\n".to_string()),
+                (1, false, "\n".to_string()),
+                (3, false, "klm".to_string()),
+            ]
+        );
     }
 }

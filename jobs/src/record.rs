@@ -311,10 +311,19 @@ pub fn format_amount_cents(cents: i64) -> String {
     }
 }
 
-/// Rounds an amount to whole cents.
+/// Rounds an amount to whole cents, saturating at the ends of `i64` (NaN gives 0). For
+/// amounts cleaning bounded (`--max-amount`); anything else uses [`checked_cents`].
 pub fn to_cents(amount: f64) -> i64 {
-    // Amounts are bounded far below i64 range; `as` saturates on overflow.
     (amount * 100.0).round() as i64
+}
+
+/// Rounds an amount to whole cents; `None` when it is not finite or its cents do not fit
+/// an `i64` (about ±92 million billion).
+pub fn checked_cents(amount: f64) -> Option<i64> {
+    let cents = (amount * 100.0).round();
+    // 2^63 is exact in an f64; every f64 below it converts exactly.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (cents.is_finite() && (-LIMIT..LIMIT).contains(&cents)).then_some(cents as i64)
 }
 
 #[cfg(test)]
@@ -472,6 +481,21 @@ mod tests {
         assert_eq!(format_amount_cents(1200), "12.0");
         assert_eq!(format_amount_cents(-505), "-5.05");
         assert_eq!(to_cents(193.7), 19370);
+    }
+
+    #[test]
+    fn checked_cents_refuses_what_an_i64_cannot_hold() {
+        assert_eq!(checked_cents(193.7), Some(19370));
+        assert_eq!(checked_cents(-0.004), Some(0));
+        assert_eq!(checked_cents(99_999_999_999_999_999.0), None);
+        assert_eq!(checked_cents(9.2e16), Some(9_200_000_000_000_000_000));
+        assert_eq!(checked_cents(-9.2e16), Some(-9_200_000_000_000_000_000));
+        assert_eq!(checked_cents(9.3e16), None);
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300, -1e300] {
+            assert_eq!(checked_cents(bad), None, "{bad}");
+        }
+        // The saturating conversion turns the same amount into i64::MAX.
+        assert_eq!(to_cents(99_999_999_999_999_999.0), i64::MAX);
     }
 
     #[test]

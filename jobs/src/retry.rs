@@ -165,9 +165,9 @@ impl IncrementalError {
             IncrementalError::Clean(e) => e.class(),
             IncrementalError::Table(e) => e.class(),
             IncrementalError::Parquet { source, .. } => Some(polars_class(source)),
-            IncrementalError::Json { .. } | IncrementalError::BadShard(_) => {
-                Some(ErrorClass::Permanent)
-            }
+            IncrementalError::Json { .. }
+            | IncrementalError::BadShard(_)
+            | IncrementalError::NotTsv { .. } => Some(ErrorClass::Permanent),
         }
     }
 }
@@ -182,7 +182,7 @@ impl LoadError {
             LoadError::Json(_) => Some(ErrorClass::Permanent),
             LoadError::WritersStopped => None,
             LoadError::Runs(e) => e.class(),
-            LoadError::Report { .. } => Some(ErrorClass::Permanent),
+            LoadError::Report { .. } | LoadError::Aggregates(_) => Some(ErrorClass::Permanent),
         }
     }
 }

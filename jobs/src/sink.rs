@@ -13,6 +13,14 @@
 //! files in offset order, and a batch is handed over only once the previous
 //! one is committed, so a crash at any point leaves every partition with a
 //! gap-free prefix of committed files.
+//!
+//! Offsets are checked: a partition's first record still held above the offset it resumes
+//! from, or a record past the next offset expected, means records were deleted (by
+//! retention) before the sink read them. That fails the sink, naming the partition and
+//! both offsets, unless [`SinkConfig::skip_offset_gaps`] is set: then the gap is skipped,
+//! logged and counted, and the file before it is sealed, so every file still holds a
+//! contiguous offset range. A partition that ends before the offset it resumes from (a
+//! topic recreated or truncated) always fails.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{FileStore, FileStoreError, LogError, MessageLog};
+use crate::store::{FileStore, FileStoreError, Gaps, LogError, MessageLog};
 
 /// Errors of the sink stage.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +62,9 @@ pub struct SinkConfig {
     /// deterministic).
     #[serde(default)]
     pub roll_interval_ms: u64,
+    /// Skip (log and count) records deleted before they were read instead of failing.
+    #[serde(default)]
+    pub skip_offset_gaps: bool,
 }
 
 /// What the sink stage did.
@@ -65,6 +76,12 @@ pub struct SinkSummary {
     pub files: u64,
     /// Offset each partition resumed from.
     pub resumed_from: BTreeMap<u32, u64>,
+    /// Gaps skipped in the partitions' offsets (with `skip_offset_gaps`).
+    #[serde(default)]
+    pub offset_gaps: u64,
+    /// Offsets skipped over those gaps: records deleted before they were read.
+    #[serde(default)]
+    pub skipped_offsets: u64,
 }
 
 /// A committed raw file name, parsed.
@@ -220,16 +237,29 @@ pub(crate) fn write_held(
         written.push((rendered, file.records));
         writes.push((tmp, file.data));
     }
-    files.write_files(&[], &mut writes.into_iter())?;
-    let last_round = rounds.iter().copied().max().unwrap_or(0);
-    for round in 0..=last_round {
-        let batch: Vec<(String, String)> = moves
-            .iter()
-            .zip(&rounds)
-            .filter(|(_, r)| **r == round)
-            .map(|(m, _)| m.clone())
-            .collect();
-        files.rename_files(&batch)?;
+    let renamed = (|| {
+        files.write_files(&[], &mut writes.into_iter())?;
+        let last_round = rounds.iter().copied().max().unwrap_or(0);
+        for round in 0..=last_round {
+            let batch: Vec<(String, String)> = moves
+                .iter()
+                .zip(&rounds)
+                .filter(|(_, r)| **r == round)
+                .map(|(m, _)| m.clone())
+                .collect();
+            files.rename_files(&batch)?;
+        }
+        Ok::<(), FileStoreError>(())
+    })();
+    if let Err(e) = renamed {
+        // The temporary files of this batch that were not renamed go (best effort: a
+        // restarted sink or stream also removes them).
+        for (tmp, _) in &moves {
+            if let Err(e) = files.remove_all(tmp) {
+                tracing::debug!(error = %e, "temporary raw file not removed");
+            }
+        }
+        return Err(e.into());
     }
     Ok(written)
 }
@@ -325,11 +355,22 @@ pub fn run_sink(
     };
     let mut parts = Vec::new();
     let mut targets = Vec::new();
+    let mut gaps = Gaps::default();
     for partition in 0..log.partitions() {
-        let next = resume.get(&partition).copied().unwrap_or(0);
+        let resumed = resume.get(&partition).copied().unwrap_or(0);
+        let (low, high) = log.watermarks(partition).map_err(log_err)?;
+        let next = gaps
+            .start(
+                &cfg.topic,
+                partition,
+                resumed,
+                (low, high),
+                cfg.skip_offset_gaps,
+            )
+            .map_err(log_err)?;
         summary.resumed_from.insert(partition, next);
         if mode == SinkMode::UntilCaughtUp {
-            targets.push(log.end_offset(partition).map_err(log_err)?);
+            targets.push(high);
         }
         parts.push(Pending {
             partition,
@@ -361,16 +402,28 @@ pub fn run_sink(
             summary: &mut summary,
             progress: &mut progress,
         };
-        let read = read_loop(log, cfg, mode, stop, &mut parts, &targets, &mut writer);
+        let read = read_loop(
+            log,
+            cfg,
+            mode,
+            stop,
+            &mut parts,
+            &targets,
+            &mut gaps,
+            &mut writer,
+        );
         // The last outbox is committed (or failed) before the sink returns.
         let settled = writer.settle();
         read.and(settled)
     })?;
+    summary.offset_gaps = gaps.gaps;
+    summary.skipped_offsets = gaps.offsets;
     Ok(summary)
 }
 
 /// Reads every partition in turn into files, handing full ones to `writer`,
-/// until caught up (batch) or stopped (continuous).
+/// until caught up (batch) or stopped (continuous); checks every offset (`gaps`).
+#[allow(clippy::too_many_arguments)]
 fn read_loop(
     log: &mut dyn MessageLog,
     cfg: &SinkConfig,
@@ -378,6 +431,7 @@ fn read_loop(
     stop: &AtomicBool,
     parts: &mut [Pending],
     targets: &[u64],
+    gaps: &mut Gaps,
     writer: &mut Writer<'_>,
 ) -> Result<(), SinkError> {
     let log_err = |source| SinkError::Log {
@@ -417,6 +471,19 @@ fn read_loop(
             for (offset, msg) in batch {
                 if target.is_some_and(|t| offset >= t) {
                     break;
+                }
+                let skipped = gaps
+                    .check(
+                        &cfg.topic,
+                        part.partition,
+                        part.next_read,
+                        offset,
+                        cfg.skip_offset_gaps,
+                    )
+                    .map_err(log_err)?;
+                if skipped > 0 {
+                    // A file holds a contiguous offset range: the one before the gap ends here.
+                    seal(part, &mut outbox, writer)?;
                 }
                 if part.count > 0 && part.data.len() + msg.value.len() + 1 > cfg.roll_bytes {
                     seal(part, &mut outbox, writer)?;
@@ -459,181 +526,4 @@ fn read_loop(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::files::testing::FailingRenames;
-    use crate::store::{LocalFiles, LocalLog, Message};
-
-    fn cfg(roll_rows: usize) -> SinkConfig {
-        SinkConfig {
-            topic: "tx".into(),
-            dir: "raw".into(),
-            roll_rows,
-            roll_bytes: 1 << 20,
-            roll_interval_ms: 0,
-        }
-    }
-
-    fn fill(log: &mut LocalLog, range: std::ops::Range<u32>) {
-        let msgs: Vec<Message> = range
-            .map(|i| Message {
-                key: i.to_string().into_bytes(),
-                value: format!("{i}\tline").into_bytes(),
-            })
-            .collect();
-        log.append(&msgs).expect("append");
-        log.flush().expect("flush");
-    }
-
-    /// The committed files hold the lines of messages `0..n`, each once.
-    fn assert_every_line_once(files: &LocalFiles, n: u32) {
-        let mut expected: Vec<String> = (0..n).map(|i| format!("{i}\tline")).collect();
-        expected.sort();
-        assert_eq!(all_lines(files), expected);
-    }
-
-    /// The committed file names under `raw`.
-    fn committed(files: &LocalFiles) -> Vec<RawFileName> {
-        files
-            .list("raw")
-            .expect("list")
-            .iter()
-            .filter_map(|e| RawFileName::parse(e.path.rsplit('/').next().unwrap_or("")))
-            .collect()
-    }
-
-    fn all_lines(files: &LocalFiles) -> Vec<String> {
-        let mut lines: Vec<String> = files
-            .list("raw")
-            .expect("list")
-            .iter()
-            .flat_map(|e| {
-                String::from_utf8(files.read(&e.path).expect("read"))
-                    .expect("utf8")
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        lines.sort();
-        lines
-    }
-
-    #[test]
-    fn names_round_trip_and_sort() {
-        let n = RawFileName {
-            topic: "a+b".into(),
-            partition: 2,
-            first: 9,
-            last: 10,
-        };
-        assert_eq!(RawFileName::parse(&n.render()), Some(n));
-        assert_eq!(RawFileName::parse("x+1+5+4.tsv"), None);
-        assert_eq!(RawFileName::parse("junk.tsv"), None);
-    }
-
-    #[test]
-    fn resumes_without_loss_or_duplicates() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = LocalLog::open(dir.path().join("log"), 3).expect("log");
-        let files = LocalFiles::new(dir.path().join("files"));
-        fill(&mut log, 0..500);
-        let first = sink_until_caught_up(&mut log, &files, &cfg(64), |_| {}).expect("sink");
-        assert_eq!(first.records, 500);
-        // A crash after the rename but before anything else: nothing to redo.
-        let again = sink_until_caught_up(&mut log, &files, &cfg(64), |_| {}).expect("sink");
-        assert_eq!(again.records, 0);
-        // A crash that left a temporary file behind: it is ignored and overwritten.
-        files
-            .write_atomic(
-                "raw/.tx+0+00000000000000000500+00000000000000000600.tsv.1.tmp",
-                b"junk",
-            )
-            .expect("tmp");
-        fill(&mut log, 500..800);
-        let more = sink_until_caught_up(&mut log, &files, &cfg(64), |_| {}).expect("sink");
-        assert_eq!(more.records, 300);
-        assert_every_line_once(&files, 800);
-    }
-
-    #[test]
-    fn rolls_by_bytes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = LocalLog::open(dir.path().join("log"), 1).expect("log");
-        let files = LocalFiles::new(dir.path().join("files"));
-        fill(&mut log, 0..100);
-        let c = SinkConfig {
-            roll_bytes: 100,
-            ..cfg(1000)
-        };
-        let s = sink_until_caught_up(&mut log, &files, &c, |_| {}).expect("sink");
-        assert_eq!(s.records, 100);
-        let listed = files.list("raw").expect("list");
-        let total: u64 = listed.iter().map(|e| e.len).sum();
-        assert_eq!(s.files as usize, listed.len());
-        assert!(
-            s.files >= total.div_ceil(100),
-            "{} files for {total} bytes",
-            s.files
-        );
-        for e in &listed {
-            assert!(e.len <= 100, "{} is {} bytes", e.path, e.len);
-        }
-    }
-
-    #[test]
-    fn a_crash_between_rename_rounds_leaves_each_partition_a_prefix() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = LocalLog::open(dir.path().join("log"), 3).expect("log");
-        fill(&mut log, 0..900);
-        // 50 rows a file: the first outbox holds 8 files, 3 of partitions 0 and 1 and 2 of
-        // partition 2, renamed in 3 rounds; only the first round gets through.
-        let crashing = FailingRenames::new(LocalFiles::new(dir.path().join("files")), |_, call| {
-            call >= 1
-        });
-        let err = sink_until_caught_up(&mut log, &crashing, &cfg(50), |_| {}).expect_err("crash");
-        assert!(err.to_string().contains("injected crash"), "{err}");
-        let files = LocalFiles::new(dir.path().join("files"));
-        let landed = committed(&files);
-        // Round 0 only: each partition's first file, starting at offset 0.
-        assert_eq!(landed.len(), 3, "{landed:?}");
-        for p in 0..3 {
-            let mine: Vec<&RawFileName> = landed.iter().filter(|f| f.partition == p).collect();
-            assert_eq!(mine.len(), 1, "partition {p}: {landed:?}");
-            assert_eq!(mine[0].first, 0, "partition {p}: {landed:?}");
-        }
-        // The restarted sink writes the rest: every message exactly once.
-        let rest = sink_until_caught_up(&mut log, &files, &cfg(50), |_| {}).expect("sink");
-        assert_eq!(
-            rest.records,
-            900 - landed.iter().map(|f| f.last + 1).sum::<u64>()
-        );
-        assert_every_line_once(&files, 900);
-    }
-
-    #[test]
-    fn a_batch_sink_writes_full_files_a_few_at_a_time_in_offset_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut log = LocalLog::open(dir.path().join("log"), 2).expect("log");
-        let files = LocalFiles::new(dir.path().join("files"));
-        fill(&mut log, 0..1000);
-        let mut reported = Vec::new();
-        let s =
-            sink_until_caught_up(&mut log, &files, &cfg(40), |n| reported.push(n)).expect("sink");
-        assert_eq!(s.records, 1000);
-        assert_eq!(reported.iter().sum::<u64>(), 1000);
-        assert_eq!(s.files as usize, reported.len());
-        let names = committed(&files);
-        assert_eq!(names.len() as u64, s.files);
-        // Each partition's files tile its offsets from 0 without a gap.
-        for p in 0..2 {
-            let mut next = 0;
-            for f in names.iter().filter(|f| f.partition == p) {
-                assert_eq!(f.first, next, "{names:?}");
-                next = f.last + 1;
-            }
-            assert!(next > 0);
-        }
-        assert_every_line_once(&files, 1000);
-    }
-}
+mod tests;

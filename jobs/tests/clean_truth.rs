@@ -125,18 +125,28 @@ fn rules_and_fixes_can_be_switched_off() {
     let mut cfg = CleanConfig::default();
     cfg.disabled_rules.insert(Rule::DuplicateOrderId);
     cfg.disabled_fixes.insert(Fix::CreditCardTypo);
-    let (report, df) = clean(cfg, &data, 4096);
+    let (report, _) = clean(cfg.clone(), &data, 4096);
     assert!(!report.dropped.contains_key("duplicate_order_id"));
     assert!(!report.fixed.contains_key("credit_card_typo"));
     let dups = truth.full.dropped["duplicate_order_id"];
+    let typos = truth.full.fixed["credit_card_typo"];
+    // An unfixed `Credit Car` is no known payment method: the allow-list drops it.
+    assert_eq!(report.dropped["unknown_payment_method"], typos);
+    assert_eq!(report.rows_out, truth.full.rows_out + dups - typos);
+    assert!(report.is_consistent(), "{report:?}");
+
+    // With the allow-list off too, the typos are kept as they are.
+    cfg.disabled_rules.insert(Rule::UnknownPaymentMethod);
+    let (report, df) = clean(cfg, &data, 4096);
+    assert!(!report.dropped.contains_key("unknown_payment_method"));
     assert_eq!(report.rows_out, truth.full.rows_out + dups);
     let pay = df
         .column("payment_method")
         .expect("col")
         .str()
         .expect("str");
-    let typos = pay.iter().filter(|v| *v == Some("Credit Car")).count() as u64;
-    assert_eq!(typos, truth.full.fixed["credit_card_typo"]);
+    let kept = pay.iter().filter(|v| *v == Some("Credit Car")).count() as u64;
+    assert_eq!(kept, typos);
 }
 
 /// Every seed rule on a hand-written file: which rows survive, and with what values.

@@ -73,6 +73,9 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "SPEED")]
     replay: Option<f64>,
     /// Extra librdkafka property KEY=VALUE (repeatable), e.g. security.protocol=SASL_PLAINTEXT.
+    /// A record (key and line) over message.max.bytes (default 1000000) less 36 bytes of
+    /// framing is skipped and counted (`oversize_records`), not sent; keep that setting at
+    /// most the topic's max.message.bytes.
     ///
     /// Secrets are refused here (the command line is visible in the process list) and read
     /// from the environment instead: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD set
@@ -215,7 +218,13 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
         };
         let secs = started.elapsed().as_secs_f64();
         let (delivered, failed) = log.delivered();
-        tracing::info!(records = summary.records, delivered, failed, "produce done");
+        tracing::info!(
+            records = summary.records,
+            delivered,
+            failed,
+            oversize = summary.oversize_records,
+            "produce done"
+        );
         Ok(ProduceDetail {
             input: name,
             topic: args.topic.clone(),
@@ -227,6 +236,9 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
             bytes: summary.bytes,
             header_lines: summary.header_lines,
             blank_lines: summary.blank_lines,
+            oversize_records: summary.oversize_records,
+            oversize_bytes: summary.oversize_bytes,
+            max_record_bytes: log.max_record_bytes().unwrap_or(usize::MAX) as u64,
             records_per_second: per_second(summary.records, secs),
         })
     })?;

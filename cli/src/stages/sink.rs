@@ -48,6 +48,11 @@ pub struct SinkArgs {
     /// (0: off, which keeps file boundaries deterministic across restarts).
     #[arg(long = flag::ROLL_INTERVAL, default_value = "0", value_parser = parse_duration)]
     roll_interval: Duration,
+    /// Skip records deleted (by retention) before the sink read them, logging and counting
+    /// them (`offset_gaps`, `skipped_offsets`), instead of failing with the partition and
+    /// the offsets expected and found.
+    #[arg(long = flag::SKIP_OFFSET_GAPS)]
+    skip_offset_gaps: bool,
     /// Extra librdkafka property KEY=VALUE (repeatable); secrets come from the environment
     /// (see `ecom produce --help`).
     #[arg(long = flag::KAFKA_PROPERTY, value_name = "KEY=VALUE")]
@@ -95,6 +100,7 @@ pub fn sink(args: SinkArgs) -> Result<()> {
             roll_rows: args.roll_rows,
             roll_bytes: args.roll_bytes,
             roll_interval_ms: args.roll_interval.as_millis() as u64,
+            skip_offset_gaps: args.skip_offset_gaps,
         };
         let mode = if args.until_caught_up {
             SinkMode::UntilCaughtUp
@@ -109,6 +115,7 @@ pub fn sink(args: SinkArgs) -> Result<()> {
         tracing::info!(
             records = summary.records,
             files = summary.files,
+            skipped_offsets = summary.skipped_offsets,
             "sink done"
         );
         Ok(SinkDetail {
@@ -121,6 +128,8 @@ pub fn sink(args: SinkArgs) -> Result<()> {
                 .iter()
                 .map(|(partition, offset)| (partition.to_string(), *offset))
                 .collect(),
+            offset_gaps: summary.offset_gaps,
+            skipped_offsets: summary.skipped_offsets,
             records_per_second: per_second(summary.records, started.elapsed().as_secs_f64()),
         })
     })?;

@@ -54,6 +54,11 @@ pub struct StreamArgs {
     /// Stop after this long (e.g. 90s, 10m), commit what is held and exit 0, as on SIGTERM.
     #[arg(long, value_parser = parse_duration)]
     run_for: Option<Duration>,
+    /// Skip records deleted (by retention) before they were read, logging and counting them
+    /// (`offset_gaps`, `skipped_offsets`), instead of failing with the partition and the
+    /// offsets expected and found.
+    #[arg(long = flag::SKIP_OFFSET_GAPS)]
+    skip_offset_gaps: bool,
     /// Extra librdkafka property KEY=VALUE (repeatable); secrets come from the environment
     /// (see `ecom produce --help`).
     #[arg(long = flag::KAFKA_PROPERTY, value_name = "KEY=VALUE")]
@@ -108,6 +113,7 @@ pub fn stream(args: StreamArgs) -> Result<()> {
             max_run_bytes: 256 << 20,
             load_concurrency: concurrency,
             memory_ids: args.memory_ids,
+            skip_offset_gaps: args.skip_offset_gaps,
         };
         let stores = StreamStores {
             raw: raw.as_ref(),
@@ -145,6 +151,8 @@ pub fn stream(args: StreamArgs) -> Result<()> {
             rows: s.rows,
             cross_batch_duplicates: s.cross_batch_duplicates,
             max_lag_ms: s.max_lag_ms,
+            offset_gaps: s.offset_gaps,
+            skipped_offsets: s.skipped_offsets,
         })
     })?;
     Ok(())

@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use ecom_jobs::aggregates::{merge_sorted, Cube};
+use ecom_jobs::aggregates::{merge_sorted, Cube, Overflow};
 
 use super::cells::{Agg, CellRec, Combo, Derived, Ranked, RANKED_PREFIX};
 use super::{Model, NO_HOUR};
@@ -21,9 +21,53 @@ struct UserMajor {
     positive: bool,
 }
 
+/// The largest magnitude in cents `orders` amounts between `min` and `max` can sum to.
+fn magnitude(orders: u64, min: i64, max: i64) -> u128 {
+    u128::from(orders) * u128::from(min.unsigned_abs().max(max.unsigned_abs()))
+}
+
 impl Model {
-    /// Merges one file's cube.
-    pub fn merge(&mut self, cube: &Cube) {
+    /// Whether every sum stays representable once `cube` is merged: the orders of all
+    /// cells fit a `u32` (the model's per-cell counts) and the magnitudes of all amounts
+    /// add up to at most `i64::MAX` cents. Every sum the model makes, here, in its indexes
+    /// and in answers (a cell, a combination, a user, a filter), adds a subset of those
+    /// amounts, so none can overflow; squares stay under `i64::MAX^2 < u128::MAX`.
+    fn check_merge(&self, cube: &Cube) -> Result<(), Overflow> {
+        let existing = self
+            .cells
+            .iter()
+            .map(|c| (c.agg.orders, magnitude(c.agg.orders, c.agg.min, c.agg.max)));
+        let added = cube
+            .cells
+            .values()
+            .map(|c| (c.orders, magnitude(c.orders, c.min_cents, c.max_cents)));
+        let (mut orders, mut cents) = (0u64, 0u128);
+        for (n, m) in existing.chain(added) {
+            orders = orders.checked_add(n).ok_or(Overflow {
+                sum: "orders of the dashboard",
+            })?;
+            cents = cents.checked_add(m).ok_or(Overflow {
+                sum: "revenue of the dashboard",
+            })?;
+        }
+        if orders > u64::from(u32::MAX) {
+            return Err(Overflow {
+                sum: "orders of the dashboard",
+            });
+        }
+        if cents > i64::MAX as u128 {
+            return Err(Overflow {
+                sum: "revenue of the dashboard",
+            });
+        }
+        Ok(())
+    }
+
+    /// Merges one file's cube; an [`Overflow`] (a sum of the merged model that could not be
+    /// represented) leaves the model unchanged.
+    pub fn merge(&mut self, cube: &Cube) -> Result<(), Overflow> {
+        self.check_merge(cube)?;
+        // Below, no sum or count can overflow: `check_merge` bounds them all.
         let mut new_orders = Vec::new();
         for (key, cell) in &cube.cells {
             if cell.orders == 0 {
@@ -89,6 +133,7 @@ impl Model {
             self.orders = merge_sorted(&self.orders, &new_orders, |o| o.0, |a, _| *a);
         }
         self.reindex();
+        Ok(())
     }
 
     /// Rebuilds the derived indexes from the cells: the hour order, the
@@ -260,5 +305,60 @@ impl Model {
             }
         }
         by_value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ecom_jobs::aggregates::CubeBuilder;
+
+    use super::*;
+
+    /// A file's cube of one row of `amount` (order `id`).
+    fn cube(id: u64, amount: f64) -> Cube {
+        let mut b = CubeBuilder::default();
+        b.add(
+            id,
+            7,
+            "Books",
+            amount,
+            "Cash",
+            "Pending",
+            "2024-01-01 10:00:00",
+        )
+        .expect("add");
+        b.finish().expect("one row fits")
+    }
+
+    #[test]
+    fn a_merge_whose_sums_cannot_be_represented_is_refused_and_changes_nothing() {
+        let mut model = Model::default();
+        model.merge(&cube(1, 5e16)).expect("5e18 cents fit");
+        model.merge(&cube(2, 12.5)).expect("small rows fit");
+        let before = (
+            model.orders(),
+            model.cells.len(),
+            model.cells[0].agg.sum_cents,
+        );
+        // Each file's cube is fine; together they pass i64::MAX cents.
+        let err = model.merge(&cube(3, 5e16)).expect_err("overflow");
+        assert_eq!(err.sum, "revenue of the dashboard");
+        assert_eq!(
+            (
+                model.orders(),
+                model.cells.len(),
+                model.cells[0].agg.sum_cents
+            ),
+            before
+        );
+        // Negative amounts count by their magnitude.
+        let mut model = Model::default();
+        model.merge(&cube(1, -5e16)).expect("fits");
+        assert!(model.merge(&cube(2, 5e16)).is_err());
+        // Up to the bound, sums are exact.
+        let mut model = Model::default();
+        model.merge(&cube(1, 4.6e16)).expect("fits");
+        model.merge(&cube(2, 4.6e16)).expect("9.2e18 cents fit");
+        assert_eq!(model.cells[0].agg.sum_cents, 9_200_000_000_000_000_000);
     }
 }

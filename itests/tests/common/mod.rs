@@ -323,7 +323,7 @@ impl Run {
         for r in scan_prefix(&*agg_table, AGG_PREFIX.as_bytes(), 10_000).expect("scan agg") {
             let a: Aggregates =
                 serde_json::from_slice(&r.cells[&format!("{AGG_FAMILY}:json")]).expect("agg json");
-            stored.merge(&a);
+            stored.merge(&a).expect("stored aggregates add up");
         }
         stored
     }

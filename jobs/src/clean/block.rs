@@ -3,8 +3,9 @@
 //!
 //! Structural problems (encoding, field count) are counted here, because a
 //! line that has them has no columns to speak of. Every grammar that matters
-//! (amount, ids, timestamp) is parsed here too, and known categorical values are
-//! normalised, so the polars plan only combines flags and values.
+//! (amount, ids, timestamp) is parsed here too, known categorical values are
+//! normalised, and the bounds are checked (amount range, allow-lists), so the
+//! polars plan only combines flags and values.
 
 use std::borrow::Cow;
 
@@ -12,7 +13,7 @@ use polars::prelude::*;
 
 use super::CleanConfig;
 use crate::record::{
-    self, canonical_value, col as c, parse_amount, parse_id, parse_java_double, trim_terminator,
+    checked_cents, col as c, parse_amount, parse_id, parse_java_double, trim_terminator,
     valid_timestamp, COLUMNS, FIELD_COUNT, HEADER,
 };
 use crate::rules::{Fix, Rule};
@@ -46,8 +47,8 @@ impl LineCounts {
 }
 
 /// Column builders of one block. Checks that no enabled rule or output needs
-/// (ids in `--seed-compat`, timestamps with their rule off) are skipped and
-/// their columns filled with a constant at the end.
+/// (ids in `--seed-compat`, timestamps, amount range or allow-lists with their
+/// rule off) are skipped and their columns filled with `true` at the end.
 struct Columns {
     /// Every text column but `amount` (its parsed value is the output).
     text: Vec<StringChunkedBuilder>,
@@ -55,7 +56,34 @@ struct Columns {
     missing: BooleanChunkedBuilder,
     ids: Option<IdColumns>,
     ts_ok: Option<BooleanChunkedBuilder>,
+    /// `amount` within `--max-amount` (or not a number: another rule's).
+    amount_ok: Option<BooleanChunkedBuilder>,
+    /// Category, payment method (after the typo fixes) and status in their allow-lists.
+    known: [Option<BooleanChunkedBuilder>; 3],
     normalized: BooleanChunkedBuilder,
+}
+
+/// Names of the allow-list flags, in [`CATEGORICAL`] order.
+const KNOWN_FLAGS: [&str; 3] = ["category_ok", "payment_ok", "status_ok"];
+/// The categorical columns, in [`KNOWN_FLAGS`] order.
+const CATEGORICAL: [usize; 3] = [c::CATEGORY, c::PAYMENT_METHOD, c::STATUS];
+/// The allow-list rule of each categorical column, in [`CATEGORICAL`] order.
+const KNOWN_RULES: [Rule; 3] = [
+    Rule::UnknownCategory,
+    Rule::UnknownPaymentMethod,
+    Rule::UnknownStatus,
+];
+
+/// A flag column, `true` throughout when its check was skipped.
+fn flag_column(name: &str, builder: Option<BooleanChunkedBuilder>, height: usize) -> Column {
+    match builder {
+        Some(b) => b.finish().into_column(),
+        None => Column::new_scalar(
+            name.into(),
+            Scalar::new(DataType::Boolean, AnyValue::Boolean(true)),
+            height,
+        ),
+    }
 }
 
 /// Parsed order and user ids and whether both parsed.
@@ -66,7 +94,9 @@ struct IdColumns {
 }
 
 impl Columns {
-    fn new(capacity: usize, parse_ids: bool, check_timestamps: bool) -> Self {
+    fn new(cfg: &CleanConfig, capacity: usize, parse_ids: bool) -> Self {
+        let flag =
+            |name: &str, on: bool| on.then(|| BooleanChunkedBuilder::new(name.into(), capacity));
         Columns {
             text: TEXT_COLUMNS
                 .iter()
@@ -79,7 +109,9 @@ impl Columns {
                 user_num: PrimitiveChunkedBuilder::new("user_num".into(), capacity),
                 id_ok: BooleanChunkedBuilder::new("id_ok".into(), capacity),
             }),
-            ts_ok: check_timestamps.then(|| BooleanChunkedBuilder::new("ts_ok".into(), capacity)),
+            ts_ok: flag("ts_ok", cfg.rule_on(Rule::UnparseableTimestamp)),
+            amount_ok: flag("amount_ok", cfg.rule_on(Rule::AmountOutOfRange)),
+            known: [0, 1, 2].map(|i| flag(KNOWN_FLAGS[i], cfg.rule_on(KNOWN_RULES[i]))),
             normalized: BooleanChunkedBuilder::new("normalized".into(), capacity),
         }
     }
@@ -109,14 +141,11 @@ impl Columns {
                 ));
             }
         }
-        columns.push(match self.ts_ok {
-            Some(b) => b.finish().into_column(),
-            None => Column::new_scalar(
-                "ts_ok".into(),
-                Scalar::new(DataType::Boolean, AnyValue::Boolean(true)),
-                height,
-            ),
-        });
+        columns.push(flag_column("ts_ok", self.ts_ok, height));
+        columns.push(flag_column("amount_ok", self.amount_ok, height));
+        for (name, builder) in KNOWN_FLAGS.into_iter().zip(self.known) {
+            columns.push(flag_column(name, builder, height));
+        }
         columns.push(self.normalized.finish().into_column());
         DataFrame::new(height, columns)
     }
@@ -133,20 +162,42 @@ const TEXT_COLUMNS: [usize; 6] = [
     c::TIMESTAMP,
 ];
 
-/// The value to store for a categorical field, and whether it was normalised.
-fn categorical(column: usize, value: &str, normalize: bool) -> (&str, bool) {
-    let known: &[&str] = match column {
-        c::CATEGORY => &record::CATEGORIES,
-        c::PAYMENT_METHOD => &record::PAYMENT_METHODS,
-        _ => &record::STATUSES,
-    };
-    if !normalize || value.is_empty() || known.contains(&value) {
+/// The known values of a categorical column (its allow-list).
+fn known_values(cfg: &CleanConfig, column: usize) -> &[String] {
+    match column {
+        c::CATEGORY => &cfg.categories,
+        c::PAYMENT_METHOD => &cfg.payment_methods,
+        _ => &cfg.statuses,
+    }
+}
+
+/// The value to store for a categorical field, and whether it was normalised: a
+/// case or whitespace variant of a known value becomes that value.
+fn categorical<'a>(known: &'a [String], value: &'a str, normalize: bool) -> (&'a str, bool) {
+    if !normalize || value.is_empty() || known.iter().any(|k| k == value) {
         return (value, false);
     }
-    match canonical_value(column, value) {
-        Some(canon) => (canon, true),
+    let trimmed = value.trim();
+    match known.iter().find(|k| k.eq_ignore_ascii_case(trimmed)) {
+        Some(canon) => (canon.as_str(), true),
         None => (value, false),
     }
+}
+
+/// The payment method a stored value ends as once the typo fixes that are on ran (the
+/// polars plan applies them; the allow-list is checked against their result).
+fn fixed_payment<'a>(cfg: &CleanConfig, value: &'a str) -> &'a str {
+    match value {
+        "Credit Car" if cfg.fix_on(Fix::CreditCardTypo) => "Credit Card",
+        "Debit Car" if cfg.fix_on(Fix::DebitCardTypo) => "Debit Card",
+        other => other,
+    }
+}
+
+/// Whether an amount's magnitude in cents is within `max_cents` (an amount with no
+/// cents representation is not).
+fn amount_within(amount: f64, max_cents: i64) -> bool {
+    checked_cents(amount).is_some_and(|cents| cents.unsigned_abs() <= max_cents.unsigned_abs())
 }
 
 /// The first seven tab-separated fields of a line and the total field count,
@@ -176,7 +227,8 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
     // Ids are typed output outside seed mode, and feed two rules.
     let parse_ids =
         !cfg.seed_compat || cfg.rule_on(Rule::UnparseableId) || cfg.rule_on(Rule::DuplicateOrderId);
-    let mut cols = Columns::new(estimate, parse_ids, cfg.rule_on(Rule::UnparseableTimestamp));
+    let mut cols = Columns::new(cfg, estimate, parse_ids);
+    let known = CATEGORICAL.map(|column| known_values(cfg, column));
     let mut counts = LineCounts::default();
     let normalize = cfg.fix_on(Fix::NormalizedValue);
     let (drop_utf8, drop_few, drop_many) = (
@@ -225,14 +277,30 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
         height += 1;
         let mut normalized = false;
         for (builder, &i) in cols.text.iter_mut().zip(&TEXT_COLUMNS) {
-            match fields[i] {
-                None => builder.append_null(),
-                Some(v) if matches!(i, c::CATEGORY | c::PAYMENT_METHOD | c::STATUS) => {
-                    let (out, changed) = categorical(i, v, normalize);
-                    normalized |= changed;
-                    builder.append_value(out);
-                }
-                Some(v) => builder.append_value(v),
+            let Some(v) = fields[i] else {
+                builder.append_null();
+                continue;
+            };
+            let Some(k) = CATEGORICAL.iter().position(|&column| column == i) else {
+                builder.append_value(v);
+                continue;
+            };
+            let (out, changed) = categorical(known[k], v, normalize);
+            normalized |= changed;
+            builder.append_value(out);
+            if let Some(flag) = cols.known[k].as_mut() {
+                let value = if i == c::PAYMENT_METHOD {
+                    fixed_payment(cfg, out)
+                } else {
+                    out
+                };
+                flag.append_value(known[k].iter().any(|allowed| allowed == value));
+            }
+        }
+        // An absent field: the missing-field rule's; the allow-list flags stay aligned.
+        for (k, flag) in cols.known.iter_mut().enumerate() {
+            if let (Some(flag), None) = (flag.as_mut(), fields[CATEGORICAL[k]]) {
+                flag.append_value(true);
             }
         }
         // Absent or empty (the seed's typed read makes both null for `na.drop`).
@@ -246,6 +314,9 @@ pub fn parse_block(cfg: &CleanConfig, block: &[u8]) -> PolarsResult<(DataFrame, 
             parse_amount(amount_text)
         };
         cols.amount.append_option(amount);
+        if let Some(amount_ok) = cols.amount_ok.as_mut() {
+            amount_ok.append_value(amount.is_none_or(|a| amount_within(a, cfg.max_amount_cents)));
+        }
         if let Some(ids) = cols.ids.as_mut() {
             let order = fields[c::ORDER_ID].and_then(parse_id);
             let user = fields[c::USER_ID].and_then(parse_id);

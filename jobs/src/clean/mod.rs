@@ -23,7 +23,7 @@ use std::time::Instant;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{Fix, Rule};
+use crate::rules::{Fix, Rule, DEFAULT_MAX_AMOUNT_CENTS};
 
 mod block;
 mod store;
@@ -80,8 +80,9 @@ pub enum CleanError {
     },
 }
 
-/// Which rules and fixes run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Which rules and fixes run, and the bounds the rules check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CleanConfig {
     /// Reproduce the seed's Spark semantics exactly (its rules and fixes only).
     pub seed_compat: bool,
@@ -89,6 +90,31 @@ pub struct CleanConfig {
     pub disabled_rules: BTreeSet<Rule>,
     /// Fixes switched off.
     pub disabled_fixes: BTreeSet<Fix>,
+    /// The largest amount kept, in cents ([`Rule::AmountOutOfRange`]).
+    pub max_amount_cents: i64,
+    /// The known categories: [`Rule::UnknownCategory`] drops any other, and
+    /// [`Fix::NormalizedValue`] maps their case and whitespace variants to them.
+    pub categories: Vec<String>,
+    /// The known payment methods (checked after the typo fixes).
+    pub payment_methods: Vec<String>,
+    /// The known statuses.
+    pub statuses: Vec<String>,
+}
+
+impl Default for CleanConfig {
+    /// Every rule and fix on; the seed's values and [`DEFAULT_MAX_AMOUNT_CENTS`] as bounds.
+    fn default() -> Self {
+        let owned = |values: &[&str]| values.iter().map(|v| v.to_string()).collect();
+        CleanConfig {
+            seed_compat: false,
+            disabled_rules: BTreeSet::new(),
+            disabled_fixes: BTreeSet::new(),
+            max_amount_cents: DEFAULT_MAX_AMOUNT_CENTS,
+            categories: owned(&crate::record::CATEGORIES),
+            payment_methods: owned(&crate::record::PAYMENT_METHODS),
+            statuses: owned(&crate::record::STATUSES),
+        }
+    }
 }
 
 impl CleanConfig {
@@ -549,7 +575,11 @@ fn plan(cfg: &CleanConfig, df: DataFrame) -> LazyFrame {
         (col("amount_value").is_null(), Rule::UnparseableAmount),
         (col("id_ok").not(), Rule::UnparseableId),
         (col("amount_value").lt_eq(lit(0.0)), Rule::NonpositiveAmount),
+        (col("amount_ok").not(), Rule::AmountOutOfRange),
         (col("ts_ok").not(), Rule::UnparseableTimestamp),
+        (col("category_ok").not(), Rule::UnknownCategory),
+        (col("payment_ok").not(), Rule::UnknownPaymentMethod),
+        (col("status_ok").not(), Rule::UnknownStatus),
     ];
     let arms = checks
         .into_iter()

@@ -41,6 +41,8 @@ use crate::store::log::partition_for;
 use crate::store::{FileStore, FileStoreError};
 
 mod checkpoint;
+#[cfg(test)]
+mod failed_runs;
 mod manifest;
 mod run;
 mod shard;
@@ -91,6 +93,51 @@ pub enum IncrementalError {
     /// A `--shard` value that is not `INDEX/COUNT` with `INDEX < COUNT`.
     #[error("invalid shard {0:?}: expected INDEX/COUNT with 0 <= INDEX < COUNT")]
     BadShard(String),
+    /// Input files that are not tab-separated text (their bytes would all count as
+    /// dropped rows): nothing was committed.
+    #[error(
+        "{} input file(s) are not tab-separated text, nothing was cleaned: {}; move them out \
+         of the input directory",
+        files.len(),
+        files.iter().map(|(f, why)| format!("{f} ({why})")).collect::<Vec<_>>().join(", ")
+    )]
+    NotTsv {
+        /// Each file and why it is not TSV.
+        files: Vec<(String, &'static str)>,
+    },
+}
+
+/// Bytes of a raw file's start looked at to tell TSV from other files.
+const SNIFF_BYTES: usize = 64 << 10;
+
+/// Why the start of a raw file shows it is not tab-separated text (`None`: it may be).
+/// Files the sink wrote ([`RawFileName`]) hold records as they were sent and are never
+/// refused: a bad record is a dropped row, counted under its rule.
+pub fn not_tsv(name: &str, data: &[u8]) -> Option<&'static str> {
+    let file = name.rsplit('/').next().unwrap_or(name);
+    if RawFileName::parse(file).is_some() {
+        return None;
+    }
+    let head = &data[..data.len().min(SNIFF_BYTES)];
+    const MAGIC: [(&[u8], &str); 6] = [
+        (b"PAR1", "Parquet"),
+        (b"\x1f\x8b", "gzip"),
+        (b"PK\x03\x04", "zip"),
+        (b"BZh", "bzip2"),
+        (b"\x28\xb5\x2f\xfd", "zstd"),
+        (b"\xfd7zXZ\x00", "xz"),
+    ];
+    if let Some((_, kind)) = MAGIC.iter().find(|(m, _)| head.starts_with(m)) {
+        return Some(kind);
+    }
+    if memchr::memchr(0, head).is_some() {
+        return Some("binary: a NUL byte in its first 64 KiB");
+    }
+    let blank = head.iter().all(|b| b.is_ascii_whitespace());
+    if !blank && memchr::memchr(b'\t', head).is_none() {
+        return Some("no tab in its first 64 KiB");
+    }
+    None
 }
 
 pub(super) fn fnv_hex(parts: &[&str]) -> String {

@@ -438,17 +438,32 @@ pub fn commit_run(
 
     let dedup = cfg.rule_on(Rule::DuplicateOrderId);
     let mut cleaner = Cleaner::in_memory(cfg, &run_name);
+    // A file that is not TSV stops the cleaning; the rest are still looked at, so the
+    // error names them all.
+    let mut refused: Vec<(String, &'static str)> = Vec::new();
+    let mut clean_file = |path: &str, data: &[u8]| -> Result<(), IncrementalError> {
+        let name = raw.describe(path);
+        if let Some(why) = not_tsv(path, data) {
+            refused.push((name, why));
+        } else if refused.is_empty() {
+            cleaner.clean_reader(data, &name, &mut progress)?;
+        }
+        Ok(())
+    };
     match held {
         Some(held) => {
             for (path, data) in pending.iter().zip(held) {
-                cleaner.clean_reader(data.as_slice(), &raw.describe(path), &mut progress)?;
+                clean_file(path, &data)?;
             }
         }
         None => {
             for (path, data) in pending.iter().zip(raw.read_files(&pending)) {
-                cleaner.clean_reader(data?.as_slice(), &raw.describe(path), &mut progress)?;
+                clean_file(path, &data?)?;
             }
         }
+    }
+    if !refused.is_empty() {
+        return Err(IncrementalError::NotTsv { files: refused });
     }
     let (mut report, clean_rows) = cleaner.finish_frames()?;
     let cleaned = started.elapsed();
@@ -530,12 +545,20 @@ pub fn commit_run(
             file: run_name.clone(),
             source,
         })?;
-    encode_and_write(out, &dirs, small, &split.df, parts)?;
+    let mut written = started.elapsed();
+    let attempt = (|| -> Result<(), IncrementalError> {
+        encode_and_write(out, &dirs, small, &split.df, parts)?;
+        written = started.elapsed();
+        out.rename_files(&moves)?;
+        // The commit.
+        out.rename_files(&[(staged_manifest, manifest_path.clone())])?;
+        Ok(())
+    })();
     drop(split.df);
-    let written = started.elapsed();
-    out.rename_files(&moves)?;
-    // The commit.
-    out.rename_files(&[(staged_manifest, manifest_path)])?;
+    if let Err(e) = attempt {
+        abandon(out, clean_dir, &committed.runs, shard, &manifest_path);
+        return Err(e);
+    }
     if let Err(e) = out.remove_all(&staging) {
         tracing::warn!(error = %e, "could not remove the staging directory (the next run sweeps it)");
     }
@@ -570,6 +593,39 @@ pub fn commit_run(
     known.committed(&kept_ids, manifest.order_ids.as_ref());
     committed.record(manifest.clone(), manifest_len, checkpointed);
     Ok((summary, manifest))
+}
+
+/// After a failed attempt: removes its staging directory and the files it had moved into
+/// place, unless its manifest made it (a commit whose answer was lost), in the way
+/// [`sweep_staging`] removes a crashed attempt's (every staging directory of the shard
+/// first, so no attempt can still commit). Best effort: what fails here is logged and
+/// left to the next run's sweep.
+fn abandon(
+    out: &dyn FileStore,
+    clean_dir: &str,
+    runs: &[RunManifest],
+    shard: Shard,
+    manifest_path: &str,
+) {
+    match out.exists(manifest_path) {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::warn!(manifest = %out.describe(manifest_path), "the run committed although a step reported an error")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether the failed run committed; its files are left to the next run's sweep");
+            return;
+        }
+    }
+    match sweep_staging(out, clean_dir, runs, shard) {
+        Ok(n) => tracing::info!(swept = n, "removed the failed run's temporary files"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not remove the failed run's temporary files (the next run sweeps them)")
+        }
+    }
+    if let Err(e) = out.remove_empty_dir(&join(clean_dir, STAGING_DIR)) {
+        tracing::warn!(error = %e, "could not remove the empty staging directory");
+    }
 }
 
 pub(super) fn to_json<T: Serialize>(

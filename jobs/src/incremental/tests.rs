@@ -3,11 +3,11 @@ use crate::store::files::testing::FailingRenames;
 use crate::store::LocalFiles;
 
 /// One unsharded run from `raw/` to `clean/` of `store`.
-fn clean_all(store: &dyn FileStore, cfg: CleanConfig) -> CleanRunSummary {
+pub(super) fn clean_all(store: &dyn FileStore, cfg: CleanConfig) -> CleanRunSummary {
     clean_incremental(store, "raw", store, "clean", cfg, Shard::default(), |_| {}).expect("clean")
 }
 
-fn raw_line(id: u32) -> String {
+pub(super) fn raw_line(id: u32) -> String {
     // Three dates, and a timestamp with no date at all (kept in seed-compat mode).
     let ts = match id % 4 {
         0 => "2024-01-01 10:00:00",
@@ -260,14 +260,17 @@ fn byte_limited_runs_clean_what_one_run_cleans() {
 
 /// A local store whose commit (the move into `_manifest/`) fails, as if
 /// the process died right before it.
-fn crash_before_commit(store: &LocalFiles) -> impl FileStore {
+/// Whether a rename of `moves` (call `n`) fails.
+type FailsWhen = fn(&[(String, String)], usize) -> bool;
+
+fn crash_before_commit(store: &LocalFiles) -> FailingRenames<FailsWhen> {
     FailingRenames::new(store.clone(), |moves: &[(String, String)], _| {
         moves.iter().any(|(_, to)| to.contains(MANIFEST_DIR))
     })
 }
 
 /// Parquet files under `clean/date=*/`.
-fn partition_files(store: &LocalFiles) -> Vec<String> {
+pub(super) fn partition_files(store: &LocalFiles) -> Vec<String> {
     let mut out = Vec::new();
     for d in store.list_dirs("clean").expect("dirs") {
         if d.path.contains("date=") {
@@ -387,6 +390,7 @@ fn a_retry_of_the_same_run_replaces_the_crashed_attempt() {
         )
     };
     assert!(run(&crashing).is_err());
+    crashing.revive();
     assert!(run(&crashing).is_err());
     // Two failed attempts, but only the latest one's staging directory.
     assert_eq!(store.list_dirs("clean/_staging").expect("dirs").len(), 1);

@@ -239,10 +239,17 @@ impl FileStore for LocalFiles {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
-        let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
-        f.write_all(data).map_err(io("writing", &tmp))?;
-        f.sync_all().map_err(io("syncing", &tmp))?;
-        fs::rename(&tmp, &full).map_err(io("renaming into place", &full))
+        let written = (|| {
+            let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+            f.write_all(data).map_err(io("writing", &tmp))?;
+            f.sync_all().map_err(io("syncing", &tmp))?;
+            fs::rename(&tmp, &full).map_err(io("renaming into place", &full))
+        })();
+        if written.is_err() {
+            // No temporary file outlives a failed write.
+            let _ = fs::remove_file(&tmp);
+        }
+        written
     }
 
     fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
@@ -327,20 +334,25 @@ impl FileStore for LocalFiles {
     }
 }
 
-/// Stores for tests of what a crash leaves behind.
+/// Stores for tests of what a crash or a failed step leaves behind.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
 
     /// A local store whose `rename_files` fails, before renaming anything,
-    /// whenever `fails(moves, call)` says so (`call` counts from 0): a process
-    /// that dies at that step.
+    /// whenever `fails(moves, call)` says so (`call` counts from 0). Built with
+    /// [`FailingRenames::new`] it is a process that dies at that step: every call after
+    /// the failure fails too, until [`FailingRenames::revive`] (a new process); with
+    /// [`FailingRenames::erring`] the process lives on and can clean up.
     pub(crate) struct FailingRenames<F> {
         files: LocalFiles,
         fails: F,
         calls: AtomicUsize,
+        /// A failure kills the process.
+        crash: bool,
+        dead: AtomicBool,
     }
 
     impl<F> FailingRenames<F>
@@ -352,7 +364,34 @@ pub(crate) mod testing {
                 files,
                 fails,
                 calls: AtomicUsize::new(0),
+                crash: true,
+                dead: AtomicBool::new(false),
             }
+        }
+
+        /// A store whose failing renames are errors the process survives.
+        pub(crate) fn erring(files: LocalFiles, fails: F) -> Self {
+            FailingRenames {
+                crash: false,
+                ..Self::new(files, fails)
+            }
+        }
+
+        /// The next process on the same files.
+        pub(crate) fn revive(&self) {
+            self.dead.store(false, Ordering::SeqCst);
+        }
+
+        /// Fails when the process died.
+        fn alive(&self, op: &'static str, path: &str) -> Result<(), FileStoreError> {
+            if self.dead.load(Ordering::SeqCst) {
+                return Err(FileStoreError::Io {
+                    op,
+                    path: path.to_string(),
+                    source: std::io::Error::other("the process crashed"),
+                });
+            }
+            Ok(())
         }
     }
 
@@ -361,30 +400,38 @@ pub(crate) mod testing {
         F: Fn(&[(String, String)], usize) -> bool + Send + Sync,
     {
         fn list(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+            self.alive("listing", dir)?;
             self.files.list(dir)
         }
         fn list_hidden(&self, dir: &str) -> Result<Vec<FileEntry>, FileStoreError> {
+            self.alive("listing", dir)?;
             self.files.list_hidden(dir)
         }
         fn read(&self, path: &str) -> Result<Vec<u8>, FileStoreError> {
+            self.alive("reading", path)?;
             self.files.read(path)
         }
         fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
+            self.alive("writing", path)?;
             self.files.write_atomic(path, data)
         }
         fn exists(&self, path: &str) -> Result<bool, FileStoreError> {
+            self.alive("checking", path)?;
             self.files.exists(path)
         }
         fn remove_all(&self, dir: &str) -> Result<(), FileStoreError> {
+            self.alive("removing", dir)?;
             self.files.remove_all(dir)
         }
         fn remove_empty_dir(&self, dir: &str) -> Result<bool, FileStoreError> {
+            self.alive("removing", dir)?;
             self.files.remove_empty_dir(dir)
         }
         fn describe(&self, path: &str) -> String {
             self.files.describe(path)
         }
         fn list_dirs(&self, dir: &str) -> Result<Vec<DirEntry>, FileStoreError> {
+            self.alive("listing", dir)?;
             self.files.list_dirs(dir)
         }
         fn write_files(
@@ -392,14 +439,18 @@ pub(crate) mod testing {
             dirs: &[String],
             files: &mut dyn Iterator<Item = (String, Vec<u8>)>,
         ) -> Result<(), FileStoreError> {
+            self.alive("writing", dirs.first().map_or("", String::as_str))?;
             self.files.write_files(dirs, files)
         }
         fn rename_files(&self, moves: &[(String, String)]) -> Result<(), FileStoreError> {
+            let to = moves.first().map(|m| m.1.clone()).unwrap_or_default();
+            self.alive("renaming into place", &to)?;
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             if (self.fails)(moves, call) {
+                self.dead.store(self.crash, Ordering::SeqCst);
                 return Err(FileStoreError::Io {
                     op: "renaming into place",
-                    path: moves.first().map(|m| m.1.clone()).unwrap_or_default(),
+                    path: to,
                     source: std::io::Error::other("injected crash"),
                 });
             }

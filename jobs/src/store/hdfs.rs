@@ -360,12 +360,21 @@ impl FileStore for HdfsFiles {
             ..Default::default()
         };
         let bytes = bytes::Bytes::copy_from_slice(data);
-        self.run("writing", path, async {
+        let written = self.run("writing", path, async {
             let mut w = self.client.create(&tmp, options).await?;
             w.write_bytes(bytes).await?;
             w.close().await?;
             self.client.rename(&tmp, &full, true).await
-        })
+        });
+        if written.is_err() {
+            // No temporary file outlives a failed write (best effort: the NameNode may be
+            // what failed).
+            let removed = self.run("removing", path, self.client.delete(&tmp, false));
+            if let Err(e) = removed {
+                tracing::debug!(error = %e, tmp = %tmp, "temporary file not removed");
+            }
+        }
+        written
     }
 
     fn exists(&self, path: &str) -> Result<bool, FileStoreError> {

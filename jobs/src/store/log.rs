@@ -31,6 +31,36 @@ pub enum LogError {
         /// Partitions of the log.
         partitions: u32,
     },
+    /// The next record of a partition is not at the offset expected: the records between
+    /// were deleted (retention, or records deleted on purpose) before they were read.
+    #[error(
+        "partition {partition}: expected offset {expected}, found {found}: the {} records \
+         before it were deleted (by retention?) before they were read; nothing was \
+         written past offset {expected} (--skip-offset-gaps skips and counts them)",
+        found - expected
+    )]
+    OffsetGap {
+        /// The partition.
+        partition: u32,
+        /// The offset expected next.
+        expected: u64,
+        /// The offset found (of the next record, or the partition's first one).
+        found: u64,
+    },
+    /// The partition ends before the offset to resume from: the topic was recreated or
+    /// truncated since the committed records were read.
+    #[error(
+        "partition {partition}: the committed records reach offset {expected} but the \
+         partition ends at {end}: was the topic recreated or truncated?"
+    )]
+    OffsetBeyondEnd {
+        /// The partition.
+        partition: u32,
+        /// The offset expected next.
+        expected: u64,
+        /// The partition's end offset.
+        end: u64,
+    },
 }
 
 impl LogError {
@@ -41,7 +71,79 @@ impl LogError {
             LogError::Io { source, .. } => crate::retry::io_class(source),
             LogError::Remote(e) => e.class(),
             LogError::NoPartition { .. } => None,
+            // Deleted records never come back.
+            LogError::OffsetGap { .. } | LogError::OffsetBeyondEnd { .. } => {
+                Some(crate::retry::ErrorClass::Permanent)
+            }
         }
+    }
+}
+
+/// Records lost to gaps in a partition's offsets, when gaps are skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gaps {
+    /// Gaps found.
+    pub gaps: u64,
+    /// Offsets skipped over them (records deleted before they were read).
+    pub offsets: u64,
+}
+
+impl Gaps {
+    /// Checks that `found` is the offset `expected` next in `partition`. A larger one is a
+    /// gap: with `skip`, logged and counted (the number of offsets skipped is returned),
+    /// else [`LogError::OffsetGap`]. A smaller one is not a gap (0).
+    pub fn check(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        expected: u64,
+        found: u64,
+        skip: bool,
+    ) -> Result<u64, LogError> {
+        if found <= expected {
+            return Ok(0);
+        }
+        if !skip {
+            return Err(LogError::OffsetGap {
+                partition,
+                expected,
+                found,
+            });
+        }
+        let skipped = found - expected;
+        tracing::warn!(
+            topic,
+            partition,
+            expected,
+            found,
+            skipped,
+            "skipping an offset gap: records deleted before they were read"
+        );
+        self.gaps += 1;
+        self.offsets += skipped;
+        Ok(skipped)
+    }
+
+    /// Where `partition` starts reading given its watermarks `(low, high)` and the offset
+    /// `next` it would resume from: `next`, or with `skip` the log's start past a gap
+    /// (counted). Resuming past the end is [`LogError::OffsetBeyondEnd`].
+    pub fn start(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        next: u64,
+        (low, high): (u64, u64),
+        skip: bool,
+    ) -> Result<u64, LogError> {
+        if next > high {
+            return Err(LogError::OffsetBeyondEnd {
+                partition,
+                expected: next,
+                end: high,
+            });
+        }
+        let skipped = self.check(topic, partition, next, low.min(high), skip)?;
+        Ok(next + skipped)
     }
 }
 
@@ -71,6 +173,15 @@ pub trait MessageLog {
     ) -> Result<Vec<(u64, Message)>, LogError>;
     /// The offset the next message of `partition` will get.
     fn end_offset(&self, partition: u32) -> Result<u64, LogError>;
+    /// The offsets of `partition`'s first record still held and of the next message
+    /// (the first is above 0 once retention deleted records); the default never deletes.
+    fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError> {
+        Ok((0, self.end_offset(partition)?))
+    }
+    /// The largest record (key and value) the log accepts, in bytes; `None`: no limit.
+    fn max_record_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A record a [`Tail`] read.
@@ -96,6 +207,8 @@ pub trait Tail {
     /// Up to `max` records of the assigned partitions, each partition's in offset
     /// order, waiting at most `wait` for the first.
     fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Polled>, LogError>;
+    /// The offsets of `partition`'s first record still held and of the next message.
+    fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError>;
 }
 
 /// Any [`MessageLog`] as a [`Tail`], reading the partitions in turn (the
@@ -128,6 +241,10 @@ impl<L: MessageLog> Tail for LogTail<L> {
     fn assign(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), LogError> {
         self.positions = positions.clone();
         Ok(())
+    }
+
+    fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError> {
+        self.log.watermarks(partition)
     }
 
     fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Polled>, LogError> {
@@ -338,6 +455,66 @@ impl MessageLog for LocalLog {
                 partition,
                 partitions: self.parts.len() as u32,
             })
+    }
+}
+
+/// A log whose records in some offset ranges are gone, as retention or a records deletion
+/// leaves a Kafka partition (the embedded log never deletes).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// `log` without the records of `deleted` (partition, offsets).
+    pub(crate) struct Deleted<L> {
+        pub(crate) log: L,
+        pub(crate) deleted: Vec<(u32, std::ops::Range<u64>)>,
+    }
+
+    impl<L: MessageLog> Deleted<L> {
+        fn gone(&self, partition: u32, offset: u64) -> bool {
+            self.deleted
+                .iter()
+                .any(|(p, r)| *p == partition && r.contains(&offset))
+        }
+    }
+
+    impl<L: MessageLog> MessageLog for Deleted<L> {
+        fn partitions(&self) -> u32 {
+            self.log.partitions()
+        }
+        fn append(&mut self, messages: &[Message]) -> Result<(), LogError> {
+            self.log.append(messages)
+        }
+        fn flush(&mut self) -> Result<(), LogError> {
+            self.log.flush()
+        }
+        fn read(
+            &mut self,
+            partition: u32,
+            from: u64,
+            max: usize,
+        ) -> Result<Vec<(u64, Message)>, LogError> {
+            // Kafka hands out the records after a deleted range (an offset below the log's
+            // start resets to its start).
+            let mut from = from;
+            while self.gone(partition, from) {
+                from += 1;
+            }
+            let mut out = self.log.read(partition, from, max)?;
+            out.retain(|(offset, _)| !self.gone(partition, *offset));
+            Ok(out)
+        }
+        fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
+            self.log.end_offset(partition)
+        }
+        fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError> {
+            let end = self.log.end_offset(partition)?;
+            let mut low = 0;
+            while low < end && self.gone(partition, low) {
+                low += 1;
+            }
+            Ok((low, end))
+        }
     }
 }
 

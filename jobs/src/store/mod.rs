@@ -11,5 +11,5 @@ pub mod log;
 pub mod table;
 
 pub use files::{FileStore, FileStoreError, LocalFiles};
-pub use log::{LocalLog, LogError, LogTail, Message, MessageLog, Polled, Tail};
+pub use log::{Gaps, LocalLog, LogError, LogTail, Message, MessageLog, Polled, Tail};
 pub use table::{Cells, EmbeddedTables, RemoteKind, Row, Table, TableError, TableStore};

@@ -14,6 +14,11 @@
 //!    quality report is recorded;
 //! 4. the shard's [`StreamMark`] row says what is visible and how late it became visible.
 //!
+//! Offsets are checked as the sink checks them: records deleted before they were read (a
+//! partition's first record above the offset it resumes from, or a record past the next
+//! one expected) fail the stage, unless [`StreamConfig::skip_offset_gaps`]: then they are
+//! skipped, logged and counted, and the batch's raw file is cut at the gap.
+//!
 //! A crash anywhere is repaired on start ([`run_stream`]): committed runs of the shard whose
 //! aggregates rows are missing are loaded, committed raw files no run has cleaned are
 //! cleaned and loaded, and the partitions resume after the committed raw files. So no record
@@ -39,7 +44,9 @@ use crate::incremental::{
 };
 use crate::load::{load_files, put_report, LoadConfig, LoadError, LoadInput, AGG_PREFIX};
 use crate::sink::{resume_offsets, write_held, RawFileName, Sealed, SinkConfig, SinkError};
-use crate::store::{FileStore, FileStoreError, LogError, Polled, TableError, TableStore, Tail};
+use crate::store::{
+    FileStore, FileStoreError, Gaps, LogError, Polled, TableError, TableStore, Tail,
+};
 
 pub use known::{Intervals, StreamIds};
 pub use mark::{LogEntry, StreamMark, LOG_PREFIX, MARK_PREFIX};
@@ -105,6 +112,8 @@ pub struct StreamConfig {
     pub load_concurrency: usize,
     /// Order ids of recent runs held in memory for the duplicate check (about 60 bytes each).
     pub memory_ids: usize,
+    /// Skip (log and count) records deleted before they were read instead of failing.
+    pub skip_offset_gaps: bool,
 }
 
 /// Where the stage reads and writes.
@@ -160,6 +169,12 @@ pub struct StreamSummary {
     pub cross_batch_duplicates: u64,
     /// Largest lag of a batch, milliseconds.
     pub max_lag_ms: Option<u64>,
+    /// Gaps skipped in the partitions' offsets (with `skip_offset_gaps`).
+    #[serde(default)]
+    pub offset_gaps: u64,
+    /// Offsets skipped over those gaps: records deleted before they were read.
+    #[serde(default)]
+    pub skipped_offsets: u64,
 }
 
 /// The partitions of a topic of `partitions` that `shard` owns (the raw files of one
@@ -354,27 +369,38 @@ impl Streamer<'_> {
         let started = Instant::now();
         let oldest = batch.iter().filter_map(|p| p.timestamp_ms).min();
         let records = batch.len() as u64;
-        // Each partition's records, in offset order, as one raw file.
-        let mut parts: BTreeMap<u32, Sealed> = BTreeMap::new();
+        // Each partition's records, in offset order, as one raw file per contiguous range
+        // (a skipped gap cuts it).
+        let mut parts: BTreeMap<u32, Vec<Sealed>> = BTreeMap::new();
         for p in batch {
-            let file = parts.entry(p.partition).or_insert_with(|| Sealed {
-                name: RawFileName {
-                    topic: self.cfg.topic.clone(),
-                    partition: p.partition,
-                    first: p.offset,
-                    last: p.offset,
-                },
-                records: 0,
-                data: Vec::new(),
-            });
+            let files = parts.entry(p.partition).or_default();
+            let contiguous = files
+                .last()
+                .is_some_and(|f| f.name.last.checked_add(1) == Some(p.offset));
+            if !contiguous {
+                files.push(Sealed {
+                    name: RawFileName {
+                        topic: self.cfg.topic.clone(),
+                        partition: p.partition,
+                        first: p.offset,
+                        last: p.offset,
+                    },
+                    records: 0,
+                    data: Vec::new(),
+                });
+            }
+            let Some(file) = files.last_mut() else {
+                continue;
+            };
             file.name.last = p.offset;
             file.records += 1;
             file.data.extend_from_slice(&p.value);
             file.data.push(b'\n');
             self.mark.offsets.insert(p.partition, p.offset + 1);
         }
+        let parts: Vec<Sealed> = parts.into_values().flatten().collect();
         let mut held: Vec<(String, Vec<u8>)> = parts
-            .values()
+            .iter()
             .map(|s| {
                 (
                     format!("{}/{}", self.cfg.raw_dir, s.name.render()),
@@ -383,7 +409,7 @@ impl Streamer<'_> {
             })
             .collect();
         held.sort_by(|a, b| a.0.cmp(&b.0));
-        write_held(self.stores.raw, &self.sink, parts.into_values().collect())?;
+        write_held(self.stores.raw, &self.sink, parts)?;
         let raw_done = started.elapsed();
         let (paths, data): (Vec<String>, Vec<Vec<u8>>) = held.into_iter().unzip();
         let (rows, dups, clean, load) = self.clean_and_load(paths, Some(data), oldest)?;
@@ -437,6 +463,7 @@ pub fn run_stream(
         roll_rows: usize::MAX,
         roll_bytes: usize::MAX,
         roll_interval_ms: 0,
+        skip_offset_gaps: cfg.skip_offset_gaps,
     };
     let owned = owned_partitions(&cfg.topic, tail.partitions(), cfg.shard);
     let committed = read_committed(stores.out, &cfg.clean_dir)?;
@@ -462,21 +489,28 @@ pub fn run_stream(
         .mark
         .skip_unmarked(stores.tables, load, cfg.shard)?;
     streamer.recover(&owned)?;
+    let topic_err = |source| StreamError::Log {
+        topic: cfg.topic.clone(),
+        source,
+    };
     let resume = resume_offsets(stores.raw, &streamer.sink)?;
-    let positions: BTreeMap<u32, u64> = owned
-        .iter()
-        .map(|&p| (p, resume.get(&p).copied().unwrap_or(0)))
-        .collect();
+    let mut gaps = Gaps::default();
+    let mut positions: BTreeMap<u32, u64> = BTreeMap::new();
+    for &p in &owned {
+        let resumed = resume.get(&p).copied().unwrap_or(0);
+        let marks = tail.watermarks(p).map_err(topic_err)?;
+        let next = gaps
+            .start(&cfg.topic, p, resumed, marks, cfg.skip_offset_gaps)
+            .map_err(topic_err)?;
+        positions.insert(p, next);
+    }
     streamer.summary.resumed_from = positions.clone();
     streamer.mark.offsets = positions.clone();
     streamer.mark.committed_at_ms = now_ms();
     streamer.mark.put(stores.tables, load)?;
     tracing::info!(shard = %cfg.shard, partitions = ?owned, resumed_from = ?positions, "streaming");
-    let topic_err = |source| StreamError::Log {
-        topic: cfg.topic.clone(),
-        source,
-    };
     tail.assign(&positions).map_err(topic_err)?;
+    let mut expected = positions;
     let max = cfg.max_batch_records.max(1);
     let mut batch: Vec<Polled> = Vec::new();
     // When the open batch is due: its first record's arrival (or broker timestamp, if older)
@@ -493,12 +527,26 @@ pub fn run_stream(
             continue;
         }
         if stopping {
+            streamer.summary.offset_gaps = gaps.gaps;
+            streamer.summary.skipped_offsets = gaps.offsets;
             return Ok(streamer.summary);
         }
         let wait = due.map_or(Duration::from_millis(200), |d| {
             d.saturating_duration_since(now)
         });
         let got = tail.poll(max - batch.len(), wait).map_err(topic_err)?;
+        for p in &got {
+            let next = expected.entry(p.partition).or_insert(p.offset);
+            gaps.check(
+                &cfg.topic,
+                p.partition,
+                *next,
+                p.offset,
+                cfg.skip_offset_gaps,
+            )
+            .map_err(topic_err)?;
+            *next = (*next).max(p.offset + 1);
+        }
         if due.is_none() {
             if let Some(first) = got.first() {
                 let arrived = Instant::now();

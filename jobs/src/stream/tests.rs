@@ -10,19 +10,22 @@ use crate::store::table::scan_prefix;
 use crate::store::{EmbeddedTables, LocalFiles, LocalLog, LogTail, MessageLog};
 
 /// A tail that raises `stop` once it has nothing more to hand out.
-struct UntilEnd<'a> {
-    inner: LogTail<LocalLog>,
+struct UntilEnd<'a, L = LocalLog> {
+    inner: LogTail<L>,
     stop: &'a AtomicBool,
     /// Records per poll at most (several micro-batches out of a small log).
     per_poll: usize,
 }
 
-impl Tail for UntilEnd<'_> {
+impl<L: MessageLog> Tail for UntilEnd<'_, L> {
     fn partitions(&self) -> u32 {
         self.inner.partitions()
     }
     fn assign(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), LogError> {
         self.inner.assign(positions)
+    }
+    fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError> {
+        self.inner.watermarks(partition)
     }
     fn poll(&mut self, max: usize, _wait: Duration) -> Result<Vec<Polled>, LogError> {
         let got = self.inner.poll(max.min(self.per_poll), Duration::ZERO)?;
@@ -70,6 +73,7 @@ fn fixture() -> Fixture {
         max_run_bytes: 1 << 20,
         load_concurrency: 2,
         memory_ids: 1_000,
+        skip_offset_gaps: false,
     };
     Fixture {
         dir,
@@ -99,9 +103,21 @@ impl Fixture {
     }
 
     fn stream(&self) -> StreamSummary {
+        self.stream_deleted(Vec::new()).expect("stream")
+    }
+
+    /// Streams the log without the records of `deleted` (partition, offsets).
+    fn stream_deleted(
+        &self,
+        deleted: Vec<(u32, std::ops::Range<u64>)>,
+    ) -> Result<StreamSummary, StreamError> {
         let stop = AtomicBool::new(false);
+        let log = crate::store::log::testing::Deleted {
+            log: self.log(),
+            deleted,
+        };
         let mut tail = UntilEnd {
-            inner: LogTail::new(self.log()),
+            inner: LogTail::new(log),
             stop: &stop,
             per_poll: 500,
         };
@@ -110,7 +126,7 @@ impl Fixture {
             out: &self.files,
             tables: &self.tables,
         };
-        run_stream(&mut tail, stores, &self.cfg, &stop, |_| {}).expect("stream")
+        run_stream(&mut tail, stores, &self.cfg, &stop, |_| {})
     }
 
     /// Rows of the fact table, and the orders the aggregates rows add up to.
@@ -226,6 +242,7 @@ fn a_restart_loads_committed_runs_and_cleans_committed_raw_files() {
         roll_rows: 300,
         roll_bytes: usize::MAX,
         roll_interval_ms: 0,
+        skip_offset_gaps: false,
     };
     let mut log = f.log();
     crate::sink::sink_until_caught_up(&mut log, &f.files, &sink, |_| {}).expect("sink");
@@ -273,4 +290,47 @@ fn partitions_split_between_shards() {
     }
     seen.sort();
     assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn records_deleted_before_they_were_read_fail_the_stream_or_are_skipped_and_counted() {
+    let mut f = fixture();
+    f.produce(3_000, 21);
+    let end = f.log().end_offset(0).expect("end");
+    assert!(end > 400, "partition 0 holds {end} records");
+    // Retention took partition 0's first 20 records; a deletion 50 more in the middle.
+    let deleted = vec![(0, 0..20), (0, 200..250)];
+    let err = f
+        .stream_deleted(deleted.clone())
+        .expect_err("a gap fails by default");
+    assert!(
+        err.to_string()
+            .contains("topic tx: partition 0: expected offset 0, found 20"),
+        "{err}"
+    );
+    assert_eq!(f.counts().0, 0, "nothing loaded");
+
+    f.cfg.skip_offset_gaps = true;
+    let s = f.stream_deleted(deleted).expect("stream");
+    assert_eq!((s.offset_gaps, s.skipped_offsets), (2, 70), "{s:?}");
+    assert_eq!(s.records, 3_000 - 70);
+    assert_eq!(s.resumed_from[&0], 20);
+    // Partition 0's raw files: contiguous ranges that never span a gap.
+    let mut ranges: Vec<(u64, u64)> = f
+        .files
+        .list("raw")
+        .expect("list")
+        .iter()
+        .filter_map(|e| RawFileName::parse(e.path.rsplit('/').next().unwrap_or("")))
+        .filter(|n| n.partition == 0)
+        .map(|n| (n.first, n.last))
+        .collect();
+    ranges.sort();
+    assert_eq!(ranges.first().map(|r| r.0), Some(20));
+    for w in ranges.windows(2) {
+        let contiguous = w[1].0 == w[0].1 + 1;
+        assert!(contiguous || (w[0].1, w[1].0) == (199, 250), "{ranges:?}");
+    }
+    assert!(ranges.iter().all(|r| r.1 < 200 || r.0 >= 250), "{ranges:?}");
+    assert_eq!(ranges.last().map(|r| r.1), Some(end - 1));
 }

@@ -32,7 +32,27 @@ pub struct KafkaConfig {
     pub extra: Vec<(String, String)>,
 }
 
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+/// What librdkafka adds to a record's key and value when it checks `message.max.bytes`
+/// (its largest framing of one record: length, attributes, timestamp and offset deltas, key
+/// and value lengths and header count, as varints).
+const RECORD_OVERHEAD: usize = 36;
+
 impl KafkaConfig {
+    /// The largest key and value together the producer accepts: `message.max.bytes` (from
+    /// the extra properties, else librdkafka's default of 1,000,000) less the record's
+    /// framing. A larger record is refused by librdkafka before it is sent.
+    pub fn max_record_bytes(&self) -> usize {
+        self.extra
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "message.max.bytes")
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+            .saturating_sub(RECORD_OVERHEAD)
+    }
+
     /// Defaults for `bootstrap` and `topic`: 3 partitions, replication 1,
     /// linger 20 ms, 1 MiB batches, lz4, 30 s timeout.
     pub fn new(bootstrap: impl Into<String>, topic: impl Into<String>) -> Self {
@@ -100,5 +120,21 @@ impl KafkaConfig {
             op,
             message: message.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_limit_follows_message_max_bytes() {
+        let mut cfg = KafkaConfig::new("k:9092", "t");
+        assert_eq!(cfg.max_record_bytes(), 1_000_000 - 36);
+        cfg.extra.push(("message.max.bytes".into(), "2000".into()));
+        cfg.extra.push(("linger.ms".into(), "5".into()));
+        assert_eq!(cfg.max_record_bytes(), 2000 - 36);
+        cfg.extra.push(("message.max.bytes".into(), "5000".into()));
+        assert_eq!(cfg.max_record_bytes(), 5000 - 36, "the last one wins");
     }
 }

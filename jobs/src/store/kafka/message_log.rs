@@ -308,10 +308,18 @@ impl MessageLog for KafkaLog {
     }
 
     fn end_offset(&self, partition: u32) -> Result<u64, LogError> {
-        let (_, high) = self
+        Ok(self.watermarks(partition)?.1)
+    }
+
+    fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError> {
+        let (low, high) = self
             .consumer()?
             .fetch_watermarks(&self.cfg.topic, partition as i32, self.cfg.timeout)
-            .map_err(|e| self.cfg.err("fetching end offsets", e))?;
-        Ok(high.max(0) as u64)
+            .map_err(|e| self.cfg.err("fetching the partition's offsets", e))?;
+        Ok((low.max(0) as u64, high.max(0) as u64))
+    }
+
+    fn max_record_bytes(&self) -> Option<usize> {
+        Some(self.cfg.max_record_bytes())
     }
 }

@@ -63,6 +63,14 @@ impl Tail for KafkaTail {
         Ok(())
     }
 
+    fn watermarks(&self, partition: u32) -> Result<(u64, u64), LogError> {
+        let (low, high) = self
+            .consumer
+            .fetch_watermarks(&self.cfg.topic, partition as i32, self.cfg.timeout)
+            .map_err(|e| self.cfg.err("fetching the partition's offsets", e))?;
+        Ok((low.max(0) as u64, high.max(0) as u64))
+    }
+
     fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Polled>, LogError> {
         let started = Instant::now();
         let mut out = Vec::new();
@@ -91,7 +99,8 @@ impl Tail for KafkaTail {
                 Some(Ok(m)) => {
                     let partition = m.partition().max(0) as u32;
                     let offset = m.offset().max(0) as u64;
-                    // A record before the expected offset was read already (a re-assignment).
+                    // A record before the expected offset was read already (a re-assignment);
+                    // one after it is a gap, which the stream checks.
                     let Some(next) = self.next.get_mut(&partition) else {
                         continue;
                     };
