@@ -83,9 +83,11 @@ lua_for() {
     echo "$f"
 }
 
-# Starts the dashboard with extra flags; waits until it answers.
+# Starts the dashboard with extra flags; waits until it answers. A scan of the whole fact
+# table takes from seconds to minutes: the request and idle timeouts must not cut it.
 start() {
-    "$ECOM" dashboard --store "$STORE" --port "$PORT" --scan-baseline "$@" \
+    "$ECOM" dashboard --store "$STORE" --port "$PORT" --scan-baseline \
+        --request-timeout 1h --idle-timeout 1h "$@" \
         >"$RUN/dashboard.out" 2>>"$RUN/dashboard.log" &
     PID=$!
     local t0=$SECONDS

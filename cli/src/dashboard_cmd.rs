@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use ecom_contract::command::flag;
 use ecom_contract::env;
-use ecom_dashboard::{AppState, LagProbe};
+use ecom_dashboard::{cache, server, AppState, LagProbe, Limits};
 use ecom_jobs::load::LoadConfig;
+use ecom_jobs::runtime::parse_duration;
 use ecom_jobs::store::hbase::{HbaseConfig, HbaseTables};
 use ecom_jobs::store::kafka::{KafkaConfig, KafkaLog};
 use ecom_jobs::store::{EmbeddedTables, MessageLog, Table, TableStore};
@@ -54,8 +55,59 @@ pub struct DashboardArgs {
     scan_baseline: bool,
     /// Answers cached per query and data version (0: none, every request
     /// computed; benchmarks).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = cache::DEFAULT_CACHE_ENTRIES)]
     cache_entries: usize,
+    /// Memory the answer cache may hold, MiB (least recently used answers are
+    /// evicted past it; 0: no cache).
+    #[arg(long, default_value_t = cache::DEFAULT_CACHE_BYTES >> 20)]
+    cache_mib: usize,
+    /// Connections served at once; past it a new connection is answered 503 and closed.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = positive_count)]
+    max_connections: usize,
+    /// Live-update streams (`/api/events`) open at once; past it, 503 (0: none).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_SSE_CLIENTS)]
+    max_sse_clients: usize,
+    /// Time a client has to send a whole request head, counted from when the
+    /// connection is ready for a request (also closes idle keep-alive connections).
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed.
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
+    idle_timeout: Duration,
+    /// Time to produce an answer (an export's or event stream's body is not
+    /// limited); past it, 503.
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
+    request_timeout: Duration,
+}
+
+/// A duration flag that must not be zero.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s).map_err(|e| e.to_string())? {
+        d if d.is_zero() => Err(format!("{s:?}: must be longer than zero")),
+        d => Ok(d),
+    }
+}
+
+/// A count flag that must be at least 1.
+fn positive_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
+
+impl DashboardArgs {
+    /// The server limits the flags give.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            max_sse_clients: self.max_sse_clients,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+        }
+    }
 }
 
 /// The aggregates table and, if present, the fact table.
@@ -124,9 +176,11 @@ fn lag_probe(bootstrap: &str, topic: &str) -> Result<LagProbe> {
 /// Serves until Ctrl-C or SIGTERM.
 pub fn run(args: DashboardArgs) -> Result<()> {
     let (aggregates, fact) = open_tables(&args)?;
-    let mut state = AppState::load(aggregates, fact).context("reading the aggregates")?;
+    let mut state = AppState::load(aggregates, fact)
+        .context("reading the aggregates")?
+        .with_cache(args.cache_entries, args.cache_mib.saturating_mul(1 << 20));
     state.scan_baseline = args.scan_baseline;
-    state.cache_entries = args.cache_entries;
+    state.limits = args.limits();
     state.poll = Duration::from_millis(args.poll_ms.max(50));
     if let (Some(bootstrap), Some(topic)) = (&args.kafka_bootstrap, &args.topic) {
         state.lag = Some(lag_probe(bootstrap, topic)?);

@@ -161,10 +161,19 @@
     return e;
   }
 
+  // Through the CSSOM: the Content-Security-Policy refuses style attributes.
+  function setStyle(e, text) {
+    for (const decl of String(text).split(";")) {
+      const i = decl.indexOf(":");
+      if (i > 0) e.style.setProperty(decl.slice(0, i).trim(), decl.slice(i + 1).trim());
+    }
+  }
+
   function setAttrs(e, attrs) {
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === null || v === undefined || v === false) continue;
       if (k === "class") e.setAttribute("class", v);
+      else if (k === "style") setStyle(e, v);
       else if (k === "text") e.textContent = v;
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? "" : String(v));

@@ -23,6 +23,7 @@ use crate::panels::{
 };
 use crate::query::{parse, Endpoint, Filter, Format, Query};
 use crate::read_model::Snapshot;
+use crate::server::SseSlot;
 use crate::AppState;
 
 /// An API failure, answered as `{"error": ...}` with a status code.
@@ -37,6 +38,9 @@ pub enum ApiError {
     /// A backing store failed (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A limit of the server is reached (503, with `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl IntoResponse for ApiError {
@@ -47,6 +51,12 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(m) => {
                 tracing::error!(error = %m, "dashboard request failed");
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Busy(m) => {
+                tracing::warn!(error = %m, "dashboard request refused");
+                let body = Json(json!({ "error": self.to_string() }));
+                let retry = [(header::RETRY_AFTER, "5")];
+                return (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response();
             }
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
@@ -379,7 +389,7 @@ fn export_orders(state: &AppState, q: &Query) -> Result<Response, ApiError> {
 /// Computes the unfiltered answer of every panel into the cache (after a
 /// data change, so that the page's first load is served from memory).
 pub fn warm(state: &AppState) {
-    if state.cache_entries == 0 {
+    if !state.caching() {
         return;
     }
     let version = state.updates.borrow().version;
@@ -393,7 +403,7 @@ pub fn warm(state: &AppState) {
         };
         let key = format!("{}&format={:?}", q.canonical(), q.format);
         if let Ok(mut c) = state.cache.write() {
-            c.insert(key, (version, Arc::new(render(&value, q.format))));
+            c.insert(key, version, Arc::new(render(&value, q.format)));
         }
     }
 }
@@ -411,16 +421,18 @@ fn compute(state: &AppState, q: &Query) -> Result<Value, ApiError> {
     }
 }
 
+/// Renders an answer; its body holds no spare capacity, so that the bytes the
+/// cache counts are the bytes it holds.
 fn render(value: &Value, format: Format) -> Answer {
-    match format {
-        Format::Json => Answer {
-            content_type: "application/json",
-            body: Bytes::from(value.to_string()),
-        },
-        Format::Csv => Answer {
-            content_type: "text/csv; charset=utf-8",
-            body: Bytes::from(to_csv(value)),
-        },
+    let (content_type, text) = match format {
+        Format::Json => ("application/json", value.to_string()),
+        Format::Csv => ("text/csv; charset=utf-8", to_csv(value)),
+    };
+    let mut bytes = text.into_bytes();
+    bytes.shrink_to_fit();
+    Answer {
+        content_type,
+        body: Bytes::from(bytes),
     }
 }
 
@@ -444,12 +456,10 @@ async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
     let endpoint = q.endpoint;
     let key = format!("{}&format={:?}", q.canonical(), q.format);
     let version = state.updates.borrow().version;
-    let cacheable = endpoint != Endpoint::Health && state.cache_entries > 0;
+    let cacheable = endpoint != Endpoint::Health && state.caching();
     if cacheable {
-        if let Some((v, a)) = state.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
-            if v == version {
-                return Ok((*a).clone());
-            }
+        if let Some(a) = state.cache.read().ok().and_then(|c| c.get(&key, version)) {
+            return Ok((*a).clone());
         }
     }
     let s = state.clone();
@@ -460,10 +470,7 @@ async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
     let answer = render(&value, q.format);
     if cacheable {
         if let Ok(mut c) = state.cache.write() {
-            if c.len() >= state.cache_entries {
-                c.clear();
-            }
-            c.insert(key, (version, Arc::new(answer.clone())));
+            c.insert(key, version, Arc::new(answer.clone()));
         }
     }
     Ok(answer)
@@ -521,6 +528,7 @@ pub async fn summary(State(state): State<AppState>) -> Result<Json<Summary>, Api
 
 /// `GET /api/events`: `update` events carrying the data version, whenever
 /// the loaded data changes (the first one at once), and keep-alive comments.
+/// At most `limits.max_sse_clients` streams are open at once; past it, 503.
 pub async fn events(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -530,11 +538,18 @@ pub async fn events(
             "/api/events takes no parameters".into(),
         ));
     }
+    let max = state.limits.max_sse_clients;
+    let slot = SseSlot::take(&state.sse_open, max).ok_or_else(|| {
+        ApiError::Busy(format!(
+            "too many live-update streams open (at most {max}, --max-sse-clients); retry later"
+        ))
+    })?;
     let rx = state.updates.subscribe();
     let closing = state.closing.subscribe();
+    // The slot lives as long as the stream: dropped when the client leaves.
     let stream = futures::stream::unfold(
-        (rx, closing, true),
-        |(mut rx, mut closing, first)| async move {
+        (rx, closing, true, slot),
+        |(mut rx, mut closing, first, slot)| async move {
             if !first {
                 tokio::select! {
                     changed = rx.changed() => changed.ok()?,
@@ -547,10 +562,11 @@ pub async fn events(
             let update = rx.borrow_and_update().clone();
             let data = json!(update).to_string();
             let event = Event::default().event("update").data(data);
-            Some((Ok(event), (rx, closing, false)))
+            Some((Ok(event), (rx, closing, false, slot)))
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let keep_alive = KeepAlive::new().interval(state.limits.sse_keep_alive());
+    Ok(Sse::new(stream).keep_alive(keep_alive))
 }
 
 /// `GET /api/scan-baseline/categories` (only with `--scan-baseline`): the

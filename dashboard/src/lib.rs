@@ -5,15 +5,17 @@
 
 pub mod api;
 pub mod assets;
+pub mod cache;
 pub mod model;
 pub mod openapi;
 pub mod panels;
 pub mod query;
 pub mod read_model;
+pub mod server;
 pub mod time;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -22,7 +24,9 @@ use axum::Router;
 use ecom_jobs::store::Table;
 use tokio::sync::watch;
 
+pub use crate::cache::AnswerCache;
 use crate::read_model::{read_delta, read_stream_delta, ReadError, Snapshot};
+pub use crate::server::Limits;
 
 /// Errors of the dashboard server.
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +34,6 @@ pub enum ServeError {
     /// The listening socket could not be bound.
     #[error("binding the dashboard to {addr}: {source}")]
     Bind {
-        /// Address.
-        addr: SocketAddr,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The server failed while running.
-    #[error("serving the dashboard on {addr}: {source}")]
-    Serve {
         /// Address.
         addr: SocketAddr,
         /// The I/O error.
@@ -74,9 +70,6 @@ impl Update {
 /// Reports the records not yet read by cleaning (consumer lag), if known.
 pub type LagProbe = Arc<dyn Fn(u64) -> Option<(u64, u64)> + Send + Sync>;
 
-/// Rendered answers per canonical query, with the data version they hold for.
-pub type AnswerCache = HashMap<String, (u64, Arc<api::Answer>)>;
-
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -86,7 +79,8 @@ pub struct AppState {
     pub fact: Option<Arc<dyn Table>>,
     /// The merged aggregates.
     pub snapshot: Arc<RwLock<Snapshot>>,
-    /// Answers per canonical query, valid for one snapshot version.
+    /// Answers per canonical query, valid for one snapshot version, bounded
+    /// by entries and bytes (see [`AppState::with_cache`]).
     /// (A read-write lock: cached answers are looked up concurrently.)
     pub cache: Arc<RwLock<AnswerCache>>,
     /// Version, last update and freshness, for server-sent events.
@@ -95,8 +89,10 @@ pub struct AppState {
     pub lag: Option<LagProbe>,
     /// Serve `/api/scan-baseline/categories` (benchmarks only).
     pub scan_baseline: bool,
-    /// Answers kept in the cache (0: no cache).
-    pub cache_entries: usize,
+    /// Limits of the server: timeouts, connections, event streams.
+    pub limits: Limits,
+    /// Event streams open now.
+    pub sse_open: Arc<AtomicUsize>,
     /// How often the aggregates table is polled.
     pub poll: Duration,
     /// Raised at shutdown so that event streams end.
@@ -124,14 +120,27 @@ impl AppState {
             aggregates,
             fact,
             snapshot: Arc::new(RwLock::new(snap)),
-            cache: Arc::new(RwLock::new(HashMap::new())),
+            cache: Arc::new(RwLock::new(AnswerCache::default())),
             updates,
             lag: None,
             scan_baseline: false,
-            cache_entries: 4096,
+            limits: Limits::default(),
+            sse_open: Arc::new(AtomicUsize::new(0)),
             poll: Duration::from_secs(1),
             closing: watch::channel(false).0,
         })
+    }
+
+    /// The state with a cache of at most `entries` answers and `bytes` bytes
+    /// (either 0: every answer computed).
+    pub fn with_cache(mut self, entries: usize, bytes: usize) -> Self {
+        self.cache = Arc::new(RwLock::new(AnswerCache::new(entries, bytes)));
+        self
+    }
+
+    /// Whether answers are cached.
+    pub fn caching(&self) -> bool {
+        self.cache.read().is_ok_and(|c| c.enabled())
     }
 
     /// Polls the aggregates table once and merges what changed; returns
@@ -171,9 +180,10 @@ impl AppState {
     }
 }
 
-/// The router with every route.
+/// The router with every route, the request timeout and the security headers.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let limits = state.limits;
+    let routes = Router::new()
         .route("/", get(api::index))
         .route("/healthz", get(api::healthz))
         .route("/assets/{*file}", get(assets::asset))
@@ -183,7 +193,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/scan-baseline/categories", get(api::scan_baseline))
         .route("/api/{panel}", get(api::panel))
         .fallback(api::not_found)
-        .with_state(state)
+        .with_state(state);
+    server::with_layers(routes, &limits)
 }
 
 /// Polls the aggregates table every `state.poll` until the process ends.
@@ -209,7 +220,8 @@ async fn refresh_loop(state: AppState) {
     }
 }
 
-/// Serves until `shutdown` resolves; `on_bound` learns the bound address.
+/// Serves until `shutdown` resolves (under `state.limits`); `on_bound` learns
+/// the bound address.
 pub async fn serve(
     addr: SocketAddr,
     state: AppState,
@@ -226,18 +238,8 @@ pub async fn serve(
     let warm = state.clone();
     tokio::task::spawn_blocking(move || api::warm(&warm));
     let poller = tokio::spawn(refresh_loop(state.clone()));
-    let closing = state.closing.clone();
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // End the open event streams, or the graceful shutdown waits for them.
-            let _ = closing.send(true);
-        })
-        .await
-        .map_err(|source| ServeError::Serve {
-            addr: bound,
-            source,
-        });
+    let (limits, closing) = (state.limits, state.closing.clone());
+    server::run(listener, router(state), limits, closing, shutdown).await;
     poller.abort();
-    served
+    Ok(())
 }

@@ -212,7 +212,7 @@ pub fn spec() -> Value {
         match e {
             Endpoint::TopUsers => params.push(param("limit", "Users to return.", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10}))),
             Endpoint::Histogram => params.push(param("bins", "Number of bins.", json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 20}))),
-            Endpoint::Timeseries => params.push(param("bucket", "Bucket; auto picks the finest giving at most 200 points.", json!({"type": "string", "enum": ["auto", "hour", "day", "week", "month"], "default": "auto"}))),
+            Endpoint::Timeseries => params.push(param("bucket", "Bucket; auto picks the finest giving at most 200 points. A bucket giving more than 10,000 points over the range answers 400 (counted before anything is built).", json!({"type": "string", "enum": ["auto", "hour", "day", "week", "month"], "default": "auto"}))),
             Endpoint::Orders => {
                 params.push(param("page", "Page, from 1.", json!({"type": "integer", "minimum": 1, "default": 1})));
                 params.push(param("page_size", "Rows per page.", json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50})));
@@ -241,9 +241,10 @@ pub fn spec() -> Value {
         );
     }
     paths.insert("/api/events".into(), json!({"get": {
-        "summary": "Server-sent events: `update` with {version, last_update, freshness} whenever the loaded data or a streaming shard's mark changes (freshness: {lag_ms, committed_at, batches, shards} of the streaming shards, null when nothing streams); keep-alive comments every 15 s",
+        "summary": "Server-sent events: `update` with {version, last_update, freshness} whenever the loaded data or a streaming shard's mark changes (freshness: {lag_ms, committed_at, batches, shards} of the streaming shards, null when nothing streams); keep-alive comments every 15 s (a third of --idle-timeout when shorter)",
         "operationId": "events",
-        "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {"schema": string()}}}, "400": error.clone()}
+        "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {"schema": string()}}}, "400": error.clone(),
+            "503": {"description": "Too many event streams open (--max-sse-clients); retry later (Retry-After)", "content": {"application/json": {"schema": object(&[("error", string())])}}}}
     }}));
     paths.insert("/api/summary".into(), json!({"get": {
         "summary": "Totals of everything loaded (orders, revenue, cleaning report)",

@@ -348,12 +348,25 @@ pub struct Rows<T> {
     pub rows: Vec<T>,
 }
 
-/// Quotes a CSV field when needed.
-fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+/// First characters that make a spreadsheet read a cell as a formula (the
+/// OWASP list for CSV injection).
+pub const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A text cell of CSV: prefixed with `'` when it begins with a formula
+/// character (so a spreadsheet shows it as text), then quoted when needed.
+/// Every text cell goes through here, whatever it holds; numbers the server
+/// formats itself (amounts, counts, a negative `change_pct`) are written as
+/// numbers, since a number cannot carry a formula.
+pub fn field(s: &str) -> String {
+    let text: std::borrow::Cow<'_, str> = if s.starts_with(FORMULA_START) {
+        format!("'{s}").into()
     } else {
-        s.to_string()
+        s.into()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.into_owned()
     }
 }
 
@@ -499,6 +512,55 @@ mod tests {
         }
         let empty = serde_json::json!({"page": 1, "page_size": 5, "rows": [], "has_more": false});
         assert_eq!(to_csv(&empty), format!("{}\n", ORDER_COLUMNS.join(",")));
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for (raw, cell) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("-5", "'-5"),
+            ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+            ("\tcmd", "'\tcmd"),
+            ("\rcmd", "\"'\rcmd\""),
+            ("=1,2", "\"'=1,2\""),
+            ("Books", "Books"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(field(raw), cell, "{raw:?}");
+        }
+        let v = serde_json::json!({"rows": [
+            {"category": "=cmd|' /C calc'!A0", "orders": 2, "revenue": 3.5, "average": 1.75}
+        ]});
+        assert_eq!(
+            to_csv(&v),
+            "category,orders,revenue,average\n'=cmd|' /C calc'!A0,2,3.5,1.75\n"
+        );
+        let row = OrderRow {
+            order_id: 1,
+            user_id: 2,
+            category: "@evil".into(),
+            amount: 5.0,
+            payment_method: "+pay".into(),
+            status: "-status".into(),
+            timestamp: "2024-01-02 03:04:05".into(),
+        };
+        let mut line = String::new();
+        order_csv_line(&row, &mut line);
+        assert_eq!(line, "1,2,'@evil,5.0,'+pay,'-status,2024-01-02 03:04:05\n");
+        // Numbers stay numbers, negative ones included (KPIs' change_pct).
+        let kpis = serde_json::json!({"quantile_error": 0, "orders": 5,
+            "change_pct": {"orders": -12.5}, "previous": {"orders": 8}});
+        assert!(
+            to_csv(&kpis).contains("\norders,5,8,-12.5\n"),
+            "{}",
+            to_csv(&kpis)
+        );
     }
 
     #[test]

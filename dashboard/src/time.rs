@@ -111,22 +111,27 @@ pub fn bucket_next(bucket: Bucket, start: i64) -> i64 {
     }
 }
 
-/// Number of buckets covering `[lo, hi)`.
+/// Number of buckets covering `[lo, hi)`, by arithmetic (nothing is built,
+/// whatever the range; a count beyond `usize` saturates).
 pub fn bucket_count(bucket: Bucket, lo: i64, hi: i64) -> usize {
     if hi <= lo {
         return 0;
     }
-    let first = bucket_start(bucket, lo);
-    match bucket {
-        Bucket::Auto | Bucket::Hour => (hi - lo) as usize,
-        Bucket::Day => ((hi - 1 - first) / 24 + 1) as usize,
-        Bucket::Week => ((hi - 1 - first) / (24 * 7) + 1) as usize,
+    let first = i128::from(bucket_start(bucket, lo));
+    let (lo, hi) = (i128::from(lo), i128::from(hi));
+    let n = match bucket {
+        Bucket::Auto | Bucket::Hour => hi - lo,
+        Bucket::Day => (hi - 1 - first) / 24 + 1,
+        Bucket::Week => (hi - 1 - first) / (24 * 7) + 1,
         Bucket::Month => {
-            let (y0, m0, _) = civil_from_days(first.div_euclid(24));
-            let (y1, m1, _) = civil_from_days((hi - 1).div_euclid(24));
-            ((y1 - y0) * 12 + i64::from(m1) - i64::from(m0) + 1) as usize
+            let month = |hour: i128| {
+                let (y, m, _) = civil_from_days(i64::try_from(hour.div_euclid(24)).unwrap_or(0));
+                i128::from(y) * 12 + i128::from(m)
+            };
+            month(hi - 1) - month(first) + 1
         }
-    }
+    };
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// The bucket `auto` picks: the finest giving at most `max_points` points.
@@ -184,5 +189,41 @@ mod tests {
         assert_eq!(bucket_count(Bucket::Month, jan1, jan1 + 24 * 90), 3);
         assert_eq!(auto_bucket(jan1, jan1 + 24 * 90, 200), Bucket::Day);
         assert_eq!(auto_bucket(jan1, jan1 + 100, 200), Bucket::Hour);
+    }
+
+    #[test]
+    fn bucket_counts_match_the_buckets_built() {
+        let jan1 = 473_352;
+        for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week, Bucket::Month] {
+            for (lo, hi) in [
+                (jan1, jan1 + 1),
+                (jan1 + 5, jan1 + 24 * 400 + 7),
+                (jan1 - 24 * 3 - 1, jan1 + 24 * 31),
+                (-24 * 40 - 3, 24 * 40 + 5),
+                (jan1, jan1),
+            ] {
+                let mut built = 0;
+                let mut s = bucket_start(bucket, lo);
+                while s < hi {
+                    built += 1;
+                    s = bucket_next(bucket, s);
+                }
+                assert_eq!(bucket_count(bucket, lo, hi), built, "{bucket:?} {lo}..{hi}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_ranges_are_counted_without_building_them() {
+        let lo = parse_instant("from", "0001-01-01").expect("from");
+        let hi = parse_instant("to", "9999-12-31").expect("to");
+        // About 87.6 million hours, 120,000 months: counted, not allocated.
+        assert_eq!(bucket_count(Bucket::Hour, lo, hi), (hi - lo) as usize);
+        assert!(bucket_count(Bucket::Hour, lo, hi) > 87_000_000);
+        assert_eq!(bucket_count(Bucket::Month, lo, hi), 9999 * 12);
+        assert_eq!(
+            bucket_count(Bucket::Hour, i64::MIN / 2, i64::MAX / 2),
+            i64::MAX as usize
+        );
     }
 }

@@ -7,7 +7,7 @@ use crate::panels::{
     CategoryStatusRow, Figures, Kpis, PaymentRow, StatusRow, TimeRow, Timeseries, MAX_POINTS,
 };
 use crate::query::{Bucket, Filter, QueryError};
-use crate::time::format_hour;
+use crate::time::{bucket_count, format_hour};
 
 impl Model {
     /// Key figures under `filter` (`dropped_rows` left empty).
@@ -187,14 +187,17 @@ impl Model {
             data = Some(data.map_or((c.hour, c.hour), |(a, b)| (a.min(c.hour), b.max(c.hour))));
         }
         let (chosen, lo, hi) = series_range(filter, data, bucket);
-        let starts = bucket_starts(chosen, lo, hi);
-        if starts.len() > MAX_POINTS {
+        // Counted, not built: a range of millennia by the hour is refused before any allocation.
+        let points = bucket_count(chosen, lo, hi);
+        if points > MAX_POINTS {
             return Err(QueryError(format!(
-                "parameter bucket: {} gives {} points over the range; at most {MAX_POINTS} (choose a coarser bucket or a shorter range)",
+                "parameter bucket: {} gives {points} points over {} to {}; at most {MAX_POINTS} (choose a coarser bucket or a shorter range)",
                 chosen.name(),
-                starts.len()
+                format_hour(lo),
+                format_hour(hi)
             )));
         }
+        let starts = bucket_starts(chosen, lo, hi);
         let mut acc = vec![(0u64, 0i64); starts.len()];
         for c in self.cells_of(&sel).filter(|c| c.hour != NO_HOUR) {
             if c.hour < lo || c.hour >= hi {

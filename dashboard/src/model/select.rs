@@ -86,10 +86,14 @@ impl Model {
         sel.iter().map(move |&i| &self.cells[i as usize])
     }
 
-    /// Orders per exact amount (cents) of the given sums, ascending.
+    /// Orders per exact amount (cents) of the given sums, ascending. A dense
+    /// array over `[min, max]` when the amounts fill it well enough, so its size
+    /// follows the entries merged (at most four slots per entry, or 64 Ki), never
+    /// the span of amounts alone.
     pub(super) fn distribution(parts: &[([u16; 3], &Agg)], min: i64, max: i64) -> Vec<(i64, u64)> {
-        let span = (max - min) as usize + 1;
-        if span <= 8 << 20 {
+        let span = usize::try_from(i128::from(max) - i128::from(min) + 1).unwrap_or(usize::MAX);
+        let entries: usize = parts.iter().map(|(_, a)| a.amounts.len()).sum();
+        if span <= entries.saturating_mul(4).max(1 << 16) {
             let mut dense = vec![0u64; span];
             for (_, a) in parts {
                 for &(cents, n) in &a.amounts {
