@@ -181,6 +181,18 @@ fn now_string() -> String {
 }
 
 impl Context {
+    /// The watched pipelines that could run: not being deleted, valid, within the
+    /// allow-lists (the others hold no storage).
+    fn runnable_pipelines(&self) -> Vec<validate::Pipeline> {
+        self.pipelines
+            .state()
+            .iter()
+            .filter(|o| o.metadata.deletion_timestamp.is_none())
+            .filter_map(|o| validate::validate(o).ok())
+            .filter(|o| admit::check_policy(o, &self.policy).is_ok())
+            .collect()
+    }
+
     async fn event(&self, obj: &EcomPipeline, type_: EventType, reason: &str, note: String) {
         let ev = Event {
             type_,
@@ -279,14 +291,7 @@ async fn apply_pipeline(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Err
         // The allow-lists change only with the operator's flags (a restart re-reconciles).
         return Ok(Action::await_change());
     }
-    let others: Vec<validate::Pipeline> = ctx
-        .pipelines
-        .state()
-        .iter()
-        .filter(|o| o.metadata.deletion_timestamp.is_none())
-        .filter_map(|o| validate::validate(o).ok())
-        .filter(|o| admit::check_policy(o, &ctx.policy).is_ok())
-        .collect();
+    let others = ctx.runnable_pipelines();
     if let Some(r) = admit::storage_conflict(&p, &others) {
         refuse(obj, ctx, (Phase::Refused, r.reason()), &r.to_string()).await?;
         // The other pipeline may go away or move: look again.
@@ -595,14 +600,7 @@ async fn cleanup(obj: &EcomPipeline, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .is_none_or(|s| s.stages.is_empty() && s.phase != Some(Phase::Ready));
     let never_ran = quiet_status && !has_workloads(&p, &ctx.client).await?;
-    let others: Vec<validate::Pipeline> = ctx
-        .pipelines
-        .state()
-        .iter()
-        .filter(|o| o.metadata.deletion_timestamp.is_none())
-        .filter_map(|o| validate::validate(o).ok())
-        .filter(|o| admit::check_policy(o, &ctx.policy).is_ok())
-        .collect();
+    let others = ctx.runnable_pipelines();
     let held = admit::storage_conflict(&p, &others);
     if never_ran || held.is_some() {
         let why = held.map_or("the pipeline never ran".to_string(), |r| r.to_string());
