@@ -501,16 +501,22 @@ async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
     let s = state.clone();
     let q2 = q.clone();
     // At most `max_computations` at once: what a burst of large answers holds
-    // in memory is bounded by it, whatever the number of connections.
-    let _slot = state
+    // in memory is bounded by it, whatever the number of connections. The slot
+    // goes with the computation, which runs to its end even if the request
+    // timed out meanwhile.
+    let slot = state
         .computing
         .clone()
         .acquire_owned()
         .await
         .map_err(|e| ApiError::Unavailable(format!("computation slots closed: {e}")))?;
-    let answer = tokio::task::spawn_blocking(move || compute(&s, &q2))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("answer task failed: {e}")))??;
+    let answer = tokio::task::spawn_blocking(move || {
+        let answer = compute(&s, &q2);
+        drop(slot);
+        answer
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("answer task failed: {e}")))??;
     if cacheable {
         if let Ok(mut c) = state.cache.write() {
             c.insert(key, version, Arc::new(answer.clone()));
