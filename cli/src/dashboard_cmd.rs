@@ -78,6 +78,10 @@ pub struct DashboardArgs {
     /// limited); past it, 503.
     #[arg(long, default_value = "30s", value_parser = positive_duration)]
     request_timeout: Duration,
+    /// Answers (and export batches) computed at once; more wait their turn
+    /// within the request timeout (default: four per core).
+    #[arg(long, value_parser = positive_count)]
+    max_computations: Option<usize>,
 }
 
 /// A duration flag that must not be zero.
@@ -106,6 +110,9 @@ impl DashboardArgs {
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
             request_timeout: self.request_timeout,
+            max_computations: self
+                .max_computations
+                .unwrap_or_else(server::default_max_computations),
         }
     }
 }

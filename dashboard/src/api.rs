@@ -19,7 +19,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::panels::{
-    money, order_csv_line, to_csv, Health, OrderRow, Orders, Rows, StageRow, ORDER_COLUMNS,
+    money, order_csv_line, rows_to_csv, to_csv, Health, OrderRow, Orders, Rows, StageRow,
+    ORDER_COLUMNS,
 };
 use crate::query::{parse, Endpoint, Filter, Format, Query};
 use crate::read_model::Snapshot;
@@ -153,30 +154,71 @@ pub fn health(s: &Snapshot, lag: Option<(u64, u64)>) -> Health {
     }
 }
 
+/// An answer in `format`. JSON is written straight from the typed answer (no
+/// intermediate tree: a 10,000-point series would allocate megabytes of
+/// nodes); CSV goes through the JSON tree, whose keys name the columns. The
+/// body holds no spare capacity, so the bytes the cache counts are the bytes
+/// it holds.
+fn encode<T: Serialize>(answer: &T, format: Format) -> Result<Answer, ApiError> {
+    let (content_type, mut bytes) = match format {
+        Format::Json => (
+            "application/json",
+            serde_json::to_vec(answer)
+                .map_err(|e| ApiError::Unavailable(format!("encoding an answer: {e}")))?,
+        ),
+        Format::Csv => (
+            "text/csv; charset=utf-8",
+            to_csv(&to_value(answer)?).into_bytes(),
+        ),
+    };
+    bytes.shrink_to_fit();
+    Ok(Answer {
+        content_type,
+        body: Bytes::from(bytes),
+    })
+}
+
+/// A CSV answer.
+fn csv_answer(text: serde_json::Result<String>) -> Result<Answer, ApiError> {
+    let mut bytes = text
+        .map_err(|e| ApiError::Unavailable(format!("encoding an answer: {e}")))?
+        .into_bytes();
+    bytes.shrink_to_fit();
+    Ok(Answer {
+        content_type: "text/csv; charset=utf-8",
+        body: Bytes::from(bytes),
+    })
+}
+
+/// A list answer: `{"rows": [...]}` in JSON, its rows in CSV (one row's tree at a time).
+fn rows_answer<T: Serialize>(rows: Vec<T>, format: Format) -> Result<Answer, ApiError> {
+    match format {
+        Format::Json => encode(&Rows { rows }, format),
+        Format::Csv => csv_answer(rows_to_csv(&rows, false)),
+    }
+}
+
 /// Answers a panel query from the in-memory model (not `orders`).
-pub fn panel_value(s: &Snapshot, q: &Query, lag: Option<(u64, u64)>) -> Result<Value, ApiError> {
+pub fn panel_answer(s: &Snapshot, q: &Query, lag: Option<(u64, u64)>) -> Result<Answer, ApiError> {
     let m = &s.model;
     let f = &q.filter;
+    let format = q.format;
     match q.endpoint {
-        Endpoint::Kpis => to_value(&m.kpis(f, s.dropped.values().sum())),
-        Endpoint::Categories => to_value(&Rows {
-            rows: m.categories(f),
-        }),
-        Endpoint::Status => to_value(&Rows { rows: m.status(f) }),
-        Endpoint::CategoryStatus => to_value(&Rows {
-            rows: m.category_status(f),
-        }),
-        Endpoint::Payments => to_value(&Rows {
-            rows: m.payments(f),
-        }),
-        Endpoint::TopUsers => to_value(&Rows {
-            rows: m.top_users(f, q.limit),
-        }),
-        Endpoint::Histogram => to_value(&Rows {
-            rows: m.histogram(f, q.bins),
-        }),
-        Endpoint::Timeseries => to_value(&m.timeseries(f, q.bucket)?),
-        Endpoint::Health => to_value(&health(s, lag)),
+        Endpoint::Kpis => encode(&m.kpis(f, s.dropped.values().sum()), format),
+        Endpoint::Categories => rows_answer(m.categories(f), format),
+        Endpoint::Status => rows_answer(m.status(f), format),
+        Endpoint::CategoryStatus => rows_answer(m.category_status(f), format),
+        Endpoint::Payments => rows_answer(m.payments(f), format),
+        Endpoint::TopUsers => rows_answer(m.top_users(f, q.limit), format),
+        Endpoint::Histogram => rows_answer(m.histogram(f, q.bins), format),
+        Endpoint::Timeseries => {
+            let series = m.timeseries(f, q.bucket)?;
+            match format {
+                Format::Json => encode(&series, format),
+                Format::Csv => csv_answer(rows_to_csv(&series.rows, false)),
+            }
+        }
+        Endpoint::Health => encode(&health(s, lag), format),
         Endpoint::Orders => Err(ApiError::NotFound(
             "orders are read from the fact table".into(),
         )),
@@ -242,7 +284,7 @@ fn order_row(id: u64, cells: &ecom_jobs::store::Cells) -> OrderRow {
 
 /// `/api/orders`: one page of order ids from the in-memory index, then those
 /// rows (only those) by key from the fact table.
-fn orders(state: &AppState, q: &Query) -> Result<Value, ApiError> {
+fn orders(state: &AppState, q: &Query) -> Result<Answer, ApiError> {
     let fact = state.fact.clone().ok_or_else(|| {
         ApiError::Unavailable("the fact table is not available to this dashboard".into())
     })?;
@@ -254,12 +296,18 @@ fn orders(state: &AppState, q: &Query) -> Result<Value, ApiError> {
         )
     };
     let rows = order_rows(fact.as_ref(), &ids, salt)?;
-    to_value(&Orders {
-        page: q.page,
-        page_size: q.page_size,
-        rows,
-        has_more,
-    })
+    match q.format {
+        Format::Csv => csv_answer(rows_to_csv(&rows, true)),
+        Format::Json => {
+            let page = Orders {
+                page: q.page,
+                page_size: q.page_size,
+                rows,
+                has_more,
+            };
+            encode(&page, q.format)
+        }
+    }
 }
 
 /// Orders per batch of the full export: ids from the order index, then
@@ -352,8 +400,11 @@ fn export_orders(state: &AppState, q: &Query) -> Result<Response, ApiError> {
                 Some((Err(std::io::Error::other(msg)), Step::Done))
             }
             Step::Run(mut x) => {
+                // A batch holds up to EXPORT_BATCH rows: one computation slot.
+                let slot = x.state.computing.clone().acquire_owned().await;
                 let task = tokio::task::spawn_blocking(move || {
                     let r = x.next_batch();
+                    drop(slot);
                     (x, r)
                 })
                 .await;
@@ -398,41 +449,26 @@ pub fn warm(state: &AppState) {
             continue;
         }
         let q = Query::new(e);
-        let Ok(value) = compute(state, &q) else {
+        let Ok(answer) = compute(state, &q) else {
             continue;
         };
         let key = format!("{}&format={:?}", q.canonical(), q.format);
         if let Ok(mut c) = state.cache.write() {
-            c.insert(key, version, Arc::new(render(&value, q.format)));
+            c.insert(key, version, Arc::new(answer));
         }
     }
 }
 
 /// Computes an answer (blocking: model passes and fact-table reads).
-fn compute(state: &AppState, q: &Query) -> Result<Value, ApiError> {
+fn compute(state: &AppState, q: &Query) -> Result<Answer, ApiError> {
     match q.endpoint {
         Endpoint::Orders => orders(state, q),
         Endpoint::Health => {
             let rows_in = read_snapshot(state)?.rows_in;
             let lag = state.lag.as_ref().and_then(|p| p(rows_in));
-            panel_value(&*read_snapshot(state)?, q, lag)
+            panel_answer(&*read_snapshot(state)?, q, lag)
         }
-        _ => panel_value(&*read_snapshot(state)?, q, None),
-    }
-}
-
-/// Renders an answer; its body holds no spare capacity, so that the bytes the
-/// cache counts are the bytes it holds.
-fn render(value: &Value, format: Format) -> Answer {
-    let (content_type, text) = match format {
-        Format::Json => ("application/json", value.to_string()),
-        Format::Csv => ("text/csv; charset=utf-8", to_csv(value)),
-    };
-    let mut bytes = text.into_bytes();
-    bytes.shrink_to_fit();
-    Answer {
-        content_type,
-        body: Bytes::from(bytes),
+        _ => panel_answer(&*read_snapshot(state)?, q, None),
     }
 }
 
@@ -464,10 +500,23 @@ async fn answer(state: AppState, q: Query) -> Result<Answer, ApiError> {
     }
     let s = state.clone();
     let q2 = q.clone();
-    let value = tokio::task::spawn_blocking(move || compute(&s, &q2))
+    // At most `max_computations` at once: what a burst of large answers holds
+    // in memory is bounded by it, whatever the number of connections. The slot
+    // goes with the computation, which runs to its end even if the request
+    // timed out meanwhile.
+    let slot = state
+        .computing
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|e| ApiError::Unavailable(format!("answer task failed: {e}")))??;
-    let answer = render(&value, q.format);
+        .map_err(|e| ApiError::Unavailable(format!("computation slots closed: {e}")))?;
+    let answer = tokio::task::spawn_blocking(move || {
+        let answer = compute(&s, &q2);
+        drop(slot);
+        answer
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("answer task failed: {e}")))??;
     if cacheable {
         if let Ok(mut c) = state.cache.write() {
             c.insert(key, version, Arc::new(answer.clone()));

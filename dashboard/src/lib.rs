@@ -93,6 +93,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Event streams open now.
     pub sse_open: Arc<AtomicUsize>,
+    /// Computation slots (`limits.max_computations` of them, sized by [`serve`]).
+    pub computing: Arc<tokio::sync::Semaphore>,
     /// How often the aggregates table is polled.
     pub poll: Duration,
     /// Raised at shutdown so that event streams end.
@@ -126,6 +128,9 @@ impl AppState {
             scan_baseline: false,
             limits: Limits::default(),
             sse_open: Arc::new(AtomicUsize::new(0)),
+            computing: Arc::new(tokio::sync::Semaphore::new(
+                server::default_max_computations(),
+            )),
             poll: Duration::from_secs(1),
             closing: watch::channel(false).0,
         })
@@ -224,7 +229,7 @@ async fn refresh_loop(state: AppState) {
 /// the bound address.
 pub async fn serve(
     addr: SocketAddr,
-    state: AppState,
+    mut state: AppState,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -235,6 +240,8 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
     on_bound(bound);
+    let slots = state.limits.max_computations.max(1);
+    state.computing = Arc::new(tokio::sync::Semaphore::new(slots));
     let warm = state.clone();
     tokio::task::spawn_blocking(move || api::warm(&warm));
     let poller = tokio::spawn(refresh_loop(state.clone()));

@@ -407,37 +407,66 @@ pub fn to_csv(answer: &serde_json::Value) -> String {
         }
         return out;
     }
+    let empty = Vec::new();
     let rows = answer
         .get("rows")
         .or_else(|| answer.get("stages"))
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let header: Vec<String> = match rows.first() {
-        Some(Value::Object(o)) => o.keys().cloned().collect(),
+        .unwrap_or(&empty);
+    let header = csv_header(rows.first(), answer.get("has_more").is_some());
+    csv_head_line(&header, &mut out);
+    for row in rows {
+        csv_line(row, &header, &mut out);
+    }
+    out
+}
+
+/// The CSV of a list of rows, as [`to_csv`] renders an answer holding them
+/// (`orders`: a drill-down page, whose columns are named even without rows).
+/// One row at a time goes through a JSON tree, never the whole list.
+pub fn rows_to_csv<T: Serialize>(rows: &[T], orders: bool) -> serde_json::Result<String> {
+    let first = rows.first().map(serde_json::to_value).transpose()?;
+    let header = csv_header(first.as_ref(), orders);
+    let mut out = String::new();
+    csv_head_line(&header, &mut out);
+    for row in rows {
+        csv_line(&serde_json::to_value(row)?, &header, &mut out);
+    }
+    Ok(out)
+}
+
+/// The columns: the first row's keys in the declared order, or the
+/// drill-down's columns for an empty page.
+fn csv_header(first: Option<&serde_json::Value>, orders: bool) -> Vec<String> {
+    let header: Vec<String> = match first {
+        Some(serde_json::Value::Object(o)) => o.keys().cloned().collect(),
         // An empty drill-down still names its columns.
-        _ if answer.get("has_more").is_some() => {
-            ORDER_COLUMNS.iter().map(|c| c.to_string()).collect()
-        }
+        _ if orders => ORDER_COLUMNS.iter().map(|c| c.to_string()).collect(),
         _ => Vec::new(),
     };
     // serde_json keeps keys sorted unless told otherwise; use the declared order instead.
-    let header = declared_order(header);
+    declared_order(header)
+}
+
+fn csv_head_line(header: &[String], out: &mut String) {
     out.push_str(&header.join(","));
     out.push('\n');
-    for row in &rows {
-        let line: Vec<String> = header
-            .iter()
-            .map(|k| match row.get(k) {
-                Some(Value::String(s)) => field(s),
-                Some(Value::Null) | None => String::new(),
-                Some(v) => v.to_string(),
-            })
-            .collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
+}
+
+/// One row's line: text cells through [`field`], numbers as they are.
+fn csv_line(row: &serde_json::Value, header: &[String], out: &mut String) {
+    use serde_json::Value;
+    for (i, k) in header.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match row.get(k) {
+            Some(Value::String(s)) => out.push_str(&field(s)),
+            Some(Value::Null) | None => {}
+            Some(v) => out.push_str(&v.to_string()),
+        }
     }
-    out
+    out.push('\n');
 }
 
 /// Column order of the CSV files: as in the contract.
@@ -561,6 +590,37 @@ mod tests {
             "{}",
             to_csv(&kpis)
         );
+    }
+
+    #[test]
+    fn rows_render_as_the_answer_renders() {
+        let cats = vec![
+            CategoryRow {
+                category: "=Home, Garden".into(),
+                orders: 2,
+                revenue: 3.5,
+                average: 1.75,
+            },
+            CategoryRow {
+                category: "Books".into(),
+                orders: 1,
+                revenue: 0.5,
+                average: 0.5,
+            },
+        ];
+        let whole = serde_json::to_value(Rows { rows: cats.clone() }).expect("json");
+        assert_eq!(rows_to_csv(&cats, false).expect("csv"), to_csv(&whole));
+        let none: Vec<CategoryRow> = Vec::new();
+        let whole = serde_json::to_value(Rows { rows: none.clone() }).expect("json");
+        assert_eq!(rows_to_csv(&none, false).expect("csv"), to_csv(&whole));
+        let page = Orders {
+            page: 1,
+            page_size: 5,
+            rows: Vec::new(),
+            has_more: false,
+        };
+        let whole = serde_json::to_value(&page).expect("json");
+        assert_eq!(rows_to_csv(&page.rows, true).expect("csv"), to_csv(&whole));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Time to produce an answer's head (not its streamed body; not `/api/events`).
     pub request_timeout: Duration,
+    /// Answers (and export batches) computed at once; more wait their turn
+    /// (within the request timeout). Bounds the memory a burst of large answers holds.
+    pub max_computations: usize,
 }
 
 /// Default of [`Limits::max_connections`].
@@ -51,6 +54,11 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default of [`Limits::request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`Limits::max_computations`]: four per core (drill-down pages
+/// wait on the fact table, so a few more than the cores keep them busy).
+pub fn default_max_computations() -> usize {
+    4 * std::thread::available_parallelism().map_or(2, usize::from)
+}
 /// Refused connections being answered at once; past it they are closed unanswered.
 const REFUSALS_IN_FLIGHT: usize = 64;
 /// Time allowed to answer a refused connection.
@@ -64,6 +72,7 @@ impl Default for Limits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_computations: default_max_computations(),
         }
     }
 }

@@ -285,10 +285,10 @@ fn read_sized(s: &mut TcpStream) -> Reply {
     Reply::parse(&raw)
 }
 
-/// Waits for the server to close `s`; how long it took, or `None` if it stayed
-/// open for [`CLOSE_BOUND`].
-fn wait_closed(mut s: TcpStream) -> Option<Duration> {
-    let t0 = Instant::now();
+/// Waits for the server to close `s`, opened at `opened`: how long it stayed
+/// open, or `None` if it was still open [`CLOSE_BOUND`] after the wait began.
+fn wait_closed(mut s: TcpStream, opened: Instant) -> Option<Duration> {
+    let t0 = opened;
     s.set_read_timeout(Some(CLOSE_BOUND)).expect("timeout");
     let mut buf = [0u8; 4096];
     loop {
@@ -357,7 +357,8 @@ fn hostile_requests(run: &Run) {
     }
     d.assert_memory_bounded("4 hour-bucketed time series over 9,999 years");
 
-    // Distinct queries with large answers (9,984 hourly points each), 4 clients at once.
+    // Distinct queries with large answers (9,984 hourly points each, JSON and CSV),
+    // 4 clients at once.
     let n = 2_400;
     std::thread::scope(|s| {
         for t in 0..4 {
@@ -365,19 +366,20 @@ fn hostile_requests(run: &Run) {
             s.spawn(move || {
                 for i in (t..n).step_by(4) {
                     let from = 10_957 + i as i64; // 2000-01-01 + i days
+                    let format = if i % 2 == 0 { "json" } else { "csv" };
                     let q = format!(
-                        "/api/timeseries?bucket=hour&from={}&to={}",
+                        "/api/timeseries?bucket=hour&from={}&to={}&format={format}",
                         date(from),
                         date(from + 416)
                     );
                     let r = get(d, &q);
                     assert_eq!(r.status, 200, "{q}: {}", r.body);
-                    assert!(r.body.len() > 400_000, "{q}: {} bytes", r.body.len());
+                    assert!(r.body.len() > 250_000, "{q}: {} bytes", r.body.len());
                 }
             });
         }
     });
-    d.assert_memory_bounded("2,400 distinct time series of 9,984 points");
+    d.assert_memory_bounded("2,400 distinct time series of 9,984 points (JSON and CSV)");
 
     // Security headers on the page, an asset, an answer, a 400 and a 404.
     for path in [
@@ -531,6 +533,7 @@ fn timeouts(run: &Run) {
         run,
         &["--header-read-timeout", "1s", "--idle-timeout", "300s"],
     );
+    let opened = Instant::now();
     let mut half = d.connect();
     write!(half, "GET /api/kpis HTTP/1.1\r\nHost: t\r\nX-Slow: ").expect("send");
     let mut idle = d.connect();
@@ -542,8 +545,8 @@ fn timeouts(run: &Run) {
         ("idle keep-alive", idle),
         ("silent", silent),
     ] {
-        let took = wait_closed(s);
-        eprintln!("header-read timeout 1 s: {what} connection closed after {took:?}");
+        let took = wait_closed(s, opened);
+        eprintln!("header-read timeout 1 s: {what} connection closed {took:?} after opening");
         assert!(
             took.is_some(),
             "{what} connection still open after {CLOSE_BOUND:?}"
@@ -556,11 +559,12 @@ fn timeouts(run: &Run) {
         run,
         &["--header-read-timeout", "300s", "--idle-timeout", "2s"],
     );
+    let opened = Instant::now();
     let mut half = d.connect();
     write!(half, "GET /api/kpis HTTP/1.1\r\nHost: t\r\nX-Slow: ").expect("send");
     for (what, s) in [("silent", d.connect()), ("half-sent head", half)] {
-        let took = wait_closed(s);
-        eprintln!("idle timeout 2 s: {what} connection closed after {took:?}");
+        let took = wait_closed(s, opened);
+        eprintln!("idle timeout 2 s: {what} connection closed {took:?} after opening");
         assert!(
             took.is_some(),
             "{what} connection still open after {CLOSE_BOUND:?}"
