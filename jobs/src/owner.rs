@@ -122,6 +122,44 @@ pub fn dir_mark(store: &dyn FileStore, dir: &str, place: &str) -> Result<Mark, O
     Ok(Mark::Owner(parse(place, &bytes)?))
 }
 
+/// Marks a place as `me`'s if unmarked (`write` stores the mark, `read` reads it back);
+/// fails if another pipeline marked it. `adopt` says what to remove to take it over.
+fn claim(
+    place: &str,
+    adopt: &str,
+    me: &Owner,
+    read: impl Fn() -> Result<Mark, OwnerError>,
+    write: impl FnOnce(Vec<u8>) -> Result<(), OwnerError>,
+) -> Result<(), OwnerError> {
+    let decide = |mark: Mark| match mark {
+        Mark::Owner(o) if o.uid == me.uid => Ok(true),
+        Mark::Owner(other) => Err(OwnerError::Taken {
+            adopt: adopt.to_string(),
+            place: place.to_string(),
+            other: other.to_string(),
+            me: me.to_string(),
+        }),
+        Mark::None => Ok(false),
+    };
+    if decide(read()?)? {
+        return Ok(());
+    }
+    let bytes = serde_json::to_vec(me).map_err(|e| OwnerError::Corrupt {
+        place: place.to_string(),
+        detail: e.to_string(),
+    })?;
+    write(bytes)?;
+    // Two first writers at once: the mark that stayed decides.
+    if decide(read()?)? {
+        Ok(())
+    } else {
+        Err(OwnerError::Corrupt {
+            place: place.to_string(),
+            detail: "the mark just written is missing".into(),
+        })
+    }
+}
+
 /// Marks directory `dir` as `me`'s if unmarked; fails if another pipeline marked it.
 pub fn claim_dir(
     store: &dyn FileStore,
@@ -129,41 +167,20 @@ pub fn claim_dir(
     place: &str,
     me: &Owner,
 ) -> Result<(), OwnerError> {
-    match dir_mark(store, dir, place)? {
-        Mark::Owner(o) if o.uid == me.uid => Ok(()),
-        Mark::Owner(other) => Err(OwnerError::Taken {
-            adopt: dir_adopt(place),
-            place: place.to_string(),
-            other: other.to_string(),
-            me: me.to_string(),
-        }),
-        Mark::None => {
-            let bytes = serde_json::to_vec(me).map_err(|e| OwnerError::Corrupt {
-                place: place.to_string(),
-                detail: e.to_string(),
-            })?;
+    claim(
+        place,
+        &dir_adopt(place),
+        me,
+        || dir_mark(store, dir, place),
+        |bytes| {
             store
                 .write_atomic(&child_path(dir, MARKER), &bytes)
                 .map_err(|source| OwnerError::Files {
                     place: place.to_string(),
                     source,
-                })?;
-            // Two first writers at once: the mark that stayed decides.
-            match dir_mark(store, dir, place)? {
-                Mark::Owner(o) if o.uid == me.uid => Ok(()),
-                Mark::Owner(other) => Err(OwnerError::Taken {
-                    adopt: dir_adopt(place),
-                    place: place.to_string(),
-                    other: other.to_string(),
-                    me: me.to_string(),
-                }),
-                Mark::None => Err(OwnerError::Corrupt {
-                    place: place.to_string(),
-                    detail: "the mark just written is missing".into(),
-                }),
-            }
-        }
-    }
+                })
+        },
+    )
 }
 
 fn owner_column() -> String {
@@ -185,20 +202,12 @@ pub fn table_mark(agg: &dyn Table, place: &str) -> Result<Mark, OwnerError> {
 /// Marks the table whose aggregates table is `agg` as `me`'s if unmarked; fails if another
 /// pipeline marked it.
 pub fn claim_table(agg: &dyn Table, place: &str, me: &Owner) -> Result<(), OwnerError> {
-    let adopt = || "the row 'owner' of the aggregates table".to_string();
-    match table_mark(agg, place)? {
-        Mark::Owner(o) if o.uid == me.uid => Ok(()),
-        Mark::Owner(other) => Err(OwnerError::Taken {
-            adopt: adopt(),
-            place: place.to_string(),
-            other: other.to_string(),
-            me: me.to_string(),
-        }),
-        Mark::None => {
-            let bytes = serde_json::to_vec(me).map_err(|e| OwnerError::Corrupt {
-                place: place.to_string(),
-                detail: e.to_string(),
-            })?;
+    claim(
+        place,
+        "the row 'owner' of the aggregates table",
+        me,
+        || table_mark(agg, place),
+        |bytes| {
             let mut cells = Cells::new();
             cells.insert(owner_column(), bytes);
             agg.put(&[Row {
@@ -208,22 +217,9 @@ pub fn claim_table(agg: &dyn Table, place: &str, me: &Owner) -> Result<(), Owner
             .map_err(|source| OwnerError::Table {
                 place: place.to_string(),
                 source,
-            })?;
-            match table_mark(agg, place)? {
-                Mark::Owner(o) if o.uid == me.uid => Ok(()),
-                Mark::Owner(other) => Err(OwnerError::Taken {
-                    adopt: adopt(),
-                    place: place.to_string(),
-                    other: other.to_string(),
-                    me: me.to_string(),
-                }),
-                Mark::None => Err(OwnerError::Corrupt {
-                    place: place.to_string(),
-                    detail: "the mark just written is missing".into(),
-                }),
-            }
-        }
-    }
+            })
+        },
+    )
 }
 
 #[cfg(test)]
