@@ -209,14 +209,33 @@ async fn the_operator_neither_changes_nor_deletes_what_it_does_not_control() {
     }
     // Dashboard enabled (streaming mode applies it at once): the pipeline is refused rather
     // than the Deployment taken over.
-    create_pipeline(&api, "shown", json!({"mode": "streaming"})).await;
+    // Each pipeline on storage of its own (the defaults derived from its name), so neither
+    // is refused for the other's.
+    let own_storage = |extra: serde_json::Value| {
+        let mut v = json!({
+            "kafka": {"topic": null},
+            "hdfs": {"rawPath": null, "cleanPath": null}
+        });
+        merge(&mut v, &extra);
+        v
+    };
+    create_pipeline(&api, "shown", own_storage(json!({"mode": "streaming"}))).await;
     let message = refused(&api, "shown", "NotOwned").await;
     assert!(
         message.starts_with("Deployment shown-dashboard exists and does not belong"),
         "{message}"
     );
+    // Refused before anything was written: no Job, no StatefulSet.
+    assert_eq!(jobs_of(&client, &ns, "shown").await, Vec::<String>::new());
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), &ns);
+    assert!(sets.get_opt("shown-stream").await.expect("read").is_none());
     // Dashboard disabled: the pipeline runs and the Deployment of that name stays.
-    create_pipeline(&api, "hidden", json!({"dashboard": {"enabled": false}})).await;
+    create_pipeline(
+        &api,
+        "hidden",
+        own_storage(json!({"dashboard": {"enabled": false}})),
+    )
+    .await;
     wait_job_of(&client, &ns, "hidden", "produce").await;
     // A few reconciles (each Job change triggers one) have passed by the time the sink exists.
     wait_job_of(&client, &ns, "hidden", "sink").await;

@@ -132,6 +132,24 @@ where
     }
 }
 
+/// Checks, before anything is written, that the object named `name` of kind `K` is absent
+/// or controlled by the pipeline with UID `owner` ([`Error::NotOwned`] otherwise).
+pub async fn ensure_controllable<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    owner: &str,
+) -> Result<(), Error>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    check_owner(&api, namespace, name, owner).await
+}
+
 /// Server-side applies `obj`, built for the pipeline with UID `owner`. An object of that
 /// name the pipeline does not control is left alone ([`Error::NotOwned`]); what it controls
 /// is applied forcing conflicts (the operator owns what it builds).

@@ -481,6 +481,16 @@ async fn apply_plan(
     let ns = &p.owner.namespace;
     let uid = &p.owner.uid;
     let resource = format!("{ns}/{}", p.owner.name);
+    let dashboard_name = build::dashboard_name(p);
+    // A named object of the plan that belongs to someone else refuses the pipeline before
+    // anything is written: a refused pipeline holds no workloads.
+    if plan.dashboard == DashboardAction::Apply {
+        apply::ensure_controllable::<Deployment>(client, ns, &dashboard_name, uid).await?;
+        apply::ensure_controllable::<Service>(client, ns, &dashboard_name, uid).await?;
+    }
+    if let StreamAction::Apply(_) = plan.stream.action {
+        apply::ensure_controllable::<StatefulSet>(client, ns, stream_name, uid).await?;
+    }
     for job in &plan.create {
         apply::apply(client, job, uid).await?;
         tracing::info!(resource = %resource, job = %job.name_any(), "created Job");
@@ -504,7 +514,6 @@ async fn apply_plan(
         }
         StreamAction::Keep => {}
     }
-    let dashboard_name = build::dashboard_name(p);
     let mut dashboard_ready = deployment
         .filter(|d| apply::controlled_by(*d, uid))
         .map(|d| {
