@@ -94,6 +94,7 @@ fmt:
 -include mk/chart.mk
 -include mk/kind.mk
 -include mk/node.mk
+-include mk/interop.mk
 
 .PHONY: prepare-if-present itest-if-present node-test-if-present
 prepare-if-present:

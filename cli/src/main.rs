@@ -142,7 +142,8 @@ pub(crate) struct CleanArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RuleArgs {
     /// Reproduce the seed's Spark step exactly: its null drop and typo fixes only (no
-    /// amount range, no allow-lists).
+    /// amount range, no allow-lists), and its output schema: ids and `timestamp` as text
+    /// (without it, ids are integers and `timestamp` a Parquet timestamp).
     #[arg(long)]
     pub seed_compat: bool,
     /// Switch a drop rule off (repeatable): invalid_utf8, too_few_fields,

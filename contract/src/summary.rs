@@ -187,6 +187,82 @@ pub struct QualityReport {
     pub output_files: Vec<String>,
     /// Wall-clock time of the run.
     pub elapsed_ms: u64,
+    /// Aggregates of each clean column (by name), so that a reader of the clean layer can
+    /// check what it reads against what the cleaner wrote.
+    pub columns: BTreeMap<String, ColumnProfile>,
+}
+
+/// Distinct values a [`ColumnProfile`] counts at most; a column with more has no `values`.
+pub const PROFILE_MAX_VALUES: usize = 64;
+
+/// A value bound of a column: an integer, a decimal or a text (timestamps as
+/// `YYYY-MM-DD HH:MM:SS`).
+#[derive(Debug, Clone, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Bound {
+    /// An integer (ids in full mode).
+    Int(i64),
+    /// A decimal (amounts).
+    Float(f64),
+    /// A text (ids in seed-compat mode, timestamps).
+    Text(String),
+}
+
+/// Aggregates of one clean column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ColumnProfile {
+    /// Rows with a value.
+    pub non_null: u64,
+    /// The smallest value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<Bound>,
+    /// The largest value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<Bound>,
+    /// The sum of a decimal column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    /// Rows per value of a text column of few values (at most [`PROFILE_MAX_VALUES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, u64>>,
+}
+
+impl ColumnProfile {
+    /// Adds `other` (the same column of more rows) to this profile.
+    pub fn merge(&mut self, other: &ColumnProfile) {
+        let first = self.non_null == 0;
+        self.non_null += other.non_null;
+        let pick = |a: &mut Option<Bound>, b: &Option<Bound>, smaller: bool| {
+            if let Some(b) = b {
+                let replace = match a {
+                    None => true,
+                    Some(a) if smaller => b < a,
+                    Some(a) => b > a,
+                };
+                if replace {
+                    *a = Some(b.clone());
+                }
+            }
+        };
+        pick(&mut self.min, &other.min, true);
+        pick(&mut self.max, &other.max, false);
+        self.sum = match (self.sum, other.sum) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.values = match (self.values.take(), &other.values) {
+            (Some(mut a), Some(b)) => {
+                for (v, n) in b {
+                    *a.entry(v.clone()).or_default() += n;
+                }
+                (a.len() <= PROFILE_MAX_VALUES).then_some(a)
+            }
+            // A side past the cap (or a text column on one side only) has no counts to add.
+            (None, Some(b)) if first => Some(b.clone()),
+            _ => None,
+        };
+    }
 }
 
 impl QualityReport {
@@ -213,6 +289,9 @@ impl QualityReport {
         self.input_files.extend(other.input_files.iter().cloned());
         self.output_files.extend(other.output_files.iter().cloned());
         self.elapsed_ms += other.elapsed_ms;
+        for (name, profile) in &other.columns {
+            self.columns.entry(name.clone()).or_default().merge(profile);
+        }
     }
 }
 

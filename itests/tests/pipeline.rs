@@ -91,6 +91,7 @@ fn pipeline_end_to_end_matches_ground_truth() {
         assert_eq!(path, &suffix);
         let df = ParquetReader::new(std::io::Cursor::new(store.read(path).expect("read")))
             .finish()
+            .and_then(ecom_jobs::clean::timestamp::to_text)
             .expect("parquet");
         assert_eq!(df.height() as u64, *rows, "{path}");
         let ts = df

@@ -402,6 +402,7 @@ fn read_clean(
     let bytes = files.read(path)?;
     let df = ParquetReader::new(Cursor::new(bytes))
         .finish()
+        .and_then(crate::clean::timestamp::to_text)
         .map_err(pe)?;
     let text = df
         .lazy()

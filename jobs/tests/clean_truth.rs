@@ -35,7 +35,48 @@ fn clean(cfg: CleanConfig, data: &[u8], chunk_rows: usize) -> (QualityReport, Da
     let df = ParquetReader::new(Cursor::new(buf.take()))
         .finish()
         .expect("parquet");
+    // The stored type of the timestamps: a Parquet timestamp in full mode, else text.
+    assert_eq!(
+        df.column("timestamp").expect("timestamp").dtype(),
+        &ecom_jobs::clean::timestamp::stored_type(&cfg_of(&report))
+    );
+    let df = ecom_jobs::clean::timestamp::to_text(df).expect("text");
+    // The report's column aggregates are those of the rows written.
+    let profile = ecom_jobs::clean::profile::profile(&df).expect("profile");
+    assert_same_profiles(&report.columns, &profile);
     (report, df)
+}
+
+/// The configuration a report was made with, as far as the stored types go.
+fn cfg_of(report: &QualityReport) -> CleanConfig {
+    CleanConfig {
+        seed_compat: report.mode == "seed_compat",
+        ..Default::default()
+    }
+}
+
+/// Equal profiles, sums of amounts to within rounding (they are added in another order).
+fn assert_same_profiles(
+    a: &BTreeMap<String, ecom_contract::summary::ColumnProfile>,
+    b: &BTreeMap<String, ecom_contract::summary::ColumnProfile>,
+) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, p) in a {
+        let q = &b[name];
+        assert_eq!(
+            (p.non_null, &p.min, &p.max, &p.values),
+            (q.non_null, &q.min, &q.max, &q.values),
+            "{name}"
+        );
+        match (p.sum, q.sum) {
+            (Some(x), Some(y)) => assert!(
+                (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+                "{name}: {x} vs {y}"
+            ),
+            (x, y) => assert_eq!(x, y, "{name}"),
+        }
+    }
+    assert_eq!(a["order_id"].non_null, a["timestamp"].non_null);
 }
 
 /// Compares a report with the truth; rules and fixes absent from the truth must be zero.
@@ -277,6 +318,7 @@ fn lines_longer_than_a_block_and_short_reads_change_nothing() {
     let trickled = cleaner.finish().expect("finish");
     let trickled_df = ParquetReader::new(Cursor::new(buf.take()))
         .finish()
+        .and_then(ecom_jobs::clean::timestamp::to_text)
         .expect("parquet");
     assert_eq!(seen, input.len() as u64, "progress counts every byte");
     assert_eq!(
@@ -326,5 +368,6 @@ fn in_memory_frames_equal_the_parquet_output() {
         );
         assert_eq!(frames.height() as u64, report.rows_out);
         assert!(frames.equals_missing(&df), "same rows, same order");
+        assert_same_profiles(&frames_report.columns, &report.columns);
     }
 }

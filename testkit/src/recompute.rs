@@ -135,7 +135,10 @@ impl Oracle {
             };
             if name.ends_with(".parquet") {
                 let file = std::fs::File::open(&p).map_err(read)?;
-                let df = ParquetReader::new(file).finish().map_err(pe(&name))?;
+                let df = ParquetReader::new(file)
+                    .finish()
+                    .and_then(ecom_jobs::clean::timestamp::to_text)
+                    .map_err(pe(&name))?;
                 oracle.add_frame(df, &name)?;
                 oracle.files += 1;
             } else if p.file_name().is_some_and(is_report) {

@@ -148,6 +148,7 @@ pub struct CleanRow {
 pub fn parquet_rows(bytes: Vec<u8>) -> Vec<CleanRow> {
     let df = ParquetReader::new(Cursor::new(bytes))
         .finish()
+        .and_then(ecom_jobs::clean::timestamp::to_text)
         .expect("parquet")
         .lazy()
         .select([

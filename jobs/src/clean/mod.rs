@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{Fix, Rule, DEFAULT_MAX_AMOUNT_CENTS};
 
 mod block;
+pub mod profile;
 mod store;
+pub mod timestamp;
 
 use block::LineCounts;
 pub use store::{clean_to_memory, SharedBuf};
@@ -182,7 +184,7 @@ impl Cleaner<std::io::Sink> {
     }
 
     /// Returns the report and the clean rows in input order (one chunk per
-    /// block), with [`output_schema`] columns. Fails with
+    /// block), with [`frame_schema`] columns (timestamps as text). Fails with
     /// [`CleanError::NotInMemory`] on a cleaner built with [`Cleaner::new`].
     pub fn finish_frames(mut self) -> Result<(QualityReport, DataFrame), CleanError> {
         let frames = match std::mem::replace(&mut self.sink, Sink::Frames(Vec::new())) {
@@ -193,22 +195,33 @@ impl Cleaner<std::io::Sink> {
                 })
             }
         };
-        let schema = output_schema(&self.cfg);
+        let schema = frame_schema(&self.cfg);
+        let pe = |source| CleanError::Polars {
+            input: self.output.clone(),
+            source,
+        };
         let mut all = DataFrame::empty_with_schema(&schema);
         for df in &frames {
-            all.vstack_mut(df).map_err(|source| CleanError::Polars {
-                input: self.output.clone(),
-                source,
-            })?;
+            all.vstack_mut(df).map_err(pe)?;
         }
+        self.report.columns = profile::profile(&all).map_err(pe)?;
         self.report.output_files.push(self.output.clone());
         self.report.elapsed_ms = self.started.elapsed().as_millis() as u64;
         Ok((self.report, all))
     }
 }
 
-/// The schema of clean Parquet output for a configuration.
+/// The schema of clean Parquet output for a configuration: ids are integers and `timestamp`
+/// a Parquet timestamp in the full mode, text in `--seed-compat` ([`timestamp`]).
 pub fn output_schema(cfg: &CleanConfig) -> Schema {
+    let mut schema = frame_schema(cfg);
+    schema.with_column("timestamp".into(), timestamp::stored_type(cfg));
+    schema
+}
+
+/// The schema of clean rows in memory ([`Cleaner::finish_frames`]): as
+/// [`output_schema`], with `timestamp` as text.
+pub fn frame_schema(cfg: &CleanConfig) -> Schema {
     let id_type = if cfg.seed_compat {
         DataType::String
     } else {
@@ -509,12 +522,15 @@ impl<W: Write + Send> Cleaner<W> {
         out.rechunk_mut();
         match &mut self.sink {
             Sink::Parquet(writer) => {
-                writer
-                    .write_batch(&out)
-                    .map_err(|source| CleanError::Polars {
-                        input: self.output.clone(),
-                        source,
-                    })
+                let pe = |source| CleanError::Polars {
+                    input: self.output.clone(),
+                    source,
+                };
+                for (name, p) in profile::profile(&out).map_err(pe)? {
+                    self.report.columns.entry(name).or_default().merge(&p);
+                }
+                let out = timestamp::to_stored(out, &self.cfg).map_err(pe)?;
+                writer.write_batch(&out).map_err(pe)
             }
             Sink::Frames(frames) => {
                 frames.push(out);

@@ -478,8 +478,9 @@ pub fn commit_run(
         Some(new) if dedup => known.kept(ids, new)?,
         _ => HashSet::new(),
     };
-    let split = partition_run(clean_rows, ids, new_ids, &seen, &run_name)?;
+    let mut split = partition_run(clean_rows, ids, new_ids, &seen, &run_name)?;
     if split.removed > 0 {
+        report.columns = crate::clean::profile::profile(&split.df).map_err(pe)?;
         report.rows_out -= split.removed;
         *report
             .dropped
@@ -545,6 +546,8 @@ pub fn commit_run(
             file: run_name.clone(),
             source,
         })?;
+    // On disk, the timestamps in their stored type (grouping by date used the text).
+    split.df = crate::clean::timestamp::to_stored(split.df, &run_cfg.cfg).map_err(pe)?;
     let mut written = started.elapsed();
     let attempt = (|| -> Result<(), IncrementalError> {
         encode_and_write(out, &dirs, small, &split.df, parts)?;

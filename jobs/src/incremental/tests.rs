@@ -125,6 +125,7 @@ fn reruns_change_nothing_and_cross_run_duplicates_are_dropped() {
                 .expect("partition directory");
             let df = ParquetReader::new(Cursor::new(store.read(path).expect("read")))
                 .finish()
+                .and_then(crate::clean::timestamp::to_text)
                 .expect("parquet");
             let ts = df
                 .column("timestamp")
@@ -155,6 +156,7 @@ fn kept_order_ids(store: &dyn FileStore) -> Vec<String> {
         for path in &run.parquet_files {
             let df = ParquetReader::new(Cursor::new(store.read(path).expect("read")))
                 .finish()
+                .and_then(crate::clean::timestamp::to_text)
                 .expect("parquet");
             let text = order_id_text(&df).expect("ids");
             ids.extend(text.str().expect("str").iter().flatten().map(String::from));
@@ -407,6 +409,7 @@ fn a_retry_of_the_same_run_replaces_the_crashed_attempt() {
         .map(|p| {
             ParquetReader::new(Cursor::new(store.read(p).expect("read")))
                 .finish()
+                .and_then(crate::clean::timestamp::to_text)
                 .expect("parquet")
                 .height() as u64
         })
@@ -614,6 +617,7 @@ fn runs_then(
     for path in &manifest.parquet_files {
         let df = ParquetReader::new(Cursor::new(local.read(path).expect("read")))
             .finish()
+            .and_then(crate::clean::timestamp::to_text)
             .expect("parquet");
         let ids = df
             .column("order_id")
