@@ -305,7 +305,7 @@ fn wait_closed(mut s: TcpStream, opened: Instant) -> Option<Duration> {
 
 /// Days since 1970-01-01 as `YYYY-MM-DD`.
 fn date(days: i64) -> String {
-    let (y, m, d) = ecom_jobs::generate::civil_from_days(days);
+    let (y, m, d) = ecom_jobs::calendar::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -2,6 +2,7 @@
 //! the storage seams with their embedded backends, and the pipeline stages.
 
 pub mod aggregates;
+pub mod calendar;
 pub mod chunks;
 pub mod clean;
 pub mod generate;

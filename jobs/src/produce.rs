@@ -106,24 +106,9 @@ pub struct Pacing {
     pub replay: Option<f64>,
 }
 
-/// Seconds since 1970 of a `YYYY-MM-DD HH:MM:SS` text (no validation beyond shape).
+/// Seconds since 1970 of a valid `YYYY-MM-DD HH:MM:SS` text.
 pub fn epoch_seconds(ts: &[u8]) -> Option<i64> {
-    let t = std::str::from_utf8(ts).ok()?;
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    if t.len() != 19 {
-        return None;
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Days from civil (proleptic Gregorian).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    crate::calendar::seconds_of(ts)
 }
 
 /// Sends every data line of `input` (header and blank lines skipped, bytes kept

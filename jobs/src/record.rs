@@ -158,45 +158,7 @@ pub fn canonical_value(column: usize, value: &str) -> Option<&'static str> {
 
 /// Checks a `YYYY-MM-DD HH:MM:SS` timestamp, calendar included.
 pub fn valid_timestamp(ts: &str) -> bool {
-    let b = ts.as_bytes();
-    if b.len() != 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b' '
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return false;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s)) = (
-        num(0..4),
-        num(5..7),
-        num(8..10),
-        num(11..13),
-        num(14..16),
-        num(17..19),
-    ) else {
-        return false;
-    };
-    (1..=12).contains(&mo) && d >= 1 && d <= days_in_month(y, mo) && h < 24 && mi < 60 && s < 60
-}
-
-/// Days in a month of the proleptic Gregorian calendar.
-pub fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        _ => 0,
-    }
+    crate::calendar::seconds_of(ts.as_bytes()).is_some()
 }
 
 /// Powers of ten that are exact in an `f64`.

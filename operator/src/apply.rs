@@ -107,15 +107,21 @@ pub fn controlled_by<K: Resource>(obj: &K, owner: &str) -> bool {
     })
 }
 
-/// Reads the object `obj` would replace; an existing one the pipeline `owner` does not
-/// control is an [`Error::NotOwned`].
-async fn check_owner<K>(api: &Api<K>, namespace: &str, name: &str, owner: &str) -> Result<(), Error>
+/// Checks, before anything is written, that the object named `name` of kind `K` is absent
+/// or controlled by the pipeline with UID `owner` ([`Error::NotOwned`] otherwise).
+pub async fn ensure_controllable<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    owner: &str,
+) -> Result<(), Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + DeserializeOwned
         + Clone
         + Debug,
 {
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let existing = api.get_opt(name).await.map_err(|source| Error::Read {
         kind: kind_of::<K>(),
         namespace: namespace.into(),
@@ -132,24 +138,6 @@ where
     }
 }
 
-/// Checks, before anything is written, that the object named `name` of kind `K` is absent
-/// or controlled by the pipeline with UID `owner` ([`Error::NotOwned`] otherwise).
-pub async fn ensure_controllable<K>(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    owner: &str,
-) -> Result<(), Error>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + DeserializeOwned
-        + Clone
-        + Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    check_owner(&api, namespace, name, owner).await
-}
-
 /// Server-side applies `obj`, built for the pipeline with UID `owner`. An object of that
 /// name the pipeline does not control is left alone ([`Error::NotOwned`]); what it controls
 /// is applied forcing conflicts (the operator owns what it builds).
@@ -163,8 +151,8 @@ where
 {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
+    ensure_controllable::<K>(client, &namespace, &name, owner).await?;
     let api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    check_owner(&api, &namespace, &name, owner).await?;
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),

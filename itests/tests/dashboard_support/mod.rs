@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use ecom_jobs::calendar::{civil_from_days, days_from_civil};
+
 /// The repository root (the parent of `itests/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -405,38 +407,9 @@ pub fn epoch_of(ts: &str) -> i64 {
             .unwrap_or_else(|| panic!("timestamp {ts}: bad field {r:?}"))
     };
     assert!(b.len() >= 19, "timestamp {ts}");
-    let days = days_from_civil(n(0..4), n(5..7), n(8..10));
+    let small = |r| u32::try_from(n(r)).unwrap_or_else(|_| panic!("timestamp {ts}"));
+    let days = days_from_civil(n(0..4), small(5..7), small(8..10));
     days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
 }
 
 /// Seconds since the epoch -> `YYYY-MM-DDTHH:MM:SSZ`.
