@@ -86,6 +86,12 @@ bench-stages: build
 bench-streaming: build
 	scripts/bench-streaming.sh
 
+# Duplicate-check benchmark: the cost of a micro-batch's cross-batch duplicate check against
+# the number of batches before it, the streaming stage's check beside the batch cleaner's.
+.PHONY: bench-dedup
+bench-dedup: test-build
+	scripts/bench-dedup.sh
+
 fmt:
 	$(CARGO) fmt --all
 

@@ -40,7 +40,7 @@ pub struct IdRange {
 
 impl IdRange {
     /// The range of `ids` (nulls skipped), `None` when there is none.
-    pub(super) fn of<'a>(ids: impl IntoIterator<Item = Option<&'a str>>) -> Option<IdRange> {
+    pub fn of<'a>(ids: impl IntoIterator<Item = Option<&'a str>>) -> Option<IdRange> {
         let mut range: Option<(&str, &str)> = None;
         for id in ids.into_iter().flatten() {
             range = Some(match range {
