@@ -55,6 +55,8 @@ pub fn needed_in_pipeline_namespace() -> Vec<Perm> {
             ..p("update", PIPELINES, "ecompipelines")
         },
         p("list", "", "pods"),
+        // Read before every apply and delete: the operator touches only what it controls.
+        p("get", "", "services"),
         p("list", "", "services"),
         p("watch", "", "services"),
         p("create", "", "services"),
