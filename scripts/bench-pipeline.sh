@@ -122,8 +122,11 @@ main() {
   meta seed_table_rows "$($PY "$BENCH_DIR/load_happybase.py" count "$HBASE_THRIFT" "$S_TABLE")"
   meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-  python3 "$BENCH_DIR/report_pipeline.py" "$RUN" | tee "$RUN/report.txt"
+  # Exit status 2 when a row count is not what it must be (the report says which).
+  local status=0
+  python3 "$BENCH_DIR/report_pipeline.py" "$RUN" | tee "$RUN/report.txt" || status=$?
   log "raw figures: $RUN"
+  return "$status"
 }
 
 # ---- the two pipelines ---------------------------------------------------------------
