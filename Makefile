@@ -14,6 +14,7 @@ help:
 	@echo "make demo        run the whole pipeline on embedded stand-ins and serve the dashboard"
 	@echo "make test        lint, unit and integration tests (starts the real services)"
 	@echo "make bench-clean cleaning benchmark against PySpark and polars-python"
+	@echo "make bench-pipeline  the whole batch pipeline against the seed's pipeline (ROWS, default 2000000)"
 	@echo "make bench-streaming  end-to-end latency of 'ecom stream' at fixed rates (RATES=max: highest bounded rate)"
 	@echo "make crds        regenerate crds/ecompipelines.yaml from the Rust types"
 
@@ -79,6 +80,12 @@ bench-dashboard: build
 .PHONY: bench-stages
 bench-stages: build
 	scripts/bench-stages.sh
+
+# Whole batch pipeline (produce, sink, clean, load) against the seed's pipeline (kafka-python
+# producer and consumer, PySpark cleaning, happybase loader) on the running services.
+.PHONY: bench-pipeline
+bench-pipeline: build
+	scripts/bench-pipeline.sh
 
 # Streaming benchmark: end-to-end latency of `ecom stream` (produce -> visible on the
 # dashboard) at fixed rates on the running services; RATES=max finds the highest bounded rate.

@@ -1225,7 +1225,7 @@ cmd_env() {
   printf 'export KAFKA_SCRAM_PASSWORD=%q\n' "$ECOM_KAFKA_SCRAM_PASSWORD"
   printf 'export KAFKA_TLS_CA=%q\n' "$KAFKA_PKI_DIR/ca.crt"
   printf 'export HDFS_URL=%q\n' "hdfs://$ECOM_HOST:$ECOM_HDFS_PORT"
-  printf 'export HDFS_HTTP=%q\n' "$ECOM_HOST:$ECOM_HDFS_HTTP_PORT"
+  printf 'export HDFS_HTTP_URL=%q\n' "http://$ECOM_HOST:$ECOM_HDFS_HTTP_PORT"
   printf 'export HBASE_THRIFT=%q\n' "$ECOM_HOST:$ECOM_HBASE_THRIFT_PORT"
   printf 'export HBASE_THRIFT_FRAMED=%q\n' "$ECOM_HOST:$ECOM_HBASE_THRIFT_FRAMED_PORT"
   printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_FILE"

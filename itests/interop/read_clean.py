@@ -4,7 +4,7 @@ and per column the aggregates ecom's quality report lists (rows with a value, sm
 largest value, the sum of a decimal column, rows per value of a text column).
 
     read_clean.py spark  HDFS_URL  PATH...   PySpark local[2], reading hdfs:// directly
-    read_clean.py duckdb HDFS_HTTP PATH...   DuckDB's Parquet reader, on the files fetched
+    read_clean.py duckdb HDFS_HTTP_URL PATH...  DuckDB's Parquet reader, on the files fetched
                                              over WebHDFS (DuckDB has no HDFS client)
 
 PATHs are absolute HDFS paths (a run manifest's parquet_files). Used by
@@ -68,7 +68,7 @@ def spark(hdfs_url, paths):
 
 def fetch(hdfs_http, path, into):
     """The file at `path`, fetched over WebHDFS (the NameNode redirects to a DataNode)."""
-    url = "http://%s/webhdfs/v1%s?op=OPEN" % (hdfs_http, urllib.parse.quote(path))
+    url = "%s/webhdfs/v1%s?op=OPEN" % (hdfs_http.rstrip("/"), urllib.parse.quote(path))
     with urllib.request.urlopen(url, timeout=60) as answer, open(into, "wb") as out:
         while True:
             chunk = answer.read(1 << 20)
@@ -111,7 +111,7 @@ def duckdb_read(hdfs_http, paths):
 
 def main():
     if len(sys.argv) < 4 or sys.argv[1] not in ("spark", "duckdb"):
-        sys.exit("usage: read_clean.py spark HDFS_URL PATH... | duckdb HDFS_HTTP PATH...")
+        sys.exit("usage: read_clean.py spark HDFS_URL PATH... | duckdb HDFS_HTTP_URL PATH...")
     engine, where, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
     seen = spark(where, paths) if engine == "spark" else duckdb_read(where, paths)
     print(json.dumps(seen, sort_keys=True))

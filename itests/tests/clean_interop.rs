@@ -33,7 +33,7 @@ fn read_with(engine: &str, paths: &[String]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/read_clean.py");
     let place = match engine {
         "spark" => service_env("HDFS_URL"),
-        _ => service_env("HDFS_HTTP"),
+        _ => service_env("HDFS_HTTP_URL"),
     };
     let out = Command::new(python())
         .arg(&script)

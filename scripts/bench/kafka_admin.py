@@ -3,7 +3,8 @@
 Usage:
   kafka_admin.py create BOOTSTRAP TOPIC PARTITIONS   create a topic (replication 1)
   kafka_admin.py count BOOTSTRAP TOPIC               records in a topic (sum of end offsets)
-  kafka_admin.py delete BOOTSTRAP PREFIX             delete every topic whose name starts with PREFIX
+  kafka_admin.py delete BOOTSTRAP PREFIX             delete every topic, and every consumer group,
+                                                     whose name starts with PREFIX
 """
 
 import sys
@@ -40,6 +41,9 @@ def delete(bootstrap, prefix):
     names = [t for t in admin.list_topics() if t.startswith(prefix)]
     if names:
         admin.delete_topics(names)
+    groups = [g["group_id"] for g in admin.list_groups() if g["group_id"].startswith(prefix)]
+    if groups:
+        admin.delete_groups(groups)
     admin.close()
     print(len(names))
 
