@@ -235,6 +235,36 @@ mod tests {
     }
 
     #[test]
+    fn shards_of_one_pipeline_claim_a_directory_at_the_same_time() {
+        // The shards of a stage start together and each claims the directory; their
+        // temporary files must not share a name (in pods every process is PID 1).
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = LocalFiles::new(tmp.path());
+        let me = owner("a");
+        std::thread::scope(|scope| {
+            let claims: Vec<_> = (0..16)
+                .map(|_| scope.spawn(|| claim_dir(&store, "clean", "clean", &me)))
+                .collect();
+            for c in claims {
+                c.join().expect("thread").expect("claim");
+            }
+        });
+        assert_eq!(
+            dir_mark(&store, "clean", "clean").expect("read"),
+            Mark::Owner(owner("a"))
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path().join("clean"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from(MARKER)],
+            "no temporary file left"
+        );
+    }
+
+    #[test]
     fn a_directory_is_claimed_once_and_refused_to_another_pipeline() {
         let tmp = tempfile::tempdir().expect("tmp");
         let store = LocalFiles::new(tmp.path());

@@ -108,15 +108,5 @@ pub fn sweep_staging(
 
 /// A name for this attempt of a run, unique across processes and retries.
 pub(super) fn attempt_id() -> String {
-    static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    fnv_hex(&[
-        &std::process::id().to_string(),
-        &nanos.to_string(),
-        &n.to_string(),
-    ])
+    crate::store::files::unique_token()
 }

@@ -211,6 +211,32 @@ impl LocalFiles {
     }
 }
 
+/// A token no other writer uses at the same time: of this host (a pod's name), process, clock
+/// and call. Names temporary files and attempts: in pods every process is PID 1, so the
+/// process id alone would name two shards' temporary files alike.
+pub fn unique_token() -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        host.trim(),
+        &std::process::id().to_string(),
+        &nanos.to_string(),
+        &n.to_string(),
+    ] {
+        for b in part.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileStoreError {
     let path = path.display().to_string();
     move |source| FileStoreError::Io { op, path, source }
@@ -238,7 +264,7 @@ impl FileStore for LocalFiles {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
+        let tmp = parent.join(format!(".{name}.{}.tmp", unique_token()));
         let written = (|| {
             let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
             f.write_all(data).map_err(io("writing", &tmp))?;

@@ -353,7 +353,7 @@ impl FileStore for HdfsFiles {
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), FileStoreError> {
         let full = self.full(path);
         let (dir, name) = full.rsplit_once('/').unwrap_or(("", &full));
-        let tmp = format!("{dir}/.{name}.{}.tmp", std::process::id());
+        let tmp = format!("{dir}/.{name}.{}.tmp", super::files::unique_token());
         let options = WriteOptions {
             overwrite: true,
             create_parent: true,
