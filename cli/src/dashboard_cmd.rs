@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use ecom_contract::command::flag;
 use ecom_contract::env;
+use ecom_dashboard::fact::FactTable;
 use ecom_dashboard::{cache, server, AppState, LagProbe, Limits};
 use ecom_jobs::load::LoadConfig;
 use ecom_jobs::runtime::parse_duration;
@@ -117,8 +118,8 @@ impl DashboardArgs {
     }
 }
 
-/// The aggregates table and, if present, the fact table.
-type Tables = (Arc<dyn Table>, Option<Arc<dyn Table>>);
+/// The aggregates table and the fact table (opened when it is there).
+type Tables = (Arc<dyn Table>, FactTable);
 
 /// Opens the aggregates and fact tables.
 fn open_tables(args: &DashboardArgs) -> Result<Tables> {
@@ -128,11 +129,11 @@ fn open_tables(args: &DashboardArgs) -> Result<Tables> {
     }
     .agg_table();
     // --store wins over an HBASE_THRIFT left in the environment.
-    let store: Box<dyn TableStore> = match (&args.store, &args.hbase_thrift) {
-        (Some(path), _) => Box::new(
+    let store: Arc<dyn TableStore> = match (&args.store, &args.hbase_thrift) {
+        (Some(path), _) => Arc::new(
             EmbeddedTables::open(path).with_context(|| format!("opening {}", path.display()))?,
         ),
-        (None, Some(addr)) => Box::new(HbaseTables::new(
+        (None, Some(addr)) => Arc::new(HbaseTables::new(
             args.thrift_wire.apply(HbaseConfig::new(addr.clone())),
         )),
         (None, None) => bail!("give --hbase-thrift HOST:PORT (or HBASE_THRIFT) or --store FILE"),
@@ -147,10 +148,17 @@ fn open_tables(args: &DashboardArgs) -> Result<Tables> {
         .table(&agg)
         .with_context(|| format!("opening table {agg} in {where_}"))?;
     let fact = match store.table(&args.table) {
-        Ok(t) => Some(t),
+        Ok(t) => FactTable::ready(t),
         Err(e) => {
-            tracing::warn!(table = %args.table, error = %e, "no fact table: the drill-down is off");
-            None
+            tracing::warn!(
+                table = %args.table,
+                error = %e,
+                "no fact table yet: the drill-down comes on when it is there"
+            );
+            let table = args.table.clone();
+            FactTable::lazy(Arc::new(move || {
+                store.table(&table).map_err(|e| e.to_string())
+            }))
         }
     };
     Ok((aggregates, fact))

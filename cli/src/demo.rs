@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use ecom_dashboard::fact::FactTable;
 use ecom_dashboard::AppState;
 use ecom_jobs::generate::{GenerateConfig, Generator};
 use ecom_jobs::incremental::{CleanRun, RawInput, Shard};
@@ -206,8 +207,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let cfg = LoadConfig::default();
     let aggregates = tables.table(&cfg.agg_table())?;
     let fact = tables.table(&cfg.table)?;
-    let state =
-        AppState::load(Arc::clone(&aggregates), Some(fact)).context("reading the aggregates")?;
+    let state = AppState::load(Arc::clone(&aggregates), FactTable::ready(fact))
+        .context("reading the aggregates")?;
     let addr = SocketAddr::new(args.host, args.port);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(ecom_dashboard::serve(

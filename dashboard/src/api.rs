@@ -285,8 +285,10 @@ fn order_row(id: u64, cells: &ecom_jobs::store::Cells) -> OrderRow {
 /// `/api/orders`: one page of order ids from the in-memory index, then those
 /// rows (only those) by key from the fact table.
 fn orders(state: &AppState, q: &Query) -> Result<Answer, ApiError> {
-    let fact = state.fact.clone().ok_or_else(|| {
-        ApiError::Unavailable("the fact table is not available to this dashboard".into())
+    let fact = state.fact.get().ok_or_else(|| {
+        ApiError::Unavailable(
+            "the fact table is not available to this dashboard (yet: the pipeline's first load creates it)".into(),
+        )
     })?;
     let ((ids, has_more), salt) = {
         let s = read_snapshot(state)?;
@@ -373,8 +375,10 @@ impl Export {
 /// failure mid-way ends the body with an `# error: ...` line and aborts the
 /// connection (no terminating chunk), so the file never looks complete.
 fn export_orders(state: &AppState, q: &Query) -> Result<Response, ApiError> {
-    let fact = state.fact.clone().ok_or_else(|| {
-        ApiError::Unavailable("the fact table is not available to this dashboard".into())
+    let fact = state.fact.get().ok_or_else(|| {
+        ApiError::Unavailable(
+            "the fact table is not available to this dashboard (yet: the pipeline's first load creates it)".into(),
+        )
     })?;
     let export = Export {
         state: state.clone(),
@@ -629,7 +633,7 @@ pub async fn scan_baseline(State(state): State<AppState>) -> Result<Json<Value>,
     }
     let fact = state
         .fact
-        .clone()
+        .get()
         .ok_or_else(|| ApiError::Unavailable("the fact table is not available".into()))?;
     let value = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let mut acc: BTreeMap<String, (u64, i64)> = BTreeMap::new();

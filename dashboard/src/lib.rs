@@ -6,6 +6,7 @@
 pub mod api;
 pub mod assets;
 pub mod cache;
+pub mod fact;
 pub mod model;
 pub mod openapi;
 pub mod panels;
@@ -75,8 +76,8 @@ pub type LagProbe = Arc<dyn Fn(u64) -> Option<(u64, u64)> + Send + Sync>;
 pub struct AppState {
     /// The aggregates table (`<table>_agg`).
     pub aggregates: Arc<dyn Table>,
-    /// The fact table (drill-down and the scan baseline), if reachable.
-    pub fact: Option<Arc<dyn Table>>,
+    /// The fact table (drill-down and the scan baseline), opened when it is there.
+    pub fact: fact::FactTable,
     /// The merged aggregates.
     pub snapshot: Arc<RwLock<Snapshot>>,
     /// Answers per canonical query, valid for one snapshot version, bounded
@@ -103,10 +104,7 @@ pub struct AppState {
 
 impl AppState {
     /// Reads the aggregates (blocking) and builds the state.
-    pub fn load(
-        aggregates: Arc<dyn Table>,
-        fact: Option<Arc<dyn Table>>,
-    ) -> Result<Self, ReadError> {
+    pub fn load(aggregates: Arc<dyn Table>, fact: fact::FactTable) -> Result<Self, ReadError> {
         let snap = read_model::snapshot(aggregates.as_ref())?;
         let size = snap.model.size();
         tracing::info!(

@@ -245,7 +245,8 @@ fn api_matches_recomputation_from_clean_parquet() {
     let cfg = LoadConfig::default();
     let agg = tables.table(&cfg.agg_table()).expect("agg table");
     let fact = tables.table(&cfg.table).expect("fact table");
-    let mut state = AppState::load(agg, Some(fact)).expect("state");
+    let mut state =
+        AppState::load(agg, ecom_dashboard::fact::FactTable::ready(fact)).expect("state");
     state.poll = Duration::from_millis(200);
     let shared = state.snapshot.clone();
     let server = Server::start(state);
@@ -527,7 +528,7 @@ fn export_failing_midway_is_visibly_incomplete() {
         ok: 5_000,
         reads: Default::default(),
     });
-    let state = AppState::load(agg, Some(fact)).expect("state");
+    let state = AppState::load(agg, ecom_dashboard::fact::FactTable::ready(fact)).expect("state");
     let server = Server::start(state);
     let addr = server.addr;
     let mut s = TcpStream::connect(addr).expect("connect");
